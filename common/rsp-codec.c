@@ -1,0 +1,241 @@
+/* RSP framing: an incremental decoder that turns bytes in any split into events, and a packet encoder. */
+#include "rsp-codec.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "errors.h"
+#include "hex.h"
+
+enum {
+  ST_IDLE,    /* between packets: acks, the interrupt byte, noise */
+  ST_DATA,    /* after '$' */
+  ST_ESCAPE,  /* after '}' */
+  ST_RUN,     /* after '*': the next byte is a repeat count */
+  ST_CSUM1,   /* after '#' */
+  ST_CSUM2,
+  ST_SKIP,    /* an over-long packet: drop bytes until the next '$' */
+};
+
+/* A run-length count byte n means n - 29 more copies of the previous byte. */
+#define RLE_BIAS 29
+
+int rsp_decoder_init(struct rsp_decoder *d, size_t max_payload)
+{
+  d->payload = malloc(max_payload + 1);
+  if (!d->payload)
+    return -ENOMEM;
+  d->max_payload = max_payload;
+  rsp_decoder_reset(d);
+  return 0;
+}
+
+void rsp_decoder_free(struct rsp_decoder *d)
+{
+  free(d->payload);
+  d->payload = NULL;
+}
+
+void rsp_decoder_reset(struct rsp_decoder *d)
+{
+  d->state = ST_IDLE;
+  d->len = 0;
+  d->sum = 0;
+  d->csum = 0;
+  d->malformed = 0;
+}
+
+static void start_packet(struct rsp_decoder *d)
+{
+  d->state = ST_DATA;
+  d->len = 0;
+  d->sum = 0;
+  d->malformed = 0;
+}
+
+/* Stores one decoded byte; returns 0, or -1 when the packet outgrew the limit. */
+static int put_byte(struct rsp_decoder *d, uint8_t c)
+{
+  if (d->len >= d->max_payload)
+    return -1;
+  d->payload[d->len++] = c;
+  return 0;
+}
+
+static void set_event(struct rsp_event *ev, enum rsp_event_kind kind, const struct rsp_decoder *d)
+{
+  ev->kind = kind;
+  ev->data = kind == RSP_EV_PACKET ? (const char *)d->payload : NULL;
+  ev->len = kind == RSP_EV_PACKET ? d->len : 0;
+}
+
+int rsp_decoder_next(struct rsp_decoder *d, const uint8_t **buf, size_t *len, struct rsp_event *ev)
+{
+  const uint8_t *p = *buf;
+  const uint8_t *end = p + *len;
+  int have = 0;
+
+  while (p < end && !have) {
+    uint8_t c = *p++;
+    switch (d->state) {
+    case ST_IDLE:
+    case ST_SKIP:
+      if (c == '$')
+        start_packet(d);
+      else if (d->state == ST_IDLE && c == '+')
+        set_event(ev, RSP_EV_ACK, d), have = 1;
+      else if (d->state == ST_IDLE && c == '-')
+        set_event(ev, RSP_EV_NACK, d), have = 1;
+      else if (d->state == ST_IDLE && c == 0x03)
+        set_event(ev, RSP_EV_INTERRUPT, d), have = 1;
+      /* Anything else between packets is line noise; gdbserver ignores it too. */
+      break;
+    case ST_DATA:
+      if (c == '#') {
+        d->state = ST_CSUM1;
+        break;
+      }
+      if (c == '$') { /* an unescaped '$' means the previous packet was cut short: start over */
+        start_packet(d);
+        break;
+      }
+      d->sum += c;
+      if (c == '}') {
+        d->state = ST_ESCAPE;
+      } else if (c == '*') {
+        d->state = ST_RUN;
+      } else if (put_byte(d, c)) {
+        d->state = ST_SKIP;
+        set_event(ev, RSP_EV_TOO_LONG, d), have = 1;
+      }
+      break;
+    case ST_ESCAPE:
+      d->sum += c;
+      d->state = ST_DATA;
+      if (put_byte(d, c ^ 0x20)) {
+        d->state = ST_SKIP;
+        set_event(ev, RSP_EV_TOO_LONG, d), have = 1;
+      }
+      break;
+    case ST_RUN: {
+      d->sum += c;
+      d->state = ST_DATA;
+      if (c < RLE_BIAS || d->len == 0 || c == '#' || c == '$') {
+        d->malformed = 1;
+        if (c == '#')
+          d->state = ST_CSUM1;
+        else if (c == '$')
+          start_packet(d);
+        break;
+      }
+      uint8_t prev = d->payload[d->len - 1];
+      for (int i = 0; i < c - RLE_BIAS; i++) {
+        if (put_byte(d, prev)) {
+          d->state = ST_SKIP;
+          set_event(ev, RSP_EV_TOO_LONG, d), have = 1;
+          break;
+        }
+      }
+      break;
+    }
+    case ST_CSUM1:
+    case ST_CSUM2: {
+      int v = hex_digit(c);
+      if (v < 0) { /* not a checksum digit: the packet is damaged */
+        if (c == '$')
+          start_packet(d); /* and the next one has already begun */
+        else
+          d->state = ST_IDLE;
+        set_event(ev, RSP_EV_BAD_CHECKSUM, d), have = 1;
+        break;
+      }
+      if (d->state == ST_CSUM1) {
+        d->csum = (uint8_t)(v << 4);
+        d->state = ST_CSUM2;
+        break;
+      }
+      d->csum |= (uint8_t)v;
+      d->state = ST_IDLE;
+      d->payload[d->len] = 0;
+      if (d->csum != d->sum)
+        set_event(ev, RSP_EV_BAD_CHECKSUM, d);
+      else if (d->malformed)
+        set_event(ev, RSP_EV_MALFORMED, d);
+      else
+        set_event(ev, RSP_EV_PACKET, d);
+      have = 1;
+      break;
+    }
+    }
+  }
+  *len -= (size_t)(p - *buf);
+  *buf = p;
+  if (!have)
+    set_event(ev, RSP_EV_NONE, d);
+  return have;
+}
+
+static int needs_escape(uint8_t c)
+{
+  return c == '$' || c == '#' || c == '}' || c == '*';
+}
+
+int rsp_escape_binary(struct rs_buf *out, const void *data, size_t len)
+{
+  const uint8_t *src = data;
+  size_t extra = 0;
+  for (size_t i = 0; i < len; i++)
+    extra += needs_escape(src[i]);
+  int rc = rs_buf_reserve(out, len + extra);
+  if (rc)
+    return rc;
+  uint8_t *dst = out->data + out->len;
+  for (size_t i = 0; i < len; i++) {
+    if (needs_escape(src[i])) {
+      *dst++ = '}';
+      *dst++ = src[i] ^ 0x20;
+    } else {
+      *dst++ = src[i];
+    }
+  }
+  out->len += len + extra;
+  out->data[out->len] = 0;
+  return 0;
+}
+
+long rsp_unescape_binary(uint8_t *data, size_t len)
+{
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (data[i] == '}') {
+      if (++i == len)
+        return RS_E_BAD_ARG;
+      data[o++] = data[i] ^ 0x20;
+    } else {
+      data[o++] = data[i];
+    }
+  }
+  return (long)o;
+}
+
+int rsp_encode_packet(struct rs_buf *out, const void *payload, size_t len)
+{
+  size_t start = out->len;
+  int rc = rs_buf_putc(out, '$');
+  if (!rc)
+    rc = rsp_escape_binary(out, payload, len);
+  if (!rc)
+    rc = rs_buf_reserve(out, 3);
+  if (rc) {
+    out->len = start;
+    if (out->data)
+      out->data[start] = 0;
+    return rc;
+  }
+  uint8_t sum = 0;
+  for (size_t i = start + 1; i < out->len; i++)
+    sum += out->data[i];
+  char trailer[3] = {'#'};
+  hex_encode(trailer + 1, &sum, 1);
+  return rs_buf_append(out, trailer, 3);
+}
