@@ -1,0 +1,18 @@
+/* One symbolized frame: what a code address means in the source, shared by the symbolizer and the writers. */
+#ifndef RSPROF_COL_SYMBOL_H
+#define RSPROF_COL_SYMBOL_H
+
+#include <stdint.h>
+
+/* A code address resolves to a chain of these: inlined callees first, the physical function last.
+ * Strings are owned by the module that produced them and live as long as it does. */
+struct sym_frame {
+  const char *function;      /* demangled name, or NULL when unknown */
+  const char *linkage_name;  /* mangled / linkage name, or NULL */
+  const char *file;          /* source file (full path when DWARF gives a directory), or NULL */
+  int line;                  /* 0 when unknown */
+  int function_line;         /* line where the function starts, 0 when unknown */
+  const char *module;        /* path of the ELF module the address belongs to, or NULL */
+};
+
+#endif
