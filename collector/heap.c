@@ -1,0 +1,115 @@
+/* Heap accounting: which context allocated each live block, and the run's totals and peak. */
+#include "heap.h"
+
+#include <string.h>
+
+#include "summary.h"
+
+int heap_init(struct heap *h, struct trace *tr)
+{
+  memset(h, 0, sizeof *h);
+  u64map_init(&h->size_of);
+  u64map_init(&h->node_of);
+  h->m_allocs = trace_add_metric(tr, "allocations", "count");
+  h->m_bytes = trace_add_metric(tr, "bytes_allocated", "bytes");
+  h->m_frees = trace_add_metric(tr, "frees", "count");
+  h->m_bytes_freed = trace_add_metric(tr, "bytes_freed", "bytes");
+  h->m_leaked = trace_add_metric(tr, "leaked_bytes", "bytes");
+  h->m_leaked_blocks = trace_add_metric(tr, "leaked_blocks", "count");
+  return h->m_leaked_blocks < 0 ? h->m_leaked_blocks : 0;
+}
+
+void heap_destroy(struct heap *h)
+{
+  u64map_free(&h->size_of);
+  u64map_free(&h->node_of);
+}
+
+void heap_alloc(struct heap *h, struct trace *tr, uint32_t node, uint64_t ptr, uint64_t size)
+{
+  if (!ptr)
+    return; /* a failed allocation allocates nothing */
+  if (u64map_get(&h->size_of, ptr, NULL))
+    heap_free(h, tr, ptr); /* its free escaped us (e.g. a nested allocator): retire the old block first */
+  u64map_put(&h->size_of, ptr, size);
+  u64map_put(&h->node_of, ptr, node);
+  h->allocs++;
+  h->bytes_allocated += size;
+  h->live += size;
+  if (h->live > h->peak) {
+    h->peak = h->live;
+    h->peak_ms = trace_elapsed_ms(tr);
+  }
+  trace_count(tr, node, h->m_allocs, 1);
+  trace_count(tr, node, h->m_bytes, (int64_t)size);
+}
+
+void heap_free(struct heap *h, struct trace *tr, uint64_t ptr)
+{
+  uint64_t size, node;
+  if (!ptr)
+    return;
+  if (!u64map_del(&h->size_of, ptr, &size)) {
+    h->unknown_frees++;
+    return;
+  }
+  u64map_del(&h->node_of, ptr, &node);
+  h->frees++;
+  h->bytes_freed += size;
+  h->live -= size;
+  trace_count(tr, (uint32_t)node, h->m_frees, 1);
+  trace_count(tr, (uint32_t)node, h->m_bytes_freed, (int64_t)size);
+}
+
+void heap_finish(struct heap *h, struct trace *tr)
+{
+  size_t pos = 0;
+  uint64_t ptr, size, node;
+  while (u64map_next(&h->size_of, &pos, &ptr, &size)) {
+    if (!u64map_get(&h->node_of, ptr, &node))
+      continue;
+    trace_count(tr, (uint32_t)node, h->m_leaked, (int64_t)size);
+    trace_count(tr, (uint32_t)node, h->m_leaked_blocks, 1);
+    h->leaked_bytes += size;
+    h->leaked_blocks++;
+  }
+}
+
+void heap_summary_json(struct heap *h, struct json_out *j)
+{
+  json_key(j, "memory");
+  json_begin_object(j);
+  json_key(j, "allocs"), json_uint(j, h->allocs);
+  json_key(j, "frees"), json_uint(j, h->frees);
+  json_key(j, "bytes_allocated"), json_uint(j, h->bytes_allocated);
+  json_key(j, "bytes_freed"), json_uint(j, h->bytes_freed);
+  json_key(j, "leaked_bytes"), json_uint(j, h->leaked_bytes);
+  json_key(j, "leaked_blocks"), json_uint(j, h->leaked_blocks);
+  json_key(j, "peak_bytes"), json_uint(j, h->peak);
+  json_key(j, "peak_ms"), json_double(j, h->peak_ms);
+  json_key(j, "unknown_frees"), json_uint(j, h->unknown_frees);
+  json_end_object(j);
+}
+
+void heap_summary_text(struct heap *h, FILE *out)
+{
+  fprintf(out, "allocations: %llu, frees: %llu\n", (unsigned long long)h->allocs, (unsigned long long)h->frees);
+  fprintf(out, "bytes allocated: %llu, freed: %llu\n", (unsigned long long)h->bytes_allocated,
+          (unsigned long long)h->bytes_freed);
+  fprintf(out, "peak live: %llu bytes at %.1f ms\n", (unsigned long long)h->peak, h->peak_ms);
+  fprintf(out, "leaked: %llu bytes in %llu blocks\n", (unsigned long long)h->leaked_bytes,
+          (unsigned long long)h->leaked_blocks);
+  if (h->unknown_frees)
+    fprintf(out, "frees of blocks allocated before tracing: %llu\n", (unsigned long long)h->unknown_frees);
+}
+
+int heap_verdict(const struct heap *h, const struct col_options *o)
+{
+  if (o->fail_on_leak && h->leaked_bytes > 0)
+    return COL_EXIT_LEAK;
+  if (o->max_peak && h->peak > o->max_peak)
+    return COL_EXIT_PEAK;
+  if (o->max_allocs && h->allocs > o->max_allocs)
+    return COL_EXIT_ALLOCS;
+  return 0;
+}

@@ -1,0 +1,36 @@
+/* Heap accounting shared by the memory and memtrace modules: live blocks, per-context metrics, totals, peak. */
+#ifndef RSPROF_COL_HEAP_H
+#define RSPROF_COL_HEAP_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "trace.h"
+#include "u64map.h"
+
+struct heap {
+  struct u64map size_of;   /* live pointer -> size */
+  struct u64map node_of;   /* live pointer -> allocating context */
+  int m_allocs, m_bytes, m_frees, m_bytes_freed, m_leaked, m_leaked_blocks; /* metric indexes */
+  uint64_t allocs, frees, bytes_allocated, bytes_freed;
+  uint64_t live, peak;
+  double peak_ms;          /* when the peak was reached, ms after tracing started */
+  uint64_t unknown_frees;  /* frees of blocks allocated before tracing began (or by untraced code) */
+  uint64_t leaked_bytes, leaked_blocks;
+};
+
+/* Registers the memory metrics with the session and prepares the maps. */
+int heap_init(struct heap *h, struct trace *tr);
+void heap_destroy(struct heap *h);
+/* Records a successful allocation of size bytes at ptr, made at context node. */
+void heap_alloc(struct heap *h, struct trace *tr, uint32_t node, uint64_t ptr, uint64_t size);
+/* Records a free; pointers not known to be live (NULL, or allocated before tracing) change nothing but a counter. */
+void heap_free(struct heap *h, struct trace *tr, uint64_t ptr);
+/* Attributes every block still live to its allocating context as leaked. */
+void heap_finish(struct heap *h, struct trace *tr);
+void heap_summary_json(struct heap *h, struct json_out *j);
+void heap_summary_text(struct heap *h, FILE *out);
+/* The exit status a threshold option asks for, or 0. */
+int heap_verdict(const struct heap *h, const struct col_options *o);
+
+#endif

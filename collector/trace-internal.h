@@ -1,0 +1,86 @@
+/* The tracing session's state, shared by the files that make up the session (not by tracing modules). */
+#ifndef RSPROF_COL_TRACE_INTERNAL_H
+#define RSPROF_COL_TRACE_INTERNAL_H
+
+#include <stdio.h>
+
+#include "profile-write.h"
+#include "trace.h"
+#include "u64map.h"
+
+#define TRACE_MAX_METRICS 16
+#define TRACE_MAX_BP_OWNERS 4
+#define TRACE_MAX_MODULES 512
+#define TRACE_MAX_TRACERS 8
+
+struct trace_bp_owner {
+  trace_bp_fn fn;
+  void *data;
+  int refs;
+};
+
+struct trace_bp {
+  uint64_t addr;
+  struct trace_bp_owner owners[TRACE_MAX_BP_OWNERS];
+  int nowners;
+};
+
+struct trace_loaded {
+  char *remote;   /* path on the target */
+  uint64_t bias;
+  struct col_module *module;
+};
+
+struct trace {
+  const struct col_options *opt;
+  struct rspc *c;
+  struct binfind *bf;
+  struct target *target;
+  const struct arch_desc *arch;
+  struct col_modmap *map;
+  struct unw_ctx *unw;
+  struct cct *cct;
+
+  struct trace_loaded loaded[TRACE_MAX_MODULES];
+  size_t nloaded;
+  int watching_r_brk;
+
+  struct {
+    const struct tracer_module *mod;
+    void *state;
+  } mods[TRACE_MAX_TRACERS];
+  size_t nmods;
+  struct profile_metric metrics[TRACE_MAX_METRICS];
+  size_t nmetrics;
+
+  struct trace_bp *bps;   /* slots; bp_index maps an address to its slot */
+  size_t nbps, bps_cap;
+  struct u64map bp_index;
+
+  uint8_t *stack_buf;     /* opt->stack_bytes */
+  struct u64map stack_end; /* tid -> end of its readable stack, once a window ran past it */
+  uint64_t *pcs;          /* opt->max_frames */
+  uint32_t hit_node;      /* context of the current hit, once captured */
+  int hit_node_valid;
+  int64_t g_thread;       /* thread selected for 'g' */
+
+  FILE *stacks_out;
+  double start_ms;
+  uint64_t events;
+  uint64_t truncated_stacks;
+  int progress;
+  double last_progress_ms;
+  uint64_t last_progress_events;
+  int signal_to_deliver;  /* a signal that arrived while stepping over a breakpoint */
+  int interrupting;
+  int program_ended;
+  int exit_code;
+  int term_signal;
+};
+
+typedef profile_symbolize_fn trace_symbolize_fn;
+
+/* Writes --summary-json and --summary from the session and its modules (trace-summary.c). */
+void trace_write_summaries(struct trace *tr, trace_symbolize_fn sym);
+
+#endif

@@ -1,0 +1,92 @@
+/* The run's summaries: --summary-json for pipelines and --summary (text) for people. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "errors.h"
+#include "log.h"
+#include "summary.h"
+#include "target.h"
+#include "trace-internal.h"
+
+static void program_json(struct trace *tr, struct json_out *j)
+{
+  json_key(j, "program");
+  json_begin_object(j);
+  json_key(j, "path"), json_string(j, tr->target && tr->target->exec_path ? tr->target->exec_path : "");
+  json_key(j, "pid"), json_int(j, tr->target ? tr->target->pid : 0);
+  json_key(j, "ended"), json_bool(j, tr->program_ended);
+  json_key(j, "exit_code");
+  if (tr->program_ended && !tr->term_signal)
+    json_int(j, tr->exit_code);
+  else
+    json_null(j);
+  json_key(j, "signal"), json_int(j, tr->term_signal);
+  json_end_object(j);
+}
+
+static void write_json(struct trace *tr, const char *path)
+{
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    LOG_ERR("cannot write %s: %s", path, strerror(errno));
+    return;
+  }
+  struct json_out j;
+  json_init(&j, f, 1);
+  json_begin_object(&j);
+  program_json(tr, &j);
+  json_key(&j, "events"), json_uint(&j, tr->events);
+  json_key(&j, "truncated_stacks"), json_uint(&j, tr->truncated_stacks);
+  json_key(&j, "duration_ms"), json_double(&j, trace_elapsed_ms(tr));
+  json_key(&j, "modules");
+  json_begin_array(&j);
+  for (size_t k = 0; k < tr->nmods; k++)
+    json_string(&j, tr->mods[k].mod->name);
+  json_end_array(&j);
+  for (size_t k = 0; k < tr->nmods; k++)
+    if (tr->mods[k].mod->summary_json)
+      tr->mods[k].mod->summary_json(tr, tr->mods[k].state, &j);
+  json_end_object(&j);
+  json_finish(&j);
+  fputc('\n', f);
+  if (fclose(f) != 0)
+    LOG_ERR("cannot write %s: %s", path, strerror(errno));
+}
+
+static void write_text(struct trace *tr, trace_symbolize_fn sym, const char *path)
+{
+  FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
+  if (!f) {
+    LOG_ERR("cannot write %s: %s", path, strerror(errno));
+    return;
+  }
+  fprintf(f, "program: %s\n", tr->target && tr->target->exec_path ? tr->target->exec_path : "?");
+  if (tr->program_ended && !tr->term_signal)
+    fprintf(f, "exit code: %d\n", tr->exit_code);
+  else if (tr->term_signal)
+    fprintf(f, "killed by signal %d\n", tr->term_signal);
+  else
+    fprintf(f, "still running when tracing stopped\n");
+  fprintf(f, "events: %llu in %.1f ms\n", (unsigned long long)tr->events, trace_elapsed_ms(tr));
+  for (size_t k = 0; k < tr->nmods; k++) {
+    if (tr->mods[k].mod->summary_text)
+      tr->mods[k].mod->summary_text(tr, tr->mods[k].state, f);
+  }
+  for (size_t m = 0; m < tr->nmetrics; m++) {
+    char title[128];
+    snprintf(title, sizeof title, "top contexts by %s", tr->metrics[m].name);
+    fputc('\n', f);
+    summary_top_contexts(f, tr->cct, tr->metrics, m, 5, title, sym, tr);
+  }
+  if (f != stdout)
+    fclose(f);
+}
+
+void trace_write_summaries(struct trace *tr, trace_symbolize_fn sym)
+{
+  if (tr->opt->summary_json)
+    write_json(tr, tr->opt->summary_json);
+  if (tr->opt->summary_text)
+    write_text(tr, sym, tr->opt->summary_text);
+}

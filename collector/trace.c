@@ -1,0 +1,745 @@
+/* The tracing session: connect, load the target's modules, place breakpoints, capture and unwind at each hit,
+ * aggregate into the calling-context tree, and write everything out however the run ends. */
+#include "trace.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "binfind.h"
+#include "cct.h"
+#include "elf-entry.h"
+#include "errors.h"
+#include "log.h"
+#include "modmap.h"
+#include "module.h"
+#include "profile-write.h"
+#include "rsp-client.h"
+#include "summary.h"
+#include "symbolize.h"
+#include "target.h"
+#include "trace-internal.h"
+#include "u64map.h"
+#include "unwind.h"
+
+/* Signal numbers as the remote protocol carries them (gdb's numbering, not the host's). */
+enum { GDB_SIGINT = 2, GDB_SIGTRAP = 5, GDB_SIGSTOP = 17 };
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+  stop_signal = sig;
+}
+
+static double now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+double trace_elapsed_ms(const struct trace *tr)
+{
+  return now_ms() - tr->start_ms;
+}
+
+void trace_event(struct trace *tr)
+{
+  tr->events++;
+}
+
+int trace_add_metric(struct trace *tr, const char *name, const char *unit)
+{
+  if (tr->cct || tr->nmetrics == TRACE_MAX_METRICS)
+    return RS_E_LIMIT;
+  tr->metrics[tr->nmetrics].name = name;
+  tr->metrics[tr->nmetrics].unit = unit;
+  return (int)tr->nmetrics++;
+}
+
+void trace_count(struct trace *tr, uint32_t node, int metric, int64_t delta)
+{
+  cct_add(tr->cct, node, (size_t)metric, delta);
+}
+
+int64_t trace_metric_value(struct trace *tr, uint32_t node, int metric)
+{
+  return cct_get(tr->cct, node, (size_t)metric);
+}
+
+int trace_read_memory(struct trace *tr, uint64_t addr, void *buf, size_t len)
+{
+  size_t got = 0;
+  int rc = rspc_read_memory(tr->c, addr, buf, len, &got);
+  if (rc)
+    return rc;
+  return got == len ? 0 : -EIO;
+}
+
+/* ---- breakpoints ---- */
+
+static struct trace_bp *bp_lookup(struct trace *tr, uint64_t addr)
+{
+  uint64_t idx;
+  if (!u64map_get(&tr->bp_index, addr, &idx))
+    return NULL;
+  return &tr->bps[idx];
+}
+
+int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
+{
+  struct trace_bp *bp = bp_lookup(tr, addr);
+  if (!bp) {
+    if (tr->nbps == tr->bps_cap) {
+      size_t cap = tr->bps_cap ? tr->bps_cap * 2 : 64;
+      struct trace_bp *n = realloc(tr->bps, cap * sizeof *n);
+      if (!n)
+        return -ENOMEM;
+      tr->bps = n;
+      tr->bps_cap = cap;
+    }
+    int rc = rspc_insert_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+    if (rc) {
+      LOG_WARN("cannot place a breakpoint at 0x%llx: %s", (unsigned long long)addr, rs_strerror(rc));
+      return rc;
+    }
+    bp = &tr->bps[tr->nbps];
+    memset(bp, 0, sizeof *bp);
+    bp->addr = addr;
+    rc = u64map_put(&tr->bp_index, addr, tr->nbps);
+    if (rc)
+      return rc;
+    tr->nbps++;
+  }
+  for (int i = 0; i < bp->nowners; i++)
+    if (bp->owners[i].fn == fn && bp->owners[i].data == data) {
+      bp->owners[i].refs++;
+      return 0;
+    }
+  if (bp->nowners == TRACE_MAX_BP_OWNERS)
+    return RS_E_LIMIT;
+  bp->owners[bp->nowners].fn = fn;
+  bp->owners[bp->nowners].data = data;
+  bp->owners[bp->nowners].refs = 1;
+  bp->nowners++;
+  return 0;
+}
+
+int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
+{
+  struct trace_bp *bp = bp_lookup(tr, addr);
+  if (!bp)
+    return RS_E_NOT_FOUND;
+  for (int i = 0; i < bp->nowners; i++) {
+    if (bp->owners[i].fn != fn || bp->owners[i].data != data)
+      continue;
+    if (--bp->owners[i].refs == 0) {
+      bp->owners[i] = bp->owners[--bp->nowners];
+    }
+    if (bp->nowners == 0) {
+      int rc = rspc_remove_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+      /* Keep the slot (indexes stay stable); it is simply unused until placed again. */
+      u64map_del(&tr->bp_index, addr, NULL);
+      return rc;
+    }
+    return 0;
+  }
+  return RS_E_NOT_FOUND;
+}
+
+static void remove_all_breakpoints(struct trace *tr)
+{
+  size_t pos = 0;
+  uint64_t addr, idx;
+  while (u64map_next(&tr->bp_index, &pos, &addr, &idx))
+    if (tr->bps[idx].nowners)
+      rspc_remove_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+}
+
+/* ---- modules of the target ---- */
+
+int trace_find_function(struct col_module *m, const char *name, uint64_t *addr)
+{
+  uint64_t size;
+  return col_module_find_symbol(m, name, addr, &size);
+}
+
+static int load_one_module(struct trace *tr, const char *remote_path, uint64_t bias)
+{
+  for (size_t i = 0; i < tr->nloaded; i++)
+    if (tr->loaded[i].bias == bias && strcmp(tr->loaded[i].remote, remote_path) == 0)
+      return 0;
+  const char *local = NULL, *how = NULL;
+  int rc = binfind_locate(tr->bf, remote_path, &local, &how);
+  if (rc) {
+    LOG_WARN("no usable copy of %s: %s; its frames stay unsymbolized", remote_path, rs_strerror(rc));
+    return rc;
+  }
+  LOG_INFO("module %s: using %s (%s), bias 0x%llx", remote_path, local, how, (unsigned long long)bias);
+  struct col_module *m;
+  rc = col_module_open(local, NULL, tr->opt->debug_dirs[0] ? tr->opt->debug_dirs : NULL, &m);
+  if (rc) {
+    LOG_WARN("cannot read %s: %s", local, rs_strerror(rc));
+    return rc;
+  }
+  if (!col_module_has_debug_info(m))
+    LOG_INFO("%s has no debug info: function names come from its symbol table", remote_path);
+  if (tr->nloaded == TRACE_MAX_MODULES) {
+    col_module_close(m);
+    return RS_E_LIMIT;
+  }
+  struct trace_loaded *l = &tr->loaded[tr->nloaded++];
+  l->remote = strdup(remote_path);
+  l->bias = bias;
+  l->module = m;
+  rc = col_modmap_add(tr->map, m, bias);
+  if (rc)
+    return rc;
+  for (size_t k = 0; k < tr->nmods; k++) {
+    if (!tr->mods[k].mod->module_loaded)
+      continue;
+    rc = tr->mods[k].mod->module_loaded(tr, tr->mods[k].state, m, bias);
+    if (rc)
+      LOG_WARN("module %s could not set up in %s: %s", tr->mods[k].mod->name, remote_path, rs_strerror(rc));
+  }
+  return 0;
+}
+
+static int load_target_modules(struct trace *tr)
+{
+  if (tr->target->exec_path)
+    load_one_module(tr, tr->target->exec_path, tr->target->exec_bias);
+  for (size_t i = 0; i < tr->target->nlibs; i++) {
+    const struct target_lib *lib = &tr->target->libs[i];
+    if (!lib->name || !lib->name[0] || strstr(lib->name, "linux-vdso") || strstr(lib->name, "linux-gate"))
+      continue;
+    if (tr->target->exec_path && strcmp(lib->name, tr->target->exec_path) == 0)
+      continue;
+    load_one_module(tr, lib->name, lib->l_addr);
+  }
+  return 0;
+}
+
+/* The dynamic linker calls r_brk after each change to its list: re-read it so dlopen'ed libraries are known. */
+static int on_dl_event(struct trace *tr, const struct trace_hit *hit, void *data)
+{
+  int rc = target_refresh_libraries(tr->c, tr->target);
+  if (rc) {
+    LOG_WARN("cannot re-read the library list: %s", rs_strerror(rc));
+    return 0;
+  }
+  return load_target_modules(tr);
+}
+
+static int watch_dynamic_linker(struct trace *tr)
+{
+  if (!tr->target->r_brk || tr->watching_r_brk)
+    return 0;
+  tr->watching_r_brk = 1;
+  return trace_break(tr, tr->target->r_brk, on_dl_event, NULL);
+}
+
+/* At the program's entry point the dynamic linker has mapped every DT_NEEDED library and set up r_debug. */
+static int on_entry(struct trace *tr, const struct trace_hit *hit, void *data)
+{
+  trace_unbreak(tr, hit->addr, on_entry, NULL);
+  int rc = target_refresh_libraries(tr->c, tr->target);
+  if (rc)
+    LOG_WARN("cannot read the library list: %s", rs_strerror(rc));
+  load_target_modules(tr);
+  return watch_dynamic_linker(tr);
+}
+
+/* ---- registers and stacks ---- */
+
+static int fill_regs_from_g(struct trace *tr, struct col_regs *r)
+{
+  uint8_t raw[4096];
+  size_t len = 0;
+  int rc = rspc_read_registers(tr->c, raw, sizeof raw, &len);
+  if (rc)
+    return rc;
+  const struct arch_desc *a = tr->arch;
+  size_t off = 0;
+  for (size_t i = 0; i < a->ncore_regs && off + a->regs[i].bits / 8 <= len; i++) {
+    size_t sz = a->regs[i].bits / 8;
+    uint64_t v = 0;
+    memcpy(&v, raw + off, sz < 8 ? sz : 8); /* both supported targets are little-endian */
+    if ((int)i == a->pc_reg)
+      r->pc = v;
+    else
+      col_regs_set(r, a->regs[i].dwarf, v);
+    off += sz;
+  }
+  return 0;
+}
+
+/* Registers for the stopped thread: the stop reply's expedited values when they cover everything the
+ * unwinder needs (our agent sends them), else one 'g' request. */
+static int thread_regs(struct trace *tr, const struct rspc_stop *st, struct col_regs *r)
+{
+  const struct arch_desc *a = tr->arch;
+  memset(r, 0, sizeof *r);
+  r->arch = a;
+  int have_pc = 0;
+  for (int i = 0; i < st->nregs; i++) {
+    int regno = st->regs[i].regno;
+    if (regno < 0 || (size_t)regno >= a->nregs)
+      continue;
+    if (regno == a->pc_reg) {
+      r->pc = st->regs[i].value;
+      have_pc = 1;
+    } else {
+      col_regs_set(r, a->regs[regno].dwarf, st->regs[i].value);
+    }
+  }
+  uint32_t needed = (a->dwarf_max >= 32 ? 0xffffffffu : ((1u << a->dwarf_max) - 1));
+  if (a->lr_reg < 0)
+    needed &= ~(1u << a->dwarf_ra_column); /* x86_64's return-address column is rip, kept in pc */
+  if (have_pc && (r->valid & needed) == needed)
+    return 0;
+  if (st->tid && st->tid != tr->g_thread) {
+    int rc = rspc_select_thread(tr->c, 'g', st->pid, st->tid);
+    if (rc)
+      return rc;
+    tr->g_thread = st->tid;
+  }
+  return fill_regs_from_g(tr, r);
+}
+
+/* Reads the stack window at sp. Near the top of a stack the window runs past the mapping and the whole read
+ * fails, so then find the readable end (whole pages, by bisection) and remember it for the thread. */
+static size_t read_stack(struct trace *tr, int64_t tid, uint64_t sp)
+{
+  enum { PAGE = 4096 };
+  size_t want = tr->opt->stack_bytes;
+  uint64_t limit;
+  if (u64map_get(&tr->stack_end, (uint64_t)tid, &limit) && limit > sp && limit - sp < want)
+    want = (size_t)(limit - sp);
+  size_t got = 0;
+  int rc = rspc_read_memory(tr->c, sp, tr->stack_buf, want, &got);
+  if (rc == 0 && got == want)
+    return got;
+  uint64_t page_end = (sp | (PAGE - 1)) + 1;
+  uint64_t lo = page_end, hi = sp + want; /* lo: known readable end; hi: known unreadable end */
+  size_t first = (size_t)(page_end - sp);
+  if (first > want || rspc_read_memory(tr->c, sp, tr->stack_buf, first, &got) || got != first) {
+    LOG_DEBUG("stack at 0x%llx is unreadable", (unsigned long long)sp);
+    return 0;
+  }
+  while (hi - lo > PAGE) {
+    uint64_t mid = lo + ((hi - lo) / 2 & ~(uint64_t)(PAGE - 1));
+    size_t n = 0;
+    if (rspc_read_memory(tr->c, lo, tr->stack_buf + (lo - sp), (size_t)(mid - lo), &n) == 0 && n == mid - lo)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  u64map_put(&tr->stack_end, (uint64_t)tid, lo);
+  return (size_t)(lo - sp);
+}
+
+static int write_stack_text(struct trace *tr, int64_t tid, const uint64_t *pcs, size_t n, int truncated);
+
+int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node)
+{
+  if (tr->hit_node_valid) {
+    *node = tr->hit_node;
+    return 0;
+  }
+  uint64_t sp = 0;
+  col_regs_get(hit->regs, tr->arch->dwarf_sp, &sp);
+  size_t got = read_stack(tr, hit->tid, sp);
+  struct unw_snapshot snap = {.base = sp, .data = tr->stack_buf, .len = got};
+  size_t n = 0;
+  enum unw_end end = UNW_END_OUTERMOST;
+  int rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, &n, &end);
+  if (rc || n == 0) {
+    tr->pcs[0] = hit->regs->pc;
+    n = 1;
+    end = UNW_END_BAD;
+  }
+  int truncated = end == UNW_END_TRUNCATED || end == UNW_END_MAX_FRAMES;
+  if (truncated)
+    tr->truncated_stacks++;
+  rc = cct_insert_path(tr->cct, (uint32_t)hit->tid, tr->pcs, n, truncated ? CCT_PATH_TRUNCATED : 0, node);
+  if (rc)
+    return rc;
+  if (tr->stacks_out)
+    write_stack_text(tr, hit->tid, tr->pcs, n, truncated);
+  tr->hit_node = *node;
+  tr->hit_node_valid = 1;
+  return 0;
+}
+
+/* ---- symbolization for the writers ---- */
+
+static int symbolize_pc(void *ctx, uint64_t pc, struct sym_frame *frames, int max, int *n)
+{
+  struct trace *tr = ctx;
+  uint64_t bias = 0;
+  struct col_module *m = col_modmap_find(tr->map, pc, &bias);
+  *n = 0;
+  if (!m)
+    return 0;
+  int rc = sym_lookup(m, pc - bias, frames, max, n);
+  if (rc)
+    *n = 0;
+  if (*n == 0 && max > 0) {
+    memset(&frames[0], 0, sizeof frames[0]);
+    frames[0].module = col_module_path(m);
+    *n = 1;
+  }
+  for (int i = 0; i < *n; i++)
+    frames[i].module = col_module_path(m);
+  return 0;
+}
+
+static int write_stack_text(struct trace *tr, int64_t tid, const uint64_t *pcs, size_t n, int truncated)
+{
+  FILE *f = tr->stacks_out;
+  fprintf(f, "event %llu thread %lld\n", (unsigned long long)tr->events, (long long)tid);
+  int frame_no = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct sym_frame frames[16];
+    int nf = 0;
+    symbolize_pc(tr, pcs[i], frames, 16, &nf);
+    if (nf == 0) {
+      fprintf(f, "#%d 0x%llx ??\n", frame_no++, (unsigned long long)pcs[i]);
+      continue;
+    }
+    for (int k = 0; k < nf; k++) {
+      fprintf(f, "#%d 0x%llx %s", frame_no++, (unsigned long long)pcs[i],
+              frames[k].function ? frames[k].function : "??");
+      if (frames[k].file && frames[k].line)
+        fprintf(f, " at %s:%d", frames[k].file, frames[k].line);
+      fputc('\n', f);
+    }
+  }
+  if (truncated)
+    fprintf(f, "#%d [truncated]\n", frame_no);
+  fputc('\n', f);
+  return 0;
+}
+
+/* ---- the event loop ---- */
+
+/* Stock gdbserver leaves a breakpoint at the PC in place when resuming, so the thread would trap again at
+ * once: take it out, step that one thread past it (the others stay stopped), and put it back, as gdb does.
+ * Our agent steps over breakpoints itself (it advertises rsprof-), which saves these round trips. */
+static int step_over(struct trace *tr, const struct rspc_stop *st, uint64_t addr)
+{
+  int rc = rspc_remove_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+  if (rc)
+    return rc;
+  struct rspc_stop after;
+  rc = rspc_step(tr->c, st->pid, st->tid, rspc_reply_timeout(tr->c), &after);
+  if (rc)
+    return rc;
+  if (after.kind != RSPC_STOP_SIGNAL) {
+    tr->program_ended = 1;
+    tr->exit_code = after.kind == RSPC_STOP_EXITED ? after.exit_code : -1;
+    tr->term_signal = after.kind == RSPC_STOP_TERMINATED ? after.signal : 0;
+    return 0;
+  }
+  if (after.signal != GDB_SIGTRAP)
+    tr->signal_to_deliver = after.signal; /* the program's own signal arrived during the step */
+  return rspc_insert_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+}
+
+static int handle_trap(struct trace *tr, const struct rspc_stop *st)
+{
+  struct col_regs regs;
+  int rc = thread_regs(tr, st, &regs);
+  if (rc)
+    return rc;
+  struct trace_bp *bp = bp_lookup(tr, regs.pc);
+  if (!bp && tr->arch->pc_after_bkpt)
+    bp = bp_lookup(tr, regs.pc - tr->arch->pc_after_bkpt);
+  if (!bp || bp->nowners == 0) {
+    LOG_DEBUG("SIGTRAP at 0x%llx is not one of our breakpoints", (unsigned long long)regs.pc);
+    return 0;
+  }
+  struct trace_hit hit = {.tid = st->tid ? st->tid : st->pid, .addr = bp->addr, .regs = &regs};
+  tr->hit_node_valid = 0;
+  /* Handlers may add or remove breakpoints (and so move the table): work on a copy of the owners. */
+  struct trace_bp_owner owners[TRACE_MAX_BP_OWNERS];
+  int nowners = bp->nowners;
+  memcpy(owners, bp->owners, sizeof owners);
+  for (int i = 0; i < nowners; i++) {
+    rc = owners[i].fn(tr, &hit, owners[i].data);
+    if (rc)
+      LOG_WARN("handler at 0x%llx failed: %s", (unsigned long long)hit.addr, rs_strerror(rc));
+  }
+  bp = bp_lookup(tr, hit.addr);
+  if (bp && bp->nowners && !rspc_features(tr->c)->rsprof_ext)
+    return step_over(tr, st, hit.addr);
+  return 0;
+}
+
+static void show_progress(struct trace *tr, int final)
+{
+  if (!tr->progress)
+    return;
+  double t = now_ms();
+  if (!final && t - tr->last_progress_ms < 1000)
+    return;
+  double rate = (tr->events - tr->last_progress_events) * 1000.0 / (t - tr->last_progress_ms + 1e-9);
+  fprintf(stderr, "\rrsprof: %llu events (%.0f/s)%s", (unsigned long long)tr->events, rate, final ? "\n" : "");
+  tr->last_progress_ms = t;
+  tr->last_progress_events = tr->events;
+}
+
+/* Runs until the program exits, the duration passes, or a signal asks us to stop. */
+static int event_loop(struct trace *tr)
+{
+  int sig_to_deliver = 0;
+  for (;;) {
+    int rc = rspc_continue(tr->c, sig_to_deliver);
+    if (rc)
+      return rc;
+    sig_to_deliver = 0;
+    struct rspc_stop st;
+    for (;;) {
+      rc = rspc_wait_stop(tr->c, 200, &st);
+      if (rc != RS_E_TIMEOUT)
+        break;
+      show_progress(tr, 0);
+      int over_time = tr->opt->duration_ms && trace_elapsed_ms(tr) >= (double)tr->opt->duration_ms;
+      if ((stop_signal || over_time) && !tr->interrupting) {
+        LOG_INFO("stopping: %s", stop_signal ? "signal received" : "duration reached");
+        tr->interrupting = 1;
+        rspc_interrupt(tr->c);
+      }
+    }
+    if (rc)
+      return rc;
+    if (st.kind == RSPC_STOP_EXITED || st.kind == RSPC_STOP_TERMINATED) {
+      tr->program_ended = 1;
+      tr->exit_code = st.kind == RSPC_STOP_EXITED ? st.exit_code : -1;
+      tr->term_signal = st.kind == RSPC_STOP_TERMINATED ? st.signal : 0;
+      return 0;
+    }
+    if (st.signal == GDB_SIGTRAP) {
+      rc = handle_trap(tr, &st);
+      if (rc)
+        return rc;
+      if (tr->program_ended)
+        return 0;
+      sig_to_deliver = tr->signal_to_deliver;
+      tr->signal_to_deliver = 0;
+    } else if (!(tr->interrupting && (st.signal == GDB_SIGINT || st.signal == GDB_SIGSTOP || st.signal == 0))) {
+      sig_to_deliver = st.signal; /* the program's own signal: pass it on, as gdb does by default */
+    }
+    if (tr->interrupting || stop_signal ||
+        (tr->opt->duration_ms && trace_elapsed_ms(tr) >= (double)tr->opt->duration_ms))
+      return 0;
+  }
+}
+
+static int start_modules(struct trace *tr)
+{
+  for (size_t i = 0; i < tr->opt->nmodules; i++) {
+    const struct tracer_module *m = trace_find_module(tr->opt->modules[i]);
+    if (!m) {
+      LOG_ERR("unknown tracing module '%s' (see --help)", tr->opt->modules[i]);
+      return RS_E_BAD_ARG;
+    }
+    tr->mods[tr->nmods].mod = m;
+    int rc = m->init(tr, &tr->mods[tr->nmods].state);
+    if (rc) {
+      LOG_ERR("module %s: %s", m->name, rs_strerror(rc));
+      return rc;
+    }
+    tr->nmods++;
+  }
+  return 0;
+}
+
+static void write_outputs(struct trace *tr)
+{
+  for (size_t k = 0; k < tr->nmods; k++)
+    if (tr->mods[k].mod->finish)
+      tr->mods[k].mod->finish(tr, tr->mods[k].state);
+  if (tr->opt->output) {
+    struct profile_info info = {.program = tr->target && tr->target->exec_path ? tr->target->exec_path : "program",
+                                .pid = tr->target ? tr->target->pid : 0};
+    int rc = profile_write_drcctprof(tr->cct, tr->metrics, tr->nmetrics, symbolize_pc, tr, &info, tr->opt->output);
+    if (rc)
+      LOG_ERR("cannot write %s: %s", tr->opt->output, rs_strerror(rc));
+    else
+      LOG_INFO("wrote %s", tr->opt->output);
+  }
+  trace_write_summaries(tr, symbolize_pc);
+}
+
+static void end_program(struct trace *tr)
+{
+  if (tr->program_ended || !tr->c)
+    return;
+  /* The program is stopped (we interrupted it, or an error stopped us at a stop): leave it running or gone. */
+  remove_all_breakpoints(tr);
+  if (tr->opt->kill_at_end) {
+    rspc_kill(tr->c);
+    LOG_INFO("killed the program");
+  } else {
+    rspc_detach(tr->c);
+    LOG_INFO("detached; the program keeps running");
+  }
+}
+
+static int connect_and_load(struct trace *tr)
+{
+  const struct col_options *o = tr->opt;
+  struct rspc_options ro = {
+      .host = o->host, .port = o->port, .tls_ca = o->tls_ca, .tls_cert = o->tls_cert, .tls_key = o->tls_key,
+      .tls_psk_file = o->tls_psk_file, .tls_psk_identity = o->tls_psk_identity,
+      .connect_timeout_ms = o->connect_timeout_ms, .retries = o->retries, .retry_delay_ms = 500,
+      .reply_timeout_ms = 10000,
+  };
+  int rc = rspc_connect(&ro, &tr->c);
+  if (rc) {
+    LOG_ERR("cannot connect to %s:%u: %s", o->host, o->port, rs_strerror(rc));
+    return rc;
+  }
+  const char *reply;
+  size_t rlen;
+  rc = rspc_request(tr->c, "?", 1, &reply, &rlen);
+  if (rc)
+    return rc;
+  struct rspc_stop st;
+  if (rspc_parse_stop(reply, rlen, &st) == 0 && st.kind != RSPC_STOP_SIGNAL) {
+    LOG_ERR("the program is not running (it has already exited)");
+    tr->program_ended = 1;
+    return RS_E_EXITED;
+  }
+  struct binfind_options bo = {.sysroot = o->sysroot, .cache_dir = o->cache_dir, .no_fetch = o->no_fetch};
+  rc = binfind_new(tr->c, &bo, &tr->bf);
+  if (rc)
+    return rc;
+  rc = target_load(tr->c, tr->bf, &tr->target);
+  if (rc) {
+    LOG_ERR("cannot read the target's state: %s", rs_strerror(rc));
+    return rc;
+  }
+  tr->arch = tr->target->arch;
+  return 0;
+}
+
+/* Before the dynamic linker has run, only the executable is known: break at its entry to learn the rest. */
+static int plan_library_discovery(struct trace *tr)
+{
+  load_target_modules(tr);
+  if (tr->target->nlibs > 0 && tr->target->r_brk)
+    return watch_dynamic_linker(tr);
+  if (tr->nloaded == 0)
+    return 0;
+  uint64_t entry = 0;
+  if (elf_entry_point(col_module_path(tr->loaded[0].module), &entry) == 0)
+    return trace_break(tr, entry + tr->loaded[0].bias, on_entry, NULL);
+  return 0;
+}
+
+static int trace_init(struct trace *tr, const struct col_options *o)
+{
+  memset(tr, 0, sizeof *tr);
+  tr->opt = o;
+  tr->start_ms = now_ms();
+  u64map_init(&tr->bp_index);
+  u64map_init(&tr->stack_end);
+  tr->stack_buf = malloc(o->stack_bytes ? o->stack_bytes : 1);
+  tr->pcs = malloc((o->max_frames ? o->max_frames : 1) * sizeof *tr->pcs);
+  if (!tr->stack_buf || !tr->pcs)
+    return -ENOMEM;
+  tr->progress = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
+  tr->last_progress_ms = tr->start_ms;
+  int rc = col_modmap_new(&tr->map);
+  if (!rc)
+    rc = unw_ctx_new(&tr->unw);
+  return rc;
+}
+
+static void trace_destroy(struct trace *tr)
+{
+  for (size_t k = 0; k < tr->nmods; k++)
+    if (tr->mods[k].mod->destroy)
+      tr->mods[k].mod->destroy(tr->mods[k].state);
+  if (tr->stacks_out && tr->stacks_out != stdout)
+    fclose(tr->stacks_out);
+  if (tr->c)
+    rspc_close(tr->c);
+  if (tr->cct)
+    cct_free(tr->cct);
+  if (tr->unw)
+    unw_ctx_free(tr->unw);
+  if (tr->map)
+    col_modmap_free(tr->map);
+  for (size_t i = 0; i < tr->nloaded; i++) {
+    col_module_close(tr->loaded[i].module);
+    free(tr->loaded[i].remote);
+  }
+  if (tr->target)
+    target_free(tr->target);
+  if (tr->bf)
+    binfind_free(tr->bf);
+  u64map_free(&tr->bp_index);
+  u64map_free(&tr->stack_end);
+  free(tr->bps);
+  free(tr->stack_buf);
+  free(tr->pcs);
+}
+
+int trace_run(const struct col_options *o)
+{
+  struct trace tr;
+  int rc = trace_init(&tr, o);
+  int status = COL_EXIT_ERROR;
+  if (rc)
+    goto out;
+  struct sigaction sa = {.sa_handler = on_stop_signal};
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  rc = start_modules(&tr);
+  if (rc)
+    goto out;
+  rc = cct_new(tr.nmetrics, &tr.cct);
+  if (rc)
+    goto out;
+  if (o->print_stacks) {
+    tr.stacks_out = strcmp(o->print_stacks, "-") == 0 ? stdout : fopen(o->print_stacks, "w");
+    if (!tr.stacks_out) {
+      LOG_ERR("cannot write %s: %s", o->print_stacks, strerror(errno));
+      goto out;
+    }
+  }
+  rc = connect_and_load(&tr);
+  if (rc)
+    goto out;
+  rc = plan_library_discovery(&tr);
+  if (rc)
+    LOG_WARN("library discovery: %s", rs_strerror(rc));
+  rc = event_loop(&tr);
+  if (rc)
+    LOG_ERR("tracing stopped early: %s; writing what was collected", rs_strerror(rc));
+  end_program(&tr);
+  show_progress(&tr, 1);
+  write_outputs(&tr);
+  status = rc ? COL_EXIT_ERROR : COL_EXIT_OK;
+  if (!rc) {
+    for (size_t k = 0; k < tr.nmods && status == COL_EXIT_OK; k++)
+      if (tr.mods[k].mod->verdict)
+        status = tr.mods[k].mod->verdict(&tr, tr.mods[k].state, o);
+    if (status == COL_EXIT_OK && tr.term_signal)
+      status = COL_EXIT_TARGET;
+  }
+out:
+  trace_destroy(&tr);
+  return status;
+}

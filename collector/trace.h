@@ -1,0 +1,76 @@
+/* A tracing session: connects to the target, places the modules' breakpoints, captures stacks at each hit,
+ * aggregates them into a calling-context tree, and writes the results when the run ends. */
+#ifndef RSPROF_COL_TRACE_H
+#define RSPROF_COL_TRACE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "options.h"
+#include "regs.h"
+
+struct trace;
+struct col_module;
+struct rspc_stop;
+struct json_out;
+
+/* What a breakpoint handler sees at a hit. Registers are always available; the stack is captured on demand. */
+struct trace_hit {
+  int64_t tid;
+  uint64_t addr;              /* the breakpoint address */
+  const struct col_regs *regs;
+};
+
+typedef int (*trace_bp_fn)(struct trace *tr, const struct trace_hit *hit, void *data);
+
+/* A tracing module: a table of what it wants and what it does at each hit. */
+struct tracer_module {
+  const char *name;
+  const char *help;
+  /* Registers metrics (trace_add_metric) and allocates *state. */
+  int (*init)(struct trace *tr, void **state);
+  /* Called for every module (ELF file) the target maps, once; places breakpoints with trace_break(). */
+  int (*module_loaded)(struct trace *tr, void *state, struct col_module *m, uint64_t bias);
+  /* Called when tracing ends, before the profile is written: final accounting (e.g. leaks). */
+  int (*finish)(struct trace *tr, void *state);
+  /* Adds the module's part of the JSON summary, and of the text summary. */
+  void (*summary_json)(struct trace *tr, void *state, struct json_out *j);
+  void (*summary_text)(struct trace *tr, void *state, FILE *out);
+  /* Returns a collector exit status when a threshold was crossed, else 0. */
+  int (*verdict)(struct trace *tr, void *state, const struct col_options *o);
+  void (*destroy)(void *state);
+};
+
+/* Looks a module up by name; NULL when unknown. */
+const struct tracer_module *trace_find_module(const char *name);
+/* Lists every module's name and help on out. */
+void trace_list_modules(FILE *out);
+
+/* Registers a metric (before tracing starts); returns its index for trace_count(). */
+int trace_add_metric(struct trace *tr, const char *name, const char *unit);
+
+/* Places (or shares) a breakpoint at a target address; fn runs at each hit with data. */
+int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
+/* Removes one registration of fn/data at addr (the breakpoint goes when none remain). */
+int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
+
+/* Captures and unwinds the hit thread's stack and returns its calling-context node (cached per hit). */
+int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node);
+/* Adds delta to metric at a context node. */
+void trace_count(struct trace *tr, uint32_t node, int metric, int64_t delta);
+int64_t trace_metric_value(struct trace *tr, uint32_t node, int metric);
+
+/* Reads target memory (for arguments passed by pointer). */
+int trace_read_memory(struct trace *tr, uint64_t addr, void *buf, size_t len);
+/* Milliseconds since tracing started (collector clock). */
+double trace_elapsed_ms(const struct trace *tr);
+/* Total events counted so far (handlers call trace_event once per traced event). */
+void trace_event(struct trace *tr);
+
+/* Calls fn for each function symbol of m whose name (linkage or demangled) equals name. */
+int trace_find_function(struct col_module *m, const char *name, uint64_t *addr);
+
+/* Runs a whole session with these options; returns a collector exit status (enum col_exit). */
+int trace_run(const struct col_options *o);
+
+#endif

@@ -1,0 +1,47 @@
+/* A byte-stream connection to the agent (TCP, optionally wrapped in TLS) with a blocking interface over an
+ * internal libuv loop; only the transport files see libuv and mbedtls. */
+#ifndef RSPROF_COL_TRANSPORT_H
+#define RSPROF_COL_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct transport_options {
+  const char *host;
+  uint16_t port;
+  /* TLS: a CA file verifies the server; cert+key present a client certificate; a PSK file (hex key, or raw
+   * bytes when it is not hex) with an identity authenticates both sides without certificates.
+   * All NULL: plain TCP. */
+  const char *tls_ca, *tls_cert, *tls_key, *tls_psk_file, *tls_psk_identity;
+  unsigned connect_timeout_ms; /* per attempt, including the TLS handshake; 0: 10 s */
+  unsigned retries;            /* further attempts after a failed connect (not after a TLS failure) */
+  unsigned retry_delay_ms;
+};
+
+struct transport;
+
+/* Connects (trying every address of host, then retrying) and completes the TLS handshake when asked.
+ * Returns 0 and a new transport in *out (free with transport_close), or -errno (e.g. -ECONNREFUSED),
+ * RS_E_TIMEOUT, RS_E_TLS, RS_E_BAD_ARG. Sets SIGPIPE to ignored if it still has its default action, so
+ * a peer that hangs up shows as RS_E_DISCONNECTED instead of killing the process. */
+int transport_connect(const struct transport_options *o, struct transport **out);
+
+/* Queues bytes for sending; they leave while later calls run the loop. Returns 0, RS_E_DISCONNECTED or
+ * -errno. The data is copied. */
+int transport_write(struct transport *t, const void *data, size_t len);
+
+/* Waits up to timeout_ms (0: only what is already there) for at least one byte and copies up to max bytes
+ * into buf. Returns 0 with *got > 0, RS_E_TIMEOUT, RS_E_DISCONNECTED (peer closed, reset, or TLS close),
+ * RS_E_TLS or -errno. */
+int transport_read(struct transport *t, unsigned timeout_ms, void *buf, size_t max, size_t *got);
+
+/* Runs the loop until queued bytes have left or timeout_ms passed. Returns 0, RS_E_TIMEOUT or an error. */
+int transport_flush(struct transport *t, unsigned timeout_ms);
+
+/* Whether the connection is encrypted (for log messages). */
+int transport_is_tls(const struct transport *t);
+
+/* Closes the connection without sending anything more and frees t (NULL is allowed). */
+void transport_close(struct transport *t);
+
+#endif

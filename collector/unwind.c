@@ -1,0 +1,446 @@
+/* The CFI unwinder: applies each frame's rule row (cached per PC) to recover the caller's registers,
+ * with a frame-pointer fallback, signal frames and clean end conditions. */
+#include "unwind.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfi.h"
+#include "errors.h"
+
+#define CACHE_BITS 12
+#define CACHE_SIZE (1u << CACHE_BITS)
+
+enum { ROW_FILLED = 1, ROW_NONE = 2 };
+
+struct cache_entry {
+  const struct col_module *m;
+  uint64_t rel_pc;
+  int status;  /* 0 empty, ROW_FILLED, ROW_NONE (no CFI covers the PC) */
+  struct cfi_row row;
+};
+
+struct unw_ctx {
+  struct cache_entry *cache;  /* direct-mapped: a miss overwrites */
+};
+
+int unw_ctx_new(struct unw_ctx **out)
+{
+  struct unw_ctx *u = calloc(1, sizeof *u);
+  if (u == NULL)
+    return -ENOMEM;
+  u->cache = calloc(CACHE_SIZE, sizeof *u->cache);
+  if (u->cache == NULL) {
+    free(u);
+    return -ENOMEM;
+  }
+  *out = u;
+  return 0;
+}
+
+void unw_ctx_free(struct unw_ctx *u)
+{
+  if (u) {
+    free(u->cache);
+    free(u);
+  }
+}
+
+void unw_ctx_flush(struct unw_ctx *u)
+{
+  memset(u->cache, 0, CACHE_SIZE * sizeof *u->cache);
+}
+
+const char *unw_end_name(enum unw_end end)
+{
+  switch (end) {
+  case UNW_END_OUTERMOST: return "outermost";
+  case UNW_END_TRUNCATED: return "truncated";
+  case UNW_END_NO_INFO: return "no-info";
+  case UNW_END_MAX_FRAMES: return "max-frames";
+  case UNW_END_BAD: return "bad";
+  }
+  return "?";
+}
+
+struct frame_regs {
+  uint64_t val[CFI_MAX_REGS];
+  uint32_t valid;
+  uint64_t pc;
+};
+
+struct reader {
+  const struct unw_snapshot *snap;
+  const struct unw_memory *mem;
+  int truncated;
+};
+
+static int read_u64(struct reader *r, uint64_t addr, uint64_t *v)
+{
+  const struct unw_snapshot *s = r->snap;
+  if (s && addr >= s->base && addr - s->base <= s->len && s->len - (addr - s->base) >= 8) {
+    memcpy(v, s->data + (addr - s->base), 8);
+    return 0;
+  }
+  if (r->mem && r->mem->read && r->mem->read(r->mem->ctx, addr, v, 8) == 0)
+    return 0;
+  r->truncated = 1;
+  return -1;
+}
+
+static int read_n(struct reader *r, uint64_t addr, size_t n, uint64_t *v)
+{
+  uint64_t x;
+  if (read_u64(r, addr, &x) != 0)
+    return -1;
+  *v = n >= 8 ? x : x & ((1ull << (8 * n)) - 1);
+  return 0;
+}
+
+static int get_reg(const struct frame_regs *f, uint64_t reg, uint64_t *v)
+{
+  if (reg >= CFI_MAX_REGS || !(f->valid & (1u << reg)))
+    return -1;
+  *v = f->val[reg];
+  return 0;
+}
+
+static int uleb(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+  uint64_t r = 0;
+  unsigned sh = 0;
+  while (*p < end) {
+    uint8_t b = *(*p)++;
+    if (sh < 64)
+      r |= (uint64_t)(b & 0x7f) << sh;
+    sh += 7;
+    if (!(b & 0x80)) {
+      *v = r;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static int sleb(const uint8_t **p, const uint8_t *end, int64_t *v)
+{
+  uint64_t r = 0;
+  unsigned sh = 0;
+  while (*p < end) {
+    uint8_t b = *(*p)++;
+    if (sh < 64)
+      r |= (uint64_t)(b & 0x7f) << sh;
+    sh += 7;
+    if (!(b & 0x80)) {
+      if (sh < 64 && (b & 0x40))
+        r |= ~0ull << sh;
+      *v = (int64_t)r;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+#define EXPR_STACK 64
+
+/* Evaluates a DWARF expression of the kinds CFI uses (register-relative arithmetic, dereferences,
+ * comparisons, branches). initial is pushed first when have_initial. Returns 0 or -1. */
+static int eval_expr(const uint8_t *p, size_t len, const struct frame_regs *f, struct reader *rd, int have_initial,
+                     uint64_t initial, uint64_t cfa, uint64_t *out)
+{
+  uint64_t st[EXPR_STACK];
+  int sp = 0;
+  const uint8_t *start = p, *end = p + len;
+  if (have_initial)
+    st[sp++] = initial;
+#define NEED(k) do { if (sp < (k)) return -1; } while (0)
+#define PUSH(v) do { uint64_t pv_ = (v); if (sp >= EXPR_STACK) return -1; st[sp] = pv_; sp++; } while (0)
+  int steps = 0;
+  while (p < end) {
+    if (++steps > 1000)
+      return -1;  /* a branch loop */
+    uint8_t op = *p++;
+    uint64_t u, a, b;
+    int64_t s;
+    if (op >= 0x30 && op <= 0x4f) {
+      PUSH((uint64_t)(op - 0x30));
+      continue;
+    }
+    if (op >= 0x70 && op <= 0x8f) {
+      if (sleb(&p, end, &s) || get_reg(f, op - 0x70, &u))
+        return -1;
+      PUSH(u + (uint64_t)s);
+      continue;
+    }
+    switch (op) {
+    case 0x03: if (end - p < 8) return -1; memcpy(&u, p, 8); p += 8; PUSH(u); break;
+    case 0x06: NEED(1); if (read_u64(rd, st[sp - 1], &st[sp - 1])) return -1; break;
+    case 0x94:
+      NEED(1);
+      if (p >= end || *p == 0 || *p > 8 || read_n(rd, st[sp - 1], *p, &st[sp - 1]))
+        return -1;
+      p++;
+      break;
+    case 0x08: if (p >= end) return -1; PUSH(*p++); break;
+    case 0x09: if (p >= end) return -1; PUSH((uint64_t)(int64_t)(int8_t)*p++); break;
+    case 0x0a: case 0x0b: { if (end - p < 2) return -1; uint16_t v; memcpy(&v, p, 2); p += 2;
+      PUSH(op == 0x0a ? v : (uint64_t)(int64_t)(int16_t)v); break; }
+    case 0x0c: case 0x0d: { if (end - p < 4) return -1; uint32_t v; memcpy(&v, p, 4); p += 4;
+      PUSH(op == 0x0c ? v : (uint64_t)(int64_t)(int32_t)v); break; }
+    case 0x0e: case 0x0f: if (end - p < 8) return -1; memcpy(&u, p, 8); p += 8; PUSH(u); break;
+    case 0x10: if (uleb(&p, end, &u)) return -1; PUSH(u); break;
+    case 0x11: if (sleb(&p, end, &s)) return -1; PUSH((uint64_t)s); break;
+    case 0x12: NEED(1); PUSH(st[sp - 1]); break;
+    case 0x13: NEED(1); sp--; break;
+    case 0x14: NEED(2); PUSH(st[sp - 2]); break;
+    case 0x15: if (p >= end) return -1; NEED(*p + 1); u = st[sp - 1 - *p]; p++; PUSH(u); break;
+    case 0x16: NEED(2); a = st[sp - 1]; st[sp - 1] = st[sp - 2]; st[sp - 2] = a; break;
+    case 0x17: NEED(3); a = st[sp - 1]; st[sp - 1] = st[sp - 2]; st[sp - 2] = st[sp - 3]; st[sp - 3] = a; break;
+    case 0x19: NEED(1); if ((int64_t)st[sp - 1] < 0) st[sp - 1] = -st[sp - 1]; break;
+    case 0x1f: NEED(1); st[sp - 1] = -st[sp - 1]; break;
+    case 0x20: NEED(1); st[sp - 1] = ~st[sp - 1]; break;
+    case 0x23: NEED(1); if (uleb(&p, end, &u)) return -1; st[sp - 1] += u; break;
+    case 0x1a: case 0x1b: case 0x1c: case 0x1d: case 0x1e: case 0x21: case 0x22: case 0x24: case 0x25:
+    case 0x26: case 0x27: case 0x29: case 0x2a: case 0x2b: case 0x2c: case 0x2d: case 0x2e:
+      NEED(2);
+      b = st[--sp];
+      a = st[sp - 1];
+      switch (op) {
+      case 0x1a: a &= b; break;
+      case 0x1b: if (b == 0) return -1; a = (uint64_t)((int64_t)a / (int64_t)b); break;
+      case 0x1c: a -= b; break;
+      case 0x1d: if (b == 0) return -1; a %= b; break;
+      case 0x1e: a *= b; break;
+      case 0x21: a |= b; break;
+      case 0x22: a += b; break;
+      case 0x24: a = b >= 64 ? 0 : a << b; break;
+      case 0x25: a = b >= 64 ? 0 : a >> b; break;
+      case 0x26: a = b >= 64 ? (uint64_t)((int64_t)a >> 63) : (uint64_t)((int64_t)a >> b); break;
+      case 0x27: a ^= b; break;
+      case 0x29: a = a == b; break;
+      case 0x2a: a = (int64_t)a >= (int64_t)b; break;
+      case 0x2b: a = (int64_t)a > (int64_t)b; break;
+      case 0x2c: a = (int64_t)a <= (int64_t)b; break;
+      case 0x2d: a = (int64_t)a < (int64_t)b; break;
+      case 0x2e: a = a != b; break;
+      }
+      st[sp - 1] = a;
+      break;
+    case 0x2f: case 0x28: {
+      if (end - p < 2) return -1;
+      int16_t off;
+      memcpy(&off, p, 2);
+      p += 2;
+      int jump = 1;
+      if (op == 0x28) {
+        NEED(1);
+        jump = st[--sp] != 0;
+      }
+      if (jump) {
+        if (off < 0 ? (size_t)(p - start) < (size_t)-off : (size_t)(end - p) < (size_t)off)
+          return -1;
+        p += off;
+      }
+      break;
+    }
+    case 0x92:
+      if (uleb(&p, end, &u) || sleb(&p, end, &s) || get_reg(f, u, &a))
+        return -1;
+      PUSH(a + (uint64_t)s);
+      break;
+    case 0x96: break;
+    case 0x9c: PUSH(cfa); break;
+    default:
+      return -1;
+    }
+  }
+  if (sp == 0)
+    return -1;
+  *out = st[sp - 1];
+  return 0;
+#undef NEED
+#undef PUSH
+}
+
+/* Returns the cached row for (m, rel_pc), computing it on a miss; NULL when no CFI covers it. */
+static const struct cfi_row *lookup_row(struct unw_ctx *u, struct col_module *m, uint64_t rel_pc)
+{
+  uint64_t h = (rel_pc ^ ((uint64_t)(uintptr_t)m >> 4)) * 0x9e3779b97f4a7c15ull;
+  struct cache_entry *e = &u->cache[h >> (64 - CACHE_BITS)];
+  if (e->status == 0 || e->m != m || e->rel_pc != rel_pc) {
+    e->m = m;
+    e->rel_pc = rel_pc;
+    e->status = cfi_find_row(m, rel_pc, &e->row) == 0 ? ROW_FILLED : ROW_NONE;
+  }
+  return e->status == ROW_FILLED ? &e->row : NULL;
+}
+
+enum step { STEP_OK, STEP_OUTERMOST, STEP_TRUNCATED, STEP_BAD };
+
+static enum step apply_row(const struct cfi_row *row, const struct arch_desc *arch, struct frame_regs *f,
+                           struct reader *rd)
+{
+  uint64_t cfa, v;
+  int nregs = arch->dwarf_max < CFI_MAX_REGS ? arch->dwarf_max : CFI_MAX_REGS;
+  if (row->r[row->ra_reg].kind == CFI_UNDEF)
+    return STEP_OUTERMOST;
+  if (row->cfa_kind == CFI_CFA_REG_OFF) {
+    if (get_reg(f, row->cfa_reg, &v))
+      return STEP_BAD;
+    cfa = v + (uint64_t)row->cfa_off;
+  } else if (eval_expr(row->cfa_expr, row->cfa_expr_len, f, rd, 0, 0, 0, &cfa)) {
+    return rd->truncated ? STEP_TRUNCATED : STEP_BAD;
+  }
+  struct frame_regs n;
+  n.valid = 0;
+  for (int r = 0; r < nregs; r++) {
+    const struct cfi_rule *rule = &row->r[r];
+    int ok = 1;
+    switch (rule->kind) {
+    case CFI_SAME: ok = get_reg(f, (uint64_t)r, &v) == 0; break;
+    case CFI_UNDEF: ok = 0; break;
+    case CFI_OFFSET:
+      if (read_u64(rd, cfa + (uint64_t)rule->off, &v))
+        return STEP_TRUNCATED;
+      break;
+    case CFI_VAL_OFFSET: v = cfa + (uint64_t)rule->off; break;
+    case CFI_REGISTER: ok = get_reg(f, rule->reg, &v) == 0; break;
+    case CFI_EXPR:
+    case CFI_VAL_EXPR: {
+      uint64_t a;
+      if (eval_expr(rule->expr, rule->expr_len, f, rd, 1, cfa, cfa, &a))
+        return rd->truncated ? STEP_TRUNCATED : STEP_BAD;
+      if (rule->kind == CFI_EXPR && read_u64(rd, a, &a))
+        return STEP_TRUNCATED;
+      v = a;
+      break;
+    }
+    default: ok = 0; break;
+    }
+    if (ok) {
+      n.val[r] = v;
+      n.valid |= 1u << r;
+    }
+  }
+  if (!(n.valid & (1u << row->ra_reg)))
+    return STEP_OUTERMOST;
+  n.pc = n.val[row->ra_reg];
+  /* The caller's SP is the CFA by definition on both architectures, unless a rule says otherwise. */
+  if (row->r[arch->dwarf_sp].kind == CFI_SAME) {
+    n.val[arch->dwarf_sp] = cfa;
+    n.valid |= 1u << arch->dwarf_sp;
+  }
+  *f = n;
+  return STEP_OK;
+}
+
+/* Frame-pointer fallback: the saved FP and return address sit at [FP] and [FP + 8] on both
+ * x86_64 (push rbp; mov rbp, rsp) and aarch64 (stp x29, x30, [sp, -N]!; mov x29, sp). */
+static enum step fp_step(const struct arch_desc *arch, struct frame_regs *f, struct reader *rd)
+{
+  uint64_t fp, sp, nfp, ra;
+  if (get_reg(f, (uint64_t)arch->dwarf_fp, &fp) || fp == 0 || (fp & 7))
+    return STEP_BAD;
+  if (get_reg(f, (uint64_t)arch->dwarf_sp, &sp) == 0 && fp < sp)
+    return STEP_BAD;
+  if (read_u64(rd, fp, &nfp) || read_u64(rd, fp + 8, &ra))
+    return STEP_TRUNCATED;
+  struct frame_regs n = *f;
+  /* Only callee-saved values survive a call we know nothing about: keep what we have for them. */
+  n.val[arch->dwarf_fp] = nfp;
+  n.val[arch->dwarf_sp] = fp + 16;
+  n.valid |= (1u << arch->dwarf_fp) | (1u << arch->dwarf_sp);
+  n.pc = ra;
+  if (arch->dwarf_ra_column < CFI_MAX_REGS) {
+    n.val[arch->dwarf_ra_column] = ra;
+    n.valid |= 1u << arch->dwarf_ra_column;
+  }
+  *f = n;
+  return STEP_OK;
+}
+
+int unw_unwind(struct unw_ctx *u, const struct col_modmap *map, const struct col_regs *regs,
+               const struct unw_snapshot *snap, const struct unw_memory *mem, uint64_t *pcs, size_t max,
+               size_t *n, enum unw_end *end)
+{
+  *n = 0;
+  if (max == 0) {
+    *end = UNW_END_MAX_FRAMES;
+    return 0;
+  }
+  struct frame_regs f;
+  memcpy(f.val, regs->val, sizeof f.val);
+  f.valid = regs->valid;
+  f.pc = regs->pc;
+  const struct arch_desc *arch = regs->arch;
+  struct reader rd = {snap, mem, 0};
+  int exact = 1;  /* frame 0 and frames interrupted by a signal have an exact PC */
+  size_t count = 0;
+  enum unw_end why = UNW_END_MAX_FRAMES;
+  while (count < max) {
+    uint64_t lookup = exact ? f.pc : f.pc - 1;
+    pcs[count++] = lookup;
+    uint64_t bias = 0;
+    struct col_module *m = col_modmap_find(map, lookup, &bias);
+    if (m == NULL) {
+      why = UNW_END_NO_INFO;
+      break;
+    }
+    if (arch == NULL) {
+      arch = arch_by_elf_machine(col_module_machine(m));
+      if (arch == NULL)
+        return RS_E_BAD_ARG;
+    }
+    if (count == max)
+      break;
+    /* x86_64's DWARF 16 is the return-address column, but expressions (the PLT's CFA) read it as RIP. */
+    if (arch->dwarf_ra_column < CFI_MAX_REGS && arch->lr_reg < 0) {
+      f.val[arch->dwarf_ra_column] = f.pc;
+      f.valid |= 1u << arch->dwarf_ra_column;
+    }
+    uint64_t old_sp = 0, old_pc = f.pc;
+    int have_sp = get_reg(&f, (uint64_t)arch->dwarf_sp, &old_sp) == 0;
+    const struct cfi_row *row = lookup_row(u, m, lookup - bias);
+    enum step st;
+    int signal = 0;
+    if (row) {
+      signal = row->signal_frame;
+      st = apply_row(row, arch, &f, &rd);
+    } else {
+      st = fp_step(arch, &f, &rd);
+      if (st == STEP_BAD) {
+        why = UNW_END_NO_INFO;
+        break;
+      }
+    }
+    if (st == STEP_OUTERMOST) {
+      why = UNW_END_OUTERMOST;
+      break;
+    }
+    if (st == STEP_TRUNCATED) {
+      why = UNW_END_TRUNCATED;
+      break;
+    }
+    if (st == STEP_BAD) {
+      why = UNW_END_BAD;
+      break;
+    }
+    if (f.pc == 0) {
+      why = UNW_END_OUTERMOST;
+      break;
+    }
+    /* The stack only unwinds upwards. An equal SP is legitimate (an aarch64 leaf whose CFA is SP + 0)
+     * as long as the PC moved; otherwise the same frame would repeat forever. */
+    uint64_t new_sp;
+    if (!signal && have_sp && get_reg(&f, (uint64_t)arch->dwarf_sp, &new_sp) == 0 &&
+        (new_sp < old_sp || (new_sp == old_sp && f.pc == old_pc))) {
+      why = UNW_END_BAD;
+      break;
+    }
+    exact = signal;
+  }
+  *n = count;
+  *end = why;
+  return 0;
+}
