@@ -1,9 +1,14 @@
-/* rsprof-agent: command-line entry point. */
+/* rsprof-agent: command-line entry point; launches or attaches, then serves RSP clients. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "errors.h"
+#include "log.h"
+#include "server.h"
+#include "transport.h"
 #include "version.h"
 
 static void usage(FILE *out)
@@ -11,20 +16,53 @@ static void usage(FILE *out)
   fprintf(out,
           "usage: rsprof-agent [options] --listen HOST:PORT -- PROGRAM [ARGS...]\n"
           "       rsprof-agent [options] --listen HOST:PORT --attach PID\n"
-          "  -h, --help      show this help\n"
-          "  -V, --version   print the version\n");
+          "       rsprof-agent [options] --listen HOST:PORT --multi [-- PROGRAM [ARGS...]]\n"
+          "  -l, --listen HOST:PORT   address to listen on (port 0 picks a free port)\n"
+          "  -a, --attach PID         attach to a running process\n"
+          "      --multi              extended mode: stay up across clients, clients start programs\n"
+          "      --once               with --multi: exit after the first client leaves\n"
+          "      --port-file FILE     write the bound port number to FILE\n"
+          "      --tls-cert FILE      server certificate (PEM); enables TLS\n"
+          "      --tls-key FILE       server private key (PEM)\n"
+          "      --tls-ca FILE        require client certificates signed by this CA\n"
+          "      --tls-psk-file FILE  pre-shared key (hex) instead of certificates\n"
+          "      --tls-psk-identity ID  identity expected with the pre-shared key\n"
+          "      --log-level LEVEL    error, warn, info, debug or trace\n"
+          "  -h, --help               show this help\n"
+          "  -V, --version            print the version\n"
+          "Anyone who can connect controls the traced program: listen on loopback or use TLS.\n");
 }
+
+enum { OPT_MULTI = 256, OPT_ONCE, OPT_PORT_FILE, OPT_CERT, OPT_KEY, OPT_CA, OPT_PSK, OPT_PSK_ID, OPT_LOG };
 
 int main(int argc, char **argv)
 {
   static const struct option opts[] = {
       {"help", no_argument, NULL, 'h'},
       {"version", no_argument, NULL, 'V'},
+      {"listen", required_argument, NULL, 'l'},
+      {"attach", required_argument, NULL, 'a'},
+      {"multi", no_argument, NULL, OPT_MULTI},
+      {"once", no_argument, NULL, OPT_ONCE},
+      {"port-file", required_argument, NULL, OPT_PORT_FILE},
+      {"tls-cert", required_argument, NULL, OPT_CERT},
+      {"tls-key", required_argument, NULL, OPT_KEY},
+      {"tls-ca", required_argument, NULL, OPT_CA},
+      {"tls-psk-file", required_argument, NULL, OPT_PSK},
+      {"tls-psk-identity", required_argument, NULL, OPT_PSK_ID},
+      {"log-level", required_argument, NULL, OPT_LOG},
       {0},
   };
+  struct agent_net_opts net;
+  memset(&net, 0, sizeof net);
+  const char *listen = NULL;
+  long attach = 0;
+  int multi = 0;
+  char host[256];
+  rs_log_set_program("rsprof-agent");
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, "+:hV", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "+:hVl:a:", opts, NULL)) != -1) {
     switch (c) {
     case 'h':
       usage(stdout);
@@ -32,12 +70,87 @@ int main(int argc, char **argv)
     case 'V':
       printf("rsprof-agent %s\n", RSPROF_VERSION);
       return 0;
+    case 'l':
+      listen = optarg;
+      break;
+    case 'a': {
+      char *end;
+      attach = strtol(optarg, &end, 10);
+      if (*end || attach <= 0) {
+        fprintf(stderr, "rsprof-agent: invalid process id '%s'\n", optarg);
+        return CLI_EXIT_USAGE;
+      }
+      break;
+    }
+    case OPT_MULTI: multi = 1; break;
+    case OPT_ONCE: net.once = 1; break;
+    case OPT_PORT_FILE: net.port_file = optarg; break;
+    case OPT_CERT: net.tls.cert = optarg; break;
+    case OPT_KEY: net.tls.key = optarg; break;
+    case OPT_CA: net.tls.ca = optarg; break;
+    case OPT_PSK: net.tls.psk_file = optarg; break;
+    case OPT_PSK_ID: net.tls.psk_identity = optarg; break;
+    case OPT_LOG:
+      if (rs_log_set_level(optarg)) {
+        fprintf(stderr, "rsprof-agent: unknown log level '%s'\n", optarg);
+        return CLI_EXIT_USAGE;
+      }
+      break;
     case ':':
       return cli_option_error("rsprof-agent", argv, optind, optopt, 1);
     default:
       return cli_option_error("rsprof-agent", argv, optind, optopt, 0);
     }
   }
-  usage(stderr);
-  return 2;
+  char **prog = optind < argc ? argv + optind : NULL;
+  if (!listen || (!prog && !attach && !multi) || (prog && attach)) {
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  if (cli_parse_host_port(listen, host, sizeof host, &net.port)) {
+    fprintf(stderr, "rsprof-agent: invalid --listen address '%s'\n", listen);
+    return CLI_EXIT_USAGE;
+  }
+  if ((net.tls.cert != NULL) != (net.tls.key != NULL) || (net.tls.psk_file != NULL) != (net.tls.psk_identity != NULL)) {
+    fprintf(stderr, "rsprof-agent: --tls-cert needs --tls-key, --tls-psk-file needs --tls-psk-identity\n");
+    return CLI_EXIT_USAGE;
+  }
+  net.host = host;
+
+  static struct agent_server s;
+  if (agent_server_init(&s, prog)) {
+    fprintf(stderr, "rsprof-agent: out of memory\n");
+    return 1;
+  }
+  s.multi_mode = multi;
+  int rc = 0;
+  if (prog && !multi) {
+    rc = inf_launch(&s.inf, prog, 0);
+    if (rc) {
+      fprintf(stderr, "rsprof-agent: cannot start %s: %s\n", prog[0], rs_strerror(rc));
+      agent_server_free(&s);
+      return 1;
+    }
+    s.last = (struct inf_stop){INF_STOP_SIGNAL, 5, s.inf.pid, 0};
+    fprintf(stderr, "Process %s created; pid = %d\n", prog[0], (int)s.inf.pid);
+  } else if (attach) {
+    rc = inf_attach(&s.inf, (pid_t)attach);
+    if (rc) {
+      fprintf(stderr, "rsprof-agent: cannot attach to process %ld: %s\n", attach, rs_strerror(rc));
+      agent_server_free(&s);
+      return 1;
+    }
+    s.last = (struct inf_stop){INF_STOP_SIGNAL, 0, (pid_t)attach, 0};
+    fprintf(stderr, "Attached; pid = %ld\n", attach);
+  }
+  rc = agent_net_run(&s, &net);
+  if (s.inf.pid) {
+    if (s.inf.attached)
+      inf_detach(&s.inf);
+    else
+      inf_kill(&s.inf);
+  }
+  int code = rc ? 1 : (prog && !multi ? s.exit_code : 0);
+  agent_server_free(&s);
+  return code;
 }

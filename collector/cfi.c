@@ -175,7 +175,7 @@ static int parse_cie(const struct cfi_sec *sec, size_t off, int debug, struct ci
   if (p >= end)
     return -1;
   memset(c, 0, sizeof *c);
-  c->fde_enc = debug ? 0x00 : 0x00;
+  c->fde_enc = 0x00;  /* absolute pointers unless 'R' says otherwise */
   c->lsda_enc = PE_OMIT;
   c->addr_size = 8;
   uint8_t version = *p++;
@@ -370,8 +370,7 @@ static int run_cfa(struct interp *st, const struct fde *f, const uint8_t *p, con
         if (st->depth >= STATE_STACK) return -1;
         st->stack[st->depth++] = *row;
         break;
-      case 0x0b: { /* restore_state: the CFA rule is not part of the saved registers' state in
-                      practice GCC relies on it being restored too, as every unwinder does */
+      case 0x0b: { /* restore_state: the whole row, CFA rule included, as GCC's output expects */
         if (st->depth == 0) return -1;
         *row = st->stack[--st->depth];
         break;
@@ -409,7 +408,8 @@ static int run_cfa(struct interp *st, const struct fde *f, const uint8_t *p, con
         if (rd_uleb(&p, end, &reg) || rd_sleb(&p, end, &s)) return -1;
         set_rule(row, reg, CFI_VAL_OFFSET, s * c->data_align, NULL, 0);
         break;
-      case 0x2d: /* GNU_window_save; on aarch64 negate_ra_state: pointer authentication, no rule change */
+      case 0x2d: /* aarch64 negate_ra_state (SPARC's window_save never reaches us): PAC-signed RA */
+        row->ra_signed ^= 1;
         break;
       case 0x2e: if (rd_uleb(&p, end, &u)) return -1; break; /* GNU_args_size */
       case 0x2f: /* GNU_negative_offset_extended */

@@ -37,6 +37,7 @@ struct cfi_row {
   uint8_t cfa_reg;
   uint8_t ra_reg;        /* return-address column */
   uint8_t signal_frame;  /* the CIE has the 'S' augmentation */
+  uint8_t ra_signed;     /* aarch64: the return address carries a pointer-authentication code */
   uint32_t cfa_expr_len;
   int64_t cfa_off;
   const uint8_t *cfa_expr;

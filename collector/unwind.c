@@ -326,6 +326,10 @@ static enum step apply_row(const struct cfi_row *row, const struct arch_desc *ar
   if (!(n.valid & (1u << row->ra_reg)))
     return STEP_OUTERMOST;
   n.pc = n.val[row->ra_reg];
+  /* A signed return address has its authentication code in the bits above the 48-bit user address
+   * space; authenticating is the CPU's business, the unwinder only needs the address. */
+  if (row->ra_signed)
+    n.pc &= 0x0000ffffffffffffull;
   /* The caller's SP is the CFA by definition on both architectures, unless a rule says otherwise. */
   if (row->r[arch->dwarf_sp].kind == CFI_SAME) {
     n.val[arch->dwarf_sp] = cfa;
@@ -358,6 +362,30 @@ static enum step fp_step(const struct arch_desc *arch, struct frame_regs *f, str
   }
   *f = n;
   return STEP_OK;
+}
+
+/* Without CFI, a trap at a function's first instruction (where tracing breakpoints go) has not yet
+ * pushed a frame pointer: the frame-pointer walk would skip the caller. There the rules are known from
+ * the ABI alone: x86_64 CFA = RSP + 8 with the return address at CFA - 8; aarch64 CFA = SP, return
+ * address in x30. Returns 1 and fills row when rel_pc starts a function symbol. */
+static int entry_row(struct col_module *m, uint64_t rel_pc, const struct arch_desc *arch, struct cfi_row *row)
+{
+  const char *name, *dem;
+  uint64_t start;
+  if (col_module_symbol_at(m, rel_pc, &name, &dem, &start) != 0 || start != rel_pc)
+    return 0;
+  memset(row, 0, sizeof *row);
+  row->cfa_kind = CFI_CFA_REG_OFF;
+  row->cfa_reg = (uint8_t)arch->dwarf_sp;
+  row->ra_reg = (uint8_t)arch->dwarf_ra_column;
+  if (arch->lr_reg < 0) {
+    row->cfa_off = 8;
+    row->r[arch->dwarf_ra_column].kind = CFI_OFFSET;
+    row->r[arch->dwarf_ra_column].off = -8;
+  } else {
+    row->cfa_off = 0;  /* the return address stays in the link register: rule "same value" */
+  }
+  return 1;
 }
 
 int unw_unwind(struct unw_ctx *u, const struct col_modmap *map, const struct col_regs *regs,
@@ -404,6 +432,9 @@ int unw_unwind(struct unw_ctx *u, const struct col_modmap *map, const struct col
     const struct cfi_row *row = lookup_row(u, m, lookup - bias);
     enum step st;
     int signal = 0;
+    struct cfi_row entry;
+    if (row == NULL && exact && count == 1 && entry_row(m, lookup - bias, arch, &entry))
+      row = &entry;
     if (row) {
       signal = row->signal_frame;
       st = apply_row(row, arch, &f, &rd);

@@ -1,0 +1,733 @@
+/* Process control for one traced program over ptrace (PTRACE_SEIZE based, all-stop): threads are
+ * tracked in fixed tables so the per-event path never allocates. */
+#include "inferior.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/personality.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "log.h"
+
+#define OPTS_COMMON (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT)
+
+/* Per-thread state that inf_resume() hands to the poll loop: the client wants this thread running. */
+static unsigned char want_run[INF_MAX_THREADS];
+static int deliver_sig[INF_MAX_THREADS];
+static unsigned char sig_sent[INF_MAX_THREADS]; /* during inf_resume: signal already delivered */
+static unsigned report_rotor;
+
+void inf_init(struct inferior *inf)
+{
+  memset(inf, 0, sizeof *inf);
+  inf->memfd = -1;
+  inf->arch = ptarch_desc();
+}
+
+struct inf_thread *inf_thread(struct inferior *inf, pid_t tid)
+{
+  for (int i = 0; i < inf->nth; i++)
+    if (inf->th[i].tid == tid)
+      return &inf->th[i];
+  return NULL;
+}
+
+static int tindex(struct inferior *inf, struct inf_thread *t) { return (int)(t - inf->th); }
+
+static struct inf_thread *add_thread(struct inferior *inf, pid_t tid, int running)
+{
+  if (inf->nth >= INF_MAX_THREADS) {
+    LOG_ERR("too many threads; thread %d is not tracked", (int)tid);
+    return NULL;
+  }
+  struct inf_thread *t = &inf->th[inf->nth];
+  memset(t, 0, sizeof *t);
+  t->tid = tid;
+  t->running = running;
+  want_run[inf->nth] = (unsigned char)inf->running;
+  deliver_sig[inf->nth] = 0;
+  inf->nth++;
+  return t;
+}
+
+static void remove_thread(struct inferior *inf, struct inf_thread *t)
+{
+  int i = tindex(inf, t), last = inf->nth - 1;
+  if (i != last) {
+    inf->th[i] = inf->th[last];
+    want_run[i] = want_run[last];
+    deliver_sig[i] = deliver_sig[last];
+  }
+  inf->nth--;
+}
+
+static void forget_process(struct inferior *inf)
+{
+  if (inf->memfd >= 0)
+    close(inf->memfd);
+  inf->memfd = -1;
+  inf->nth = 0;
+  inf->nbp = 0;
+  inf->pid = 0;
+  inf->running = 0;
+}
+
+static int open_mem(struct inferior *inf)
+{
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/mem", (int)inf->pid);
+  inf->memfd = open(path, O_RDWR | O_CLOEXEC);
+  return inf->memfd < 0 ? -errno : 0;
+}
+
+struct ptarch_gregs *inf_gregs(struct inferior *inf, struct inf_thread *t)
+{
+  (void)inf;
+  if (!t->regs_valid) {
+    if (ptarch_get_gregs(t->tid, &t->regs))
+      return NULL;
+    t->regs_valid = 1;
+  }
+  return &t->regs;
+}
+
+static struct inf_bp *bp_find(struct inferior *inf, uint64_t addr)
+{
+  for (int i = 0; i < inf->nbp; i++)
+    if (inf->bp[i].addr == addr)
+      return &inf->bp[i];
+  return NULL;
+}
+
+static int raw_write(struct inferior *inf, uint64_t addr, const void *data, size_t len)
+{
+  ssize_t n = pwrite(inf->memfd, data, len, (off_t)addr);
+  if (n < 0)
+    return -errno;
+  return (size_t)n == len ? 0 : -EIO;
+}
+
+long inf_read(struct inferior *inf, uint64_t addr, void *out, size_t len)
+{
+  if (inf->memfd < 0)
+    return RS_E_NO_PROCESS;
+  ssize_t n = pread(inf->memfd, out, len, (off_t)addr);
+  if (n <= 0) {
+    /* A read crossing into an unmapped page fails as a whole; retry up to the page end. */
+    uint64_t page_end = (addr | 4095) + 1;
+    if (page_end - addr >= len)
+      return n < 0 ? -errno : -EIO;
+    n = pread(inf->memfd, out, page_end - addr, (off_t)addr);
+    if (n <= 0)
+      return n < 0 ? -errno : -EIO;
+  }
+  size_t bl = inf->arch->bkpt_len;
+  for (int i = 0; i < inf->nbp; i++) {
+    const struct inf_bp *b = &inf->bp[i];
+    for (size_t k = 0; k < bl; k++) {
+      uint64_t a = b->addr + k;
+      if (a >= addr && a < addr + (uint64_t)n)
+        ((uint8_t *)out)[a - addr] = b->orig[k];
+    }
+  }
+  return (long)n;
+}
+
+int inf_write(struct inferior *inf, uint64_t addr, const void *data, size_t len)
+{
+  if (inf->memfd < 0)
+    return RS_E_NO_PROCESS;
+  size_t bl = inf->arch->bkpt_len;
+  uint8_t chunk[4096];
+  while (len > 0) {
+    size_t n = len < sizeof chunk ? len : sizeof chunk;
+    memcpy(chunk, data, n);
+    /* Written bytes under a breakpoint become its saved original; the trap stays in place. */
+    for (int i = 0; i < inf->nbp; i++) {
+      struct inf_bp *b = &inf->bp[i];
+      for (size_t k = 0; k < bl; k++) {
+        uint64_t a = b->addr + k;
+        if (a >= addr && a < addr + n) {
+          b->orig[k] = chunk[a - addr];
+          chunk[a - addr] = inf->arch->bkpt[k];
+        }
+      }
+    }
+    int rc = raw_write(inf, addr, chunk, n);
+    if (rc)
+      return rc;
+    addr += n;
+    data = (const uint8_t *)data + n;
+    len -= n;
+  }
+  return 0;
+}
+
+int inf_bp_insert(struct inferior *inf, uint64_t addr)
+{
+  struct inf_bp *b = bp_find(inf, addr);
+  if (b) {
+    b->refs++;
+    return 0;
+  }
+  if (inf->nbp >= INF_MAX_BPS)
+    return RS_E_LIMIT;
+  size_t bl = inf->arch->bkpt_len;
+  uint8_t orig[4];
+  long n = inf_read(inf, addr, orig, bl);
+  if (n != (long)bl)
+    return n < 0 ? (int)n : -EIO;
+  int rc = raw_write(inf, addr, inf->arch->bkpt, bl);
+  if (rc)
+    return rc;
+  b = &inf->bp[inf->nbp++];
+  b->addr = addr;
+  b->refs = 1;
+  memcpy(b->orig, orig, bl);
+  return 0;
+}
+
+int inf_bp_remove(struct inferior *inf, uint64_t addr)
+{
+  struct inf_bp *b = bp_find(inf, addr);
+  if (!b)
+    return 0; /* like gdbserver: removing an unknown breakpoint succeeds */
+  if (--b->refs > 0)
+    return 0;
+  int rc = raw_write(inf, addr, b->orig, inf->arch->bkpt_len);
+  *b = inf->bp[--inf->nbp];
+  return rc;
+}
+
+static void remove_all_bps(struct inferior *inf)
+{
+  while (inf->nbp > 0) {
+    inf->bp[0].refs = 1;
+    inf_bp_remove(inf, inf->bp[0].addr);
+  }
+}
+
+/* Records what one wait status means; never resumes anything itself except to deliver signals
+ * the client asked us to pass through, which are then remembered for the next resume. */
+static void on_status(struct inferior *inf, pid_t tid, int status)
+{
+  struct inf_thread *t = inf_thread(inf, tid);
+  if (WIFEXITED(status) || WIFSIGNALED(status)) {
+    if (tid == inf->pid) {
+      inf->exited = 1;
+      inf->exit_status = status;
+      inf->nth = 0;
+    } else if (t) {
+      remove_thread(inf, t);
+    }
+    return;
+  }
+  if (!WIFSTOPPED(status))
+    return;
+  if (!t) {
+    /* A new thread's first stop can arrive before its creator's clone event. */
+    t = add_thread(inf, tid, 0);
+    if (!t)
+      return;
+  }
+  t->running = 0;
+  t->regs_valid = 0;
+  int sig = WSTOPSIG(status), ev = status >> 16;
+  switch (ev) {
+  case PTRACE_EVENT_CLONE: {
+    unsigned long msg = 0;
+    ptrace(PTRACE_GETEVENTMSG, tid, NULL, &msg);
+    if (!inf_thread(inf, (pid_t)msg))
+      add_thread(inf, (pid_t)msg, 1); /* running until its initial stop arrives */
+    return;
+  }
+  case PTRACE_EVENT_STOP:
+    t->interrupted = 0;
+    return;
+  case PTRACE_EVENT_EXIT:
+    t->exiting = 1;
+    return;
+  case PTRACE_EVENT_EXEC:
+    return;
+  default:
+    break;
+  }
+  if (sig == SIGTRAP) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    ptrace(PTRACE_GETSIGINFO, tid, NULL, &si);
+    struct ptarch_gregs *r = inf_gregs(inf, t);
+    if (r && (si.si_code == SI_KERNEL || si.si_code == TRAP_BRKPT)) {
+      uint64_t a = ptarch_pc(r) - inf->arch->pc_after_bkpt;
+      if (bp_find(inf, a)) {
+        if (a != ptarch_pc(r)) {
+          ptarch_set_pc(r, a);
+          ptarch_set_gregs(tid, r);
+        }
+        t->pending = INF_EV_BKPT;
+        t->pending_addr = a;
+        t->stepping = 0;
+        return;
+      }
+    }
+    if (t->stepping) {
+      t->pending = INF_EV_STEP;
+      t->stepping = 0;
+      return;
+    }
+  }
+  if (sig > 0 && sig < 65 && inf->pass_sig[sig]) {
+    deliver_sig[tindex(inf, t)] = sig;
+    return;
+  }
+  t->pending = INF_EV_SIGNAL;
+  t->pending_sig = sig;
+}
+
+static int any_running(struct inferior *inf)
+{
+  for (int i = 0; i < inf->nth; i++)
+    if (inf->th[i].running && !inf->th[i].exiting)
+      return 1;
+  return 0;
+}
+
+/* Interrupts every running thread and waits until all are stopped, queueing what they report. */
+static void stop_all(struct inferior *inf)
+{
+  for (int i = 0; i < inf->nth; i++) {
+    struct inf_thread *t = &inf->th[i];
+    if (t->running && !t->interrupted && !t->exiting) {
+      if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0)
+        t->interrupted = 1;
+    }
+  }
+  while (!inf->exited && any_running(inf)) {
+    int status;
+    pid_t tid = waitpid(-1, &status, __WALL);
+    if (tid < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    on_status(inf, tid, status);
+    /* Threads born while stopping start stopped; interrupt only those still running. */
+    for (int i = 0; i < inf->nth; i++) {
+      struct inf_thread *t = &inf->th[i];
+      if (t->running && !t->interrupted && !t->exiting && ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0)
+        t->interrupted = 1;
+    }
+  }
+}
+
+static void fill_exit(struct inferior *inf, struct inf_stop *st)
+{
+  if (WIFEXITED(inf->exit_status)) {
+    st->kind = INF_STOP_EXITED;
+    st->sig = WEXITSTATUS(inf->exit_status);
+  } else {
+    st->kind = INF_STOP_KILLED;
+    st->sig = WTERMSIG(inf->exit_status);
+  }
+  st->tid = inf->pid;
+  st->swbreak = 0;
+}
+
+/* Turns thread t's queued event into the stop the client sees. */
+static void report(struct inferior *inf, struct inf_thread *t, struct inf_stop *st)
+{
+  st->kind = INF_STOP_SIGNAL;
+  st->tid = t->tid;
+  st->swbreak = t->pending == INF_EV_BKPT;
+  st->sig = t->pending == INF_EV_SIGNAL ? t->pending_sig : SIGTRAP;
+  t->reported_bp = t->pending == INF_EV_BKPT ? t->pending_addr : 0;
+  t->pending = INF_EV_NONE;
+  inf->running = 0;
+}
+
+/* Picks a thread with a queued event, rotating the start so no thread's hits starve. */
+static struct inf_thread *pick_pending(struct inferior *inf, int only_wanted)
+{
+  for (int k = 0; k < inf->nth; k++) {
+    int i = (int)((report_rotor + (unsigned)k) % (unsigned)inf->nth);
+    struct inf_thread *t = &inf->th[i];
+    if (!t->pending || (only_wanted && !want_run[i]))
+      continue;
+    /* A hit on a breakpoint the client removed meanwhile is void; the PC already points back at it. */
+    if (t->pending == INF_EV_BKPT && !bp_find(inf, t->pending_addr)) {
+      t->pending = INF_EV_NONE;
+      continue;
+    }
+    report_rotor = (unsigned)i + 1;
+    return t;
+  }
+  return NULL;
+}
+
+int inf_poll(struct inferior *inf, struct inf_stop *st)
+{
+  int status;
+  pid_t tid;
+  while ((tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
+    on_status(inf, tid, status);
+  if (!inf->running || inf->pid == 0)
+    return 0;
+  if (inf->exited) {
+    fill_exit(inf, st);
+    forget_process(inf);
+    return 1;
+  }
+  struct inf_thread *t = pick_pending(inf, 1);
+  if (t) {
+    stop_all(inf);
+    if (inf->exited) {
+      fill_exit(inf, st);
+      forget_process(inf);
+      return 1;
+    }
+    t = pick_pending(inf, 1);
+    if (t) {
+      report(inf, t, st);
+      return 1;
+    }
+  }
+  /* Quiet stops (clone, thread birth, exit events, late interrupts, passed signals): keep going. */
+  for (int i = 0; i < inf->nth; i++) {
+    struct inf_thread *q = &inf->th[i];
+    if (q->running || q->pending || !want_run[i])
+      continue;
+    int sig = deliver_sig[i];
+    deliver_sig[i] = 0;
+    if (ptrace(q->stepping ? PTRACE_SINGLESTEP : PTRACE_CONT, q->tid, NULL, (void *)(long)sig) == 0) {
+      q->running = 1;
+      q->regs_valid = 0;
+    }
+  }
+  return 0;
+}
+
+int inf_interrupt(struct inferior *inf, struct inf_stop *st)
+{
+  if (inf->pid == 0)
+    return RS_E_NO_PROCESS;
+  stop_all(inf);
+  if (inf->exited) {
+    fill_exit(inf, st);
+    forget_process(inf);
+    return 0;
+  }
+  struct inf_thread *t = pick_pending(inf, 0);
+  if (t) {
+    report(inf, t, st);
+    return 0;
+  }
+  st->kind = INF_STOP_SIGNAL;
+  st->sig = SIGINT;
+  st->tid = inf->nth ? inf->th[0].tid : inf->pid;
+  st->swbreak = 0;
+  inf->running = 0;
+  return 0;
+}
+
+/* Executes the original instruction under a breakpoint with a single step while every other thread
+ * stays stopped. Returns 0 when the step completed, 1 when something else was queued instead. */
+static int step_over(struct inferior *inf, struct inf_thread *t, uint64_t addr, int sig)
+{
+  struct inf_bp *b = bp_find(inf, addr);
+  size_t bl = inf->arch->bkpt_len;
+  raw_write(inf, addr, b->orig, bl);
+  int result = 1;
+  for (;;) {
+    if (ptrace(PTRACE_SINGLESTEP, t->tid, NULL, (void *)(long)sig) < 0)
+      break;
+    sig = 0;
+    int status;
+    pid_t w;
+    do
+      w = waitpid(t->tid, &status, __WALL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
+      break;
+    t->regs_valid = 0;
+    if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
+      t->interrupted = 0; /* a leftover interrupt fired first: step again */
+      continue;
+    }
+    if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP && (status >> 16) == 0) {
+      result = 0;
+      break;
+    }
+    on_status(inf, t->tid, status);
+    break;
+  }
+  if (!inf->exited)
+    raw_write(inf, addr, inf->arch->bkpt, bl);
+  return result;
+}
+
+static int emu_write(void *ctx, uint64_t addr, const void *data, size_t len)
+{
+  return inf_write(ctx, addr, data, len);
+}
+
+/* vCont semantics: the leftmost action whose thread matches applies (-1 matches every thread). */
+static const struct inf_resume *action_for(const struct inf_resume *acts, int n, pid_t tid)
+{
+  for (int i = 0; i < n; i++)
+    if (acts[i].tid == tid || acts[i].tid == -1)
+      return &acts[i];
+  return NULL;
+}
+
+int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struct inf_stop *st)
+{
+  if (inf->pid == 0)
+    return RS_E_NO_PROCESS;
+  for (int i = 0; i < inf->nth; i++) {
+    const struct inf_resume *a = action_for(acts, n, inf->th[i].tid);
+    want_run[i] = a && a->act != INF_ACT_STOP;
+    sig_sent[i] = 0;
+  }
+  /* A queued event of a thread being resumed is reported now, without running anything. */
+  struct inf_thread *t = pick_pending(inf, 1);
+  if (t) {
+    report(inf, t, st);
+    return 1;
+  }
+  for (int i = 0; i < inf->nth; i++) {
+    t = &inf->th[i];
+    if (!want_run[i] || !t->reported_bp)
+      continue;
+    uint64_t addr = t->reported_bp;
+    t->reported_bp = 0;
+    struct ptarch_gregs *r = inf_gregs(inf, t);
+    if (!r || ptarch_pc(r) != addr || !bp_find(inf, addr))
+      continue;
+    const struct inf_resume *a = action_for(acts, n, t->tid);
+    if (a->act == INF_ACT_CONT) {
+      uint8_t insn[16];
+      long got = inf_read(inf, addr, insn, sizeof insn);
+      if (got > 0 && ptarch_emulate(r, insn, (size_t)got, emu_write, inf) == 1 &&
+          ptarch_set_gregs(t->tid, r) == 0)
+        continue;
+      t->regs_valid = 0;
+    }
+    int sig = a->sig;
+    if (step_over(inf, t, addr, sig) != 0 || a->act == INF_ACT_STEP) {
+      /* The client's single step is complete, or the step met a signal or exit: report it. */
+      if (inf->exited) {
+        inf->running = 1;
+        return inf_poll(inf, st) == 1 ? 1 : RS_E_EXITED;
+      }
+      if (!t->pending) {
+        t->pending = INF_EV_STEP;
+      }
+      report(inf, t, st);
+      return 1;
+    }
+    /* The signal went in with the step; it must not be delivered a second time below. */
+    deliver_sig[i] = 0;
+    sig_sent[i] = 1;
+  }
+  for (int i = 0; i < inf->nth; i++) {
+    t = &inf->th[i];
+    if (!want_run[i] || t->running)
+      continue;
+    const struct inf_resume *a = action_for(acts, n, t->tid);
+    int sig = sig_sent[i] ? 0 : a->sig ? a->sig : deliver_sig[i];
+    deliver_sig[i] = 0;
+    t->stepping = a->act == INF_ACT_STEP;
+    t->regs_valid = 0;
+    if (ptrace(t->stepping ? PTRACE_SINGLESTEP : PTRACE_CONT, t->tid, NULL, (void *)(long)sig) == 0)
+      t->running = 1;
+  }
+  inf->running = 1;
+  return 0;
+}
+
+int inf_launch(struct inferior *inf, char *const argv[], int disable_aslr)
+{
+  int gate[2];
+  if (pipe2(gate, O_CLOEXEC) < 0)
+    return -errno;
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = -errno;
+    close(gate[0]);
+    close(gate[1]);
+    return e;
+  }
+  if (pid == 0) {
+    /* Wait until the agent has seized us, so the exec itself is already traced. */
+    char c;
+    close(gate[1]);
+    while (read(gate[0], &c, 1) < 0 && errno == EINTR)
+      ;
+    /* The program must not inherit the agent's own signal set-up (SIGPIPE is ignored there). */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    if (disable_aslr)
+      personality(ADDR_NO_RANDOMIZE);
+    execvp(argv[0], argv);
+    _exit(127);
+  }
+  close(gate[0]);
+  int rc = 0;
+  if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)(long)(OPTS_COMMON | PTRACE_O_EXITKILL)) < 0) {
+    rc = -errno;
+    close(gate[1]);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return rc;
+  }
+  close(gate[1]);
+  int status;
+  while (waitpid(pid, &status, __WALL) < 0)
+    if (errno != EINTR)
+      return -errno;
+  if (!WIFSTOPPED(status) || (status >> 16) != PTRACE_EVENT_EXEC) {
+    LOG_ERR("cannot start %s", argv[0]);
+    if (WIFSTOPPED(status)) {
+      kill(pid, SIGKILL);
+      while (waitpid(pid, &status, __WALL) > 0 && WIFSTOPPED(status))
+        ptrace(PTRACE_CONT, pid, NULL, NULL);
+    }
+    return -ENOENT;
+  }
+  inf->pid = pid;
+  inf->attached = 0;
+  inf->exited = 0;
+  inf->running = 0;
+  inf->nth = 0;
+  inf->nbp = 0;
+  add_thread(inf, pid, 0);
+  rc = open_mem(inf);
+  if (rc) {
+    inf_kill(inf);
+    return rc;
+  }
+  LOG_INFO("started %s as process %d", argv[0], (int)pid);
+  return 0;
+}
+
+/* Seizes every task listed under /proc/PID/task until a pass finds no new ones (threads may be
+ * created while we scan). Returns the number of threads seized or a negative code. */
+static int seize_tasks(struct inferior *inf, pid_t pid)
+{
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  int total = 0;
+  for (;;) {
+    DIR *d = opendir(path);
+    if (!d)
+      return -errno;
+    int added = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+      pid_t tid = (pid_t)atoi(de->d_name);
+      if (tid <= 0 || inf_thread(inf, tid))
+        continue;
+      if (ptrace(PTRACE_SEIZE, tid, NULL, (void *)(long)OPTS_COMMON) < 0) {
+        if (tid == pid) {
+          int e = -errno;
+          closedir(d);
+          return e;
+        }
+        continue; /* it exited meanwhile */
+      }
+      struct inf_thread *t = add_thread(inf, tid, 1);
+      if (t && ptrace(PTRACE_INTERRUPT, tid, NULL, NULL) == 0)
+        t->interrupted = 1;
+      added++;
+    }
+    closedir(d);
+    total += added;
+    if (!added)
+      return total;
+  }
+}
+
+int inf_attach(struct inferior *inf, pid_t pid)
+{
+  inf->pid = pid;
+  inf->attached = 1;
+  inf->exited = 0;
+  inf->running = 0;
+  inf->nth = 0;
+  inf->nbp = 0;
+  int rc = seize_tasks(inf, pid);
+  if (rc < 0) {
+    inf->pid = 0;
+    inf->nth = 0;
+    return rc;
+  }
+  stop_all(inf);
+  /* The attach stops are not events the client asked about. */
+  for (int i = 0; i < inf->nth; i++)
+    inf->th[i].pending = INF_EV_NONE;
+  if (inf->exited) {
+    forget_process(inf);
+    return RS_E_EXITED;
+  }
+  rc = open_mem(inf);
+  if (rc) {
+    inf_detach(inf);
+    return rc;
+  }
+  LOG_INFO("attached to process %d (%d threads)", (int)pid, inf->nth);
+  return 0;
+}
+
+int inf_detach(struct inferior *inf)
+{
+  if (inf->pid == 0)
+    return RS_E_NO_PROCESS;
+  if (inf->running)
+    stop_all(inf);
+  remove_all_bps(inf);
+  for (int i = 0; i < inf->nth; i++) {
+    struct inf_thread *t = &inf->th[i];
+    /* Signals the program was about to receive are handed back to it, not swallowed. */
+    int sig = t->pending == INF_EV_SIGNAL ? t->pending_sig : deliver_sig[i];
+    ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)sig);
+  }
+  LOG_INFO("detached from process %d", (int)inf->pid);
+  forget_process(inf);
+  return 0;
+}
+
+void inf_kill(struct inferior *inf)
+{
+  if (inf->pid == 0)
+    return;
+  pid_t pid = inf->pid;
+  kill(pid, SIGKILL);
+  /* Reap every thread: with __WALL the leader's status arrives last. */
+  for (;;) {
+    int status;
+    pid_t w = waitpid(-1, &status, __WALL);
+    if (w < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    if (w == pid && (WIFEXITED(status) || WIFSIGNALED(status))) {
+      inf->exit_status = status;
+      break;
+    }
+    if (WIFSTOPPED(status))
+      ptrace(PTRACE_CONT, w, NULL, NULL);
+  }
+  inf->exited = 1;
+  forget_process(inf);
+}

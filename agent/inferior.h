@@ -1,0 +1,114 @@
+/* Process control for one traced program: launch or attach, threads, software breakpoints, all-stop
+ * resume and stop, memory and registers. Everything here runs on the agent's single thread. */
+#ifndef RSPROF_AGENT_INFERIOR_H
+#define RSPROF_AGENT_INFERIOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ptrace-arch.h"
+
+#define INF_MAX_THREADS 1024
+#define INF_MAX_BPS 4096
+
+enum inf_event { INF_EV_NONE, INF_EV_BKPT, INF_EV_STEP, INF_EV_SIGNAL };
+
+struct inf_thread {
+  pid_t tid;
+  int running;          /* resumed and not yet seen stopped */
+  int interrupted;      /* a PTRACE_INTERRUPT is outstanding */
+  int stepping;         /* resumed with PTRACE_SINGLESTEP */
+  int exiting;          /* reported PTRACE_EVENT_EXIT: once resumed it only dies (a leader stays a
+                           zombie until the whole process ends), so never wait for it to stop */
+  int pending;          /* enum inf_event not yet reported to the client */
+  int pending_sig;
+  uint64_t pending_addr; /* breakpoint address of a pending INF_EV_BKPT */
+  uint64_t reported_bp;  /* breakpoint this thread last reported a hit at (step over it on resume) */
+  int regs_valid;
+  struct ptarch_gregs regs;
+};
+
+struct inf_bp {
+  uint64_t addr;
+  int refs;
+  uint8_t orig[4];
+};
+
+/* What the client is told after a stop. */
+enum inf_stop_kind { INF_STOP_NONE, INF_STOP_SIGNAL, INF_STOP_EXITED, INF_STOP_KILLED };
+struct inf_stop {
+  enum inf_stop_kind kind;
+  int sig;      /* signal number, or the exit status for INF_STOP_EXITED */
+  pid_t tid;    /* reporting thread */
+  int swbreak;  /* stopped by one of our software breakpoints */
+};
+
+/* One resume request: what a thread (or every other thread when tid is -1) does. */
+enum inf_action { INF_ACT_STOP, INF_ACT_CONT, INF_ACT_STEP };
+struct inf_resume {
+  pid_t tid;
+  enum inf_action act;
+  int sig;
+};
+
+struct inferior {
+  pid_t pid;          /* 0 when no process */
+  int attached;       /* attached (detach on disconnect) rather than launched (kill) */
+  int memfd;          /* /proc/PID/mem */
+  int running;        /* the client resumed it and no stop was reported yet */
+  const struct arch_desc *arch;
+  struct inf_thread th[INF_MAX_THREADS];
+  int nth;
+  struct inf_bp bp[INF_MAX_BPS];
+  int nbp;
+  unsigned char pass_sig[65]; /* signals delivered without stopping (QPassSignals) */
+  int exit_status;            /* wait status once the process is gone */
+  int exited;
+};
+
+/* Prepares an empty inferior. */
+void inf_init(struct inferior *inf);
+
+/* Starts argv[0] (searched in PATH) with argv, traced, and stops it at its first instruction.
+ * Returns 0 or a negative code. */
+int inf_launch(struct inferior *inf, char *const argv[], int disable_aslr);
+
+/* Attaches to every thread of pid and stops them. Returns 0 or a negative code. */
+int inf_attach(struct inferior *inf, pid_t pid);
+
+/* Removes breakpoints and lets the process run free. Returns 0 or a negative code. */
+int inf_detach(struct inferior *inf);
+
+/* Kills the process and reaps it. */
+void inf_kill(struct inferior *inf);
+
+/* Resumes threads per the n actions (tid -1 is the default action). Returns 1 when a stop is
+ * already known (a queued event of a resumed thread, or a completed step) and filled into *st,
+ * 0 when the process is now running, or a negative code. */
+int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struct inf_stop *st);
+
+/* Collects pending wait statuses without blocking. Returns 1 when a stop to report happened (all
+ * threads are then stopped and *st is filled), 0 otherwise. */
+int inf_poll(struct inferior *inf, struct inf_stop *st);
+
+/* Stops every thread (the client's interrupt) and describes the stop in *st. Returns 0 or a negative code. */
+int inf_interrupt(struct inferior *inf, struct inf_stop *st);
+
+/* Thread lookup by id, or NULL. */
+struct inf_thread *inf_thread(struct inferior *inf, pid_t tid);
+
+/* Reads len bytes at addr into out, showing original bytes where breakpoints are inserted.
+ * Returns the number of bytes read (may be short) or a negative code when nothing was readable. */
+long inf_read(struct inferior *inf, uint64_t addr, void *out, size_t len);
+/* Writes memory, keeping inserted breakpoints in place. Returns 0 or a negative code. */
+int inf_write(struct inferior *inf, uint64_t addr, const void *data, size_t len);
+
+/* Fetches (cached) general registers of a stopped thread. Returns NULL on failure. */
+struct ptarch_gregs *inf_gregs(struct inferior *inf, struct inf_thread *t);
+
+/* Inserts or removes one reference to a software breakpoint at addr. Return 0 or a negative code. */
+int inf_bp_insert(struct inferior *inf, uint64_t addr);
+int inf_bp_remove(struct inferior *inf, uint64_t addr);
+
+#endif

@@ -1,0 +1,233 @@
+/* x86_64 ptrace access: user_regs_struct and fxsave layouts mapped to gdb's register order, and
+ * emulation of common function-prologue instructions so a breakpoint can be passed without a step. */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/user.h>
+
+#include "ptrace-arch.h"
+
+_Static_assert(sizeof(struct user_regs_struct) <= sizeof(struct ptarch_gregs), "gregs too small");
+
+#define U(r) (&(r)->k)
+#define UC(r) (&(r)->k)
+
+const struct arch_desc *ptarch_desc(void) { return &arch_x86_64; }
+
+int ptarch_get_gregs(pid_t tid, struct ptarch_gregs *r)
+{
+  return ptrace(PTRACE_GETREGS, tid, NULL, &r->k) < 0 ? -errno : 0;
+}
+
+int ptarch_set_gregs(pid_t tid, const struct ptarch_gregs *r)
+{
+  return ptrace(PTRACE_SETREGS, tid, NULL, (void *)&r->k) < 0 ? -errno : 0;
+}
+
+uint64_t ptarch_pc(const struct ptarch_gregs *r) { return UC(r)->rip; }
+void ptarch_set_pc(struct ptarch_gregs *r, uint64_t pc) { U(r)->rip = pc; }
+
+/* Offsets of rax..rip in user_regs_struct, in gdb's order. */
+static const size_t gpr_off[17] = {
+    offsetof(struct user_regs_struct, rax), offsetof(struct user_regs_struct, rbx),
+    offsetof(struct user_regs_struct, rcx), offsetof(struct user_regs_struct, rdx),
+    offsetof(struct user_regs_struct, rsi), offsetof(struct user_regs_struct, rdi),
+    offsetof(struct user_regs_struct, rbp), offsetof(struct user_regs_struct, rsp),
+    offsetof(struct user_regs_struct, r8),  offsetof(struct user_regs_struct, r9),
+    offsetof(struct user_regs_struct, r10), offsetof(struct user_regs_struct, r11),
+    offsetof(struct user_regs_struct, r12), offsetof(struct user_regs_struct, r13),
+    offsetof(struct user_regs_struct, r14), offsetof(struct user_regs_struct, r15),
+    offsetof(struct user_regs_struct, rip),
+};
+static const size_t seg_off[6] = {
+    offsetof(struct user_regs_struct, cs), offsetof(struct user_regs_struct, ss),
+    offsetof(struct user_regs_struct, ds), offsetof(struct user_regs_struct, es),
+    offsetof(struct user_regs_struct, fs), offsetof(struct user_regs_struct, gs),
+};
+
+/* The 'g' image: 17 x 8 GPRs, eflags + 6 segments x 4, 8 x 10 st, 8 x 4 control, 16 x 16 xmm,
+ * mxcsr 4, orig_rax 8, fs_base 8, gs_base 8. */
+#define OFF_EFLAGS (17 * 8)
+#define OFF_ST (OFF_EFLAGS + 7 * 4)
+#define OFF_FCTRL (OFF_ST + 80)
+#define OFF_XMM (OFF_FCTRL + 32)
+#define OFF_MXCSR (OFF_XMM + 256)
+#define OFF_ORIG (OFF_MXCSR + 4)
+
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+void ptarch_fill_core(const struct ptarch_gregs *r, uint8_t *out)
+{
+  const uint8_t *u = (const uint8_t *)&r->k;
+  for (int i = 0; i < 17; i++)
+    memcpy(out + i * 8, u + gpr_off[i], 8);
+}
+
+int ptarch_fill_all(pid_t tid, const struct ptarch_gregs *r, uint8_t *out)
+{
+  const uint8_t *u = (const uint8_t *)&r->k;
+  for (int i = 0; i < 17; i++)
+    memcpy(out + i * 8, u + gpr_off[i], 8);
+  put32(out + OFF_EFLAGS, (uint32_t)UC(r)->eflags);
+  for (int i = 0; i < 6; i++) {
+    uint64_t v;
+    memcpy(&v, u + seg_off[i], 8);
+    put32(out + OFF_EFLAGS + 4 + i * 4, (uint32_t)v);
+  }
+  struct user_fpregs_struct fp;
+  if (ptrace(PTRACE_GETFPREGS, tid, NULL, &fp) < 0)
+    return -errno;
+  for (int i = 0; i < 8; i++)
+    memcpy(out + OFF_ST + i * 10, (const uint8_t *)fp.st_space + i * 16, 10);
+  /* gdb wants the full i387 tag word; fxsave keeps one "not empty" bit per register. We report
+   * empty (3) or valid (0), which is what matters for printing the stack. */
+  uint32_t tag = 0;
+  for (int i = 0; i < 8; i++)
+    tag |= (fp.ftw & (1u << i)) ? 0u : (3u << (2 * i));
+  put32(out + OFF_FCTRL + 0, fp.cwd);
+  put32(out + OFF_FCTRL + 4, fp.swd);
+  put32(out + OFF_FCTRL + 8, tag);
+  put32(out + OFF_FCTRL + 12, (uint32_t)(fp.rip >> 32) & 0xffff);
+  put32(out + OFF_FCTRL + 16, (uint32_t)fp.rip);
+  put32(out + OFF_FCTRL + 20, (uint32_t)(fp.rdp >> 32) & 0xffff);
+  put32(out + OFF_FCTRL + 24, (uint32_t)fp.rdp);
+  put32(out + OFF_FCTRL + 28, fp.fop & 0x7ff);
+  memcpy(out + OFF_XMM, fp.xmm_space, 256);
+  put32(out + OFF_MXCSR, fp.mxcsr);
+  memcpy(out + OFF_ORIG, &UC(r)->orig_rax, 8);
+  memcpy(out + OFF_ORIG + 8, &UC(r)->fs_base, 8);
+  memcpy(out + OFF_ORIG + 16, &UC(r)->gs_base, 8);
+  return 0;
+}
+
+int ptarch_store_all(pid_t tid, struct ptarch_gregs *r, const uint8_t *in)
+{
+  uint8_t *u = (uint8_t *)&r->k;
+  for (int i = 0; i < 17; i++)
+    memcpy(u + gpr_off[i], in + i * 8, 8);
+  U(r)->eflags = get32(in + OFF_EFLAGS);
+  /* Segment selectors are left alone: the kernel rejects most changes and gdb never needs them. */
+  memcpy(&U(r)->orig_rax, in + OFF_ORIG, 8);
+  memcpy(&U(r)->fs_base, in + OFF_ORIG + 8, 8);
+  memcpy(&U(r)->gs_base, in + OFF_ORIG + 16, 8);
+  int rc = ptarch_set_gregs(tid, r);
+  if (rc)
+    return rc;
+  struct user_fpregs_struct fp;
+  if (ptrace(PTRACE_GETFPREGS, tid, NULL, &fp) < 0)
+    return -errno;
+  for (int i = 0; i < 8; i++)
+    memcpy((uint8_t *)fp.st_space + i * 16, in + OFF_ST + i * 10, 10);
+  fp.cwd = (uint16_t)get32(in + OFF_FCTRL);
+  fp.swd = (uint16_t)get32(in + OFF_FCTRL + 4);
+  uint32_t tag = get32(in + OFF_FCTRL + 8);
+  fp.ftw = 0;
+  for (int i = 0; i < 8; i++)
+    if (((tag >> (2 * i)) & 3) != 3)
+      fp.ftw |= (uint16_t)(1u << i);
+  memcpy(fp.xmm_space, in + OFF_XMM, 256);
+  fp.mxcsr = get32(in + OFF_MXCSR);
+  return ptrace(PTRACE_SETFPREGS, tid, NULL, &fp) < 0 ? -errno : 0;
+}
+
+/* Register slots for the 3-bit register numbers of push (with REX.B extending to r8..r15). */
+static unsigned long long *gpr_by_num(struct user_regs_struct *u, unsigned n)
+{
+  switch (n) {
+  case 0: return &u->rax;
+  case 1: return &u->rcx;
+  case 2: return &u->rdx;
+  case 3: return &u->rbx;
+  case 4: return &u->rsp;
+  case 5: return &u->rbp;
+  case 6: return &u->rsi;
+  case 7: return &u->rdi;
+  case 8: return &u->r8;
+  case 9: return &u->r9;
+  case 10: return &u->r10;
+  case 11: return &u->r11;
+  case 12: return &u->r12;
+  case 13: return &u->r13;
+  case 14: return &u->r14;
+  default: return &u->r15;
+  }
+}
+
+static int parity8(uint64_t v)
+{
+  return !(__builtin_popcount((unsigned)(v & 0xff)) & 1);
+}
+
+/* Flags of a 64-bit add or sub, computed the way the CPU does, because a prologue's sub rsp may in
+ * principle feed a later conditional (rare, but emulation must be exact or not happen). */
+static void set_arith_flags(struct user_regs_struct *u, uint64_t a, uint64_t b, uint64_t res, int sub)
+{
+  uint64_t f = u->eflags & ~(uint64_t)(0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x800);
+  int cf = sub ? (a < b) : (res < a);
+  int of = sub ? (int)((((a ^ b) & (a ^ res)) >> 63) & 1) : (int)(((~(a ^ b) & (a ^ res)) >> 63) & 1);
+  int af = (int)(((a ^ b ^ res) >> 4) & 1);
+  f |= cf ? 0x1 : 0;
+  f |= parity8(res) ? 0x4 : 0;
+  f |= af ? 0x10 : 0;
+  f |= res == 0 ? 0x40 : 0;
+  f |= (res >> 63) ? 0x80 : 0;
+  f |= of ? 0x800 : 0;
+  u->eflags = f;
+}
+
+int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *p, size_t n, ptarch_write_fn wr, void *ctx)
+{
+  struct user_regs_struct *u = U(r);
+  if (n >= 4 && p[0] == 0xf3 && p[1] == 0x0f && p[2] == 0x1e && p[3] == 0xfa) { /* endbr64 */
+    u->rip += 4;
+    return 1;
+  }
+  if (n >= 1 && p[0] == 0x90) { /* nop */
+    u->rip += 1;
+    return 1;
+  }
+  unsigned rex_b = 0, len = 0;
+  if (n >= 2 && p[0] == 0x41 && p[1] >= 0x50 && p[1] <= 0x57) {
+    rex_b = 8;
+    len = 1;
+  }
+  if (n > len && p[len] >= 0x50 && p[len] <= 0x57) { /* push reg */
+    uint64_t v = *gpr_by_num(u, (p[len] - 0x50u) | rex_b);
+    int rc = wr(ctx, u->rsp - 8, &v, 8);
+    if (rc)
+      return rc;
+    u->rsp -= 8;
+    u->rip += len + 1;
+    return 1;
+  }
+  if (n >= 3 && p[0] == 0x48 && p[1] == 0x89 && p[2] == 0xe5) { /* mov rbp, rsp */
+    u->rbp = u->rsp;
+    u->rip += 3;
+    return 1;
+  }
+  if (n >= 4 && p[0] == 0x48 && (p[1] == 0x83 || p[1] == 0x81) && (p[2] == 0xec || p[2] == 0xc4)) {
+    uint64_t imm;
+    unsigned ilen;
+    if (p[1] == 0x83) {
+      imm = (uint64_t)(int64_t)(int8_t)p[3];
+      ilen = 4;
+    } else {
+      if (n < 7)
+        return 0;
+      int32_t v;
+      memcpy(&v, p + 3, 4);
+      imm = (uint64_t)(int64_t)v;
+      ilen = 7;
+    }
+    uint64_t a = u->rsp, res;
+    int sub = p[2] == 0xec;
+    res = sub ? a - imm : a + imm;
+    set_arith_flags(u, a, imm, res, sub);
+    u->rsp = res;
+    u->rip += ilen;
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,336 @@
+/* TCP transport on libuv: one listening socket, one client at a time (others are refused without
+ * disturbing it), SIGCHLD as a loop event so ptrace stops are noticed while serving the socket. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "errors.h"
+#include "log.h"
+#include "transport.h"
+
+struct net {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  uv_signal_t sigchld;
+  uv_signal_t sigterm, sigint;
+  uv_tcp_t client;
+  int have_client;
+  int closing_client;
+  struct agent_server *s;
+  const struct agent_net_opts *o;
+  struct agent_tls_server *tls;
+  struct agent_tls_conn *tconn;
+  struct rs_buf out;       /* bytes waiting for the in-flight write to finish */
+  struct rs_buf inflight;  /* bytes of the in-flight write */
+  uv_write_t wreq;
+  int writing;
+  int served;
+  int deferred; /* a connection is waiting for the previous client's handle to close */
+  char rbuf[65536];
+};
+
+static void maybe_finish(struct net *n);
+static void on_write_done(uv_write_t *req, int status);
+static void accept_client(struct net *n);
+
+static void start_write(struct net *n)
+{
+  if (n->writing || n->out.len == 0 || !n->have_client || n->closing_client)
+    return;
+  /* Most replies fit the socket buffer at once: try that before queueing a request. */
+  uv_buf_t b = uv_buf_init((char *)n->out.data, (unsigned)n->out.len);
+  int w = uv_try_write((uv_stream_t *)&n->client, &b, 1);
+  if (w > 0)
+    rs_buf_consume(&n->out, (size_t)w);
+  if (n->out.len == 0)
+    return;
+  struct rs_buf tmp = n->inflight;
+  n->inflight = n->out;
+  n->out = tmp;
+  rs_buf_reset(&n->out);
+  b = uv_buf_init((char *)n->inflight.data, (unsigned)n->inflight.len);
+  n->writing = 1;
+  if (uv_write(&n->wreq, (uv_stream_t *)&n->client, &b, 1, on_write_done))
+    n->writing = 0;
+}
+
+static void on_write_done(uv_write_t *req, int status)
+{
+  struct net *n = req->data;
+  n->writing = 0;
+  rs_buf_reset(&n->inflight);
+  if (status < 0)
+    LOG_DEBUG("write failed: %s", uv_strerror(status));
+  start_write(n);
+  maybe_finish(n);
+}
+
+static void wire_out(void *ctx, const void *data, size_t len)
+{
+  struct net *n = ctx;
+  if (rs_buf_append(&n->out, data, len)) {
+    LOG_WARN("client is not reading; dropping output");
+    return;
+  }
+  start_write(n);
+}
+
+/* The server's send function: plain TCP writes directly, TLS encrypts first. */
+static void server_send(void *ctx, const void *data, size_t len)
+{
+  struct net *n = ctx;
+  if (n->tconn)
+    agent_tls_conn_write(n->tconn, data, len);
+  else
+    wire_out(n, data, len);
+}
+
+static void plain_in(void *ctx, const void *data, size_t len)
+{
+  struct net *n = ctx;
+  agent_server_feed(n->s, data, len);
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+  struct net *n = h->data;
+  n->have_client = 0;
+  n->closing_client = 0;
+  rs_buf_reset(&n->out);
+  rs_buf_reset(&n->inflight);
+  n->writing = 0;
+  if (n->deferred) {
+    n->deferred = 0;
+    /* When quitting, closing the listener also closes the connection it holds back. */
+    if (!n->s->quit) {
+      accept_client(n);
+      return;
+    }
+  }
+  maybe_finish(n);
+}
+
+static void close_client(struct net *n)
+{
+  if (!n->have_client || n->closing_client)
+    return;
+  n->closing_client = 1;
+  /* A peer that never completed the TLS handshake was never a client: it must not be able to end
+   * the session (killing a launched program) just by connecting. */
+  int was_client = !n->tconn || agent_tls_conn_established(n->tconn);
+  if (n->tconn) {
+    agent_tls_conn_destroy(n->tconn);
+    n->tconn = NULL;
+  }
+  if (was_client) {
+    agent_server_disconnect(n->s);
+    if (n->o->once)
+      n->s->quit = 1;
+  } else {
+    n->s->send = NULL;
+  }
+  uv_close((uv_handle_t *)&n->client, on_client_closed);
+}
+
+static void on_closed_noop(uv_handle_t *h) { (void)h; }
+
+/* Ends the session when the server is done (after flushing), and the loop when it should quit. */
+static void maybe_finish(struct net *n)
+{
+  if (n->s->done && n->have_client && !n->closing_client && !n->writing && n->out.len == 0)
+    close_client(n);
+  if (n->s->quit && !n->have_client) {
+    if (!uv_is_closing((uv_handle_t *)&n->listener))
+      uv_close((uv_handle_t *)&n->listener, on_closed_noop);
+    uv_handle_t *sigs[] = {(uv_handle_t *)&n->sigchld, (uv_handle_t *)&n->sigterm, (uv_handle_t *)&n->sigint};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+      if (!uv_is_closing(sigs[i]))
+        uv_close(sigs[i], on_closed_noop);
+  }
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+  struct net *n = h->data;
+  (void)suggested;
+  *buf = uv_buf_init(n->rbuf, sizeof n->rbuf);
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+  struct net *n = st->data;
+  if (nread < 0) {
+    LOG_INFO("client disconnected");
+    close_client(n);
+    return;
+  }
+  if (nread == 0)
+    return;
+  if (n->tconn) {
+    if (agent_tls_conn_feed(n->tconn, buf->base, (size_t)nread)) {
+      LOG_WARN("TLS session failed; closing the connection");
+      close_client(n);
+      return;
+    }
+  } else {
+    agent_server_feed(n->s, buf->base, (size_t)nread);
+  }
+  maybe_finish(n);
+}
+
+/* Makes the pending connection the client. */
+static void accept_client(struct net *n)
+{
+  uv_tcp_init(n->loop, &n->client);
+  n->client.data = n;
+  if (uv_accept((uv_stream_t *)&n->listener, (uv_stream_t *)&n->client)) {
+    uv_close((uv_handle_t *)&n->client, on_closed_noop);
+    return;
+  }
+  n->have_client = 1;
+  n->served++;
+  uv_tcp_nodelay(&n->client, 1);
+  LOG_INFO("client connected");
+  if (n->tls) {
+    n->tconn = agent_tls_conn_new(n->tls, wire_out, plain_in, n);
+    if (!n->tconn) {
+      close_client(n);
+      return;
+    }
+  }
+  agent_server_connect(n->s, server_send, n);
+  uv_read_start((uv_stream_t *)&n->client, alloc_cb, on_read);
+}
+
+static void on_connection(uv_stream_t *srv, int status)
+{
+  struct net *n = srv->data;
+  if (status < 0)
+    return;
+  if (n->have_client && n->closing_client && !n->s->quit) {
+    /* The previous client is on its way out: leave this one pending (libuv stops polling the
+     * listener until we accept) and take it once the old handle is closed, rather than refuse it. */
+    n->deferred = 1;
+    return;
+  }
+  if (n->have_client || n->s->quit) {
+    uv_tcp_t *extra = malloc(sizeof *extra);
+    if (!extra)
+      return;
+    uv_tcp_init(n->loop, extra);
+    if (uv_accept(srv, (uv_stream_t *)extra) == 0)
+      LOG_WARN("refusing a second connection: a client is already being served");
+    uv_close((uv_handle_t *)extra, (uv_close_cb)free);
+    return;
+  }
+  accept_client(n);
+}
+
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+  struct net *n = h->data;
+  (void)signum;
+  agent_server_child_event(n->s);
+  maybe_finish(n);
+}
+
+/* SIGTERM/SIGINT: end cleanly, so an attached program is detached with its breakpoints removed
+ * (if the agent just died, the kernel would detach it with traps still in its code). */
+static void on_terminate(uv_signal_t *h, int signum)
+{
+  struct net *n = h->data;
+  LOG_INFO("signal %d: shutting down", signum);
+  n->s->quit = 1;
+  if (n->have_client)
+    close_client(n);
+  maybe_finish(n);
+}
+
+static int is_loopback(const char *host)
+{
+  return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
+}
+
+int agent_net_run(struct agent_server *s, const struct agent_net_opts *o)
+{
+  struct net *n = calloc(1, sizeof *n);
+  if (!n)
+    return -ENOMEM;
+  int rc = 0;
+  n->s = s;
+  n->o = o;
+  n->wreq.data = n;
+  rs_buf_init(&n->out, 64u << 20);
+  rs_buf_init(&n->inflight, 64u << 20);
+  n->loop = uv_default_loop();
+  if (agent_tls_wanted(&o->tls)) {
+    rc = agent_tls_server_new(&o->tls, &n->tls);
+    if (rc)
+      goto out;
+  } else if (!is_loopback(o->host)) {
+    LOG_WARN("*** listening on %s without TLS: anyone who can connect controls the traced program "
+             "(use --tls-cert/--tls-key/--tls-ca or --tls-psk-file) ***", o->host);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  struct sockaddr_storage sa;
+  const char *host = !strcmp(o->host, "localhost") ? "127.0.0.1" : o->host;
+  if (uv_ip4_addr(host, o->port, (struct sockaddr_in *)&sa) &&
+      uv_ip6_addr(host, o->port, (struct sockaddr_in6 *)&sa)) {
+    LOG_ERR("cannot parse listen address %s", o->host);
+    rc = RS_E_BAD_ARG;
+    goto out;
+  }
+  uv_tcp_init(n->loop, &n->listener);
+  n->listener.data = n;
+  int e = uv_tcp_bind(&n->listener, (const struct sockaddr *)&sa, 0);
+  if (!e)
+    e = uv_listen((uv_stream_t *)&n->listener, 128, on_connection);
+  if (e) {
+    LOG_ERR("cannot listen on %s:%u: %s", o->host, (unsigned)o->port, uv_strerror(e));
+    uv_close((uv_handle_t *)&n->listener, on_closed_noop);
+    uv_run(n->loop, UV_RUN_DEFAULT);
+    rc = -EADDRINUSE;
+    goto out;
+  }
+  struct sockaddr_storage bound;
+  int blen = sizeof bound;
+  uv_tcp_getsockname(&n->listener, (struct sockaddr *)&bound, &blen);
+  unsigned port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                     : ((struct sockaddr_in *)&bound)->sin_port);
+  fprintf(stderr, "Listening on port %u\n", port);
+  if (o->port_file) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", o->port_file);
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+      fprintf(f, "%u\n", port);
+      fclose(f);
+      rename(tmp, o->port_file);
+    }
+  }
+  uv_signal_init(n->loop, &n->sigchld);
+  n->sigchld.data = n;
+  uv_signal_start(&n->sigchld, on_sigchld, SIGCHLD);
+  uv_signal_init(n->loop, &n->sigterm);
+  uv_signal_init(n->loop, &n->sigint);
+  n->sigterm.data = n->sigint.data = n;
+  uv_signal_start(&n->sigterm, on_terminate, SIGTERM);
+  uv_signal_start(&n->sigint, on_terminate, SIGINT);
+  /* A program may already have exited before anyone connected. */
+  agent_server_child_event(s);
+  uv_run(n->loop, UV_RUN_DEFAULT);
+out:
+  if (n->tls)
+    agent_tls_server_destroy(n->tls);
+  rs_buf_free(&n->out);
+  rs_buf_free(&n->inflight);
+  uv_loop_close(n->loop);
+  free(n);
+  return rc;
+}

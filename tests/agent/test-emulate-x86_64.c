@@ -1,0 +1,136 @@
+/* Unit tests of the x86_64 step-over emulation: each emulated instruction must leave registers,
+ * flags and memory exactly as the CPU would (flags are checked against the CPU itself). */
+#include <stdint.h>
+#include <string.h>
+
+#include "ptrace-arch.h"
+#include "test.h"
+
+struct fake_mem {
+  uint64_t addr;
+  uint8_t data[16];
+  size_t len;
+};
+
+static int fake_write(void *ctx, uint64_t addr, const void *data, size_t len)
+{
+  struct fake_mem *m = ctx;
+  m->addr = addr;
+  m->len = len;
+  memcpy(m->data, data, len);
+  return 0;
+}
+
+static struct ptarch_gregs base_regs(void)
+{
+  struct ptarch_gregs r;
+  memset(&r, 0, sizeof r);
+  r.k.rip = 0x1000;
+  r.k.rsp = 0x7ffc0000;
+  r.k.rbp = 0x1234;
+  r.k.rbx = 0x1111222233334444ull;
+  r.k.r12 = 0xaaaabbbbccccddddull;
+  r.k.eflags = 0x202;
+  return r;
+}
+
+TEST(endbr64_and_nop_only_advance)
+{
+  struct ptarch_gregs r = base_regs(), before = r;
+  struct fake_mem m = {0};
+  const uint8_t endbr[] = {0xf3, 0x0f, 0x1e, 0xfa, 0x55};
+  ASSERT_EQ(ptarch_emulate(&r, endbr, sizeof endbr, fake_write, &m), 1);
+  ASSERT_U64_EQ(r.k.rip, before.k.rip + 4);
+  ASSERT_U64_EQ(r.k.rsp, before.k.rsp);
+  const uint8_t nop[] = {0x90};
+  ASSERT_EQ(ptarch_emulate(&r, nop, 1, fake_write, &m), 1);
+  ASSERT_U64_EQ(r.k.rip, before.k.rip + 5);
+  ASSERT_EQ((int)m.len, 0);
+}
+
+TEST(push_stores_the_register_below_rsp)
+{
+  struct ptarch_gregs r = base_regs();
+  struct fake_mem m = {0};
+  const uint8_t push_rbx[] = {0x53};
+  ASSERT_EQ(ptarch_emulate(&r, push_rbx, 1, fake_write, &m), 1);
+  ASSERT_U64_EQ(r.k.rsp, 0x7ffc0000 - 8);
+  ASSERT_U64_EQ(m.addr, 0x7ffc0000 - 8);
+  uint64_t v;
+  memcpy(&v, m.data, 8);
+  ASSERT_U64_EQ(v, 0x1111222233334444ull);
+  ASSERT_U64_EQ(r.k.rip, 0x1001);
+  const uint8_t push_r12[] = {0x41, 0x54};
+  ASSERT_EQ(ptarch_emulate(&r, push_r12, 2, fake_write, &m), 1);
+  memcpy(&v, m.data, 8);
+  ASSERT_U64_EQ(v, 0xaaaabbbbccccddddull);
+  ASSERT_U64_EQ(r.k.rip, 0x1003);
+  ASSERT_U64_EQ(r.k.rsp, 0x7ffc0000 - 16);
+}
+
+TEST(mov_rbp_rsp)
+{
+  struct ptarch_gregs r = base_regs();
+  const uint8_t insn[] = {0x48, 0x89, 0xe5};
+  ASSERT_EQ(ptarch_emulate(&r, insn, 3, fake_write, NULL), 1);
+  ASSERT_U64_EQ(r.k.rbp, r.k.rsp);
+  ASSERT_U64_EQ(r.k.rip, 0x1003);
+}
+
+/* What the CPU itself computes for `sub`/`add` of imm on a 64-bit register, flags included. */
+static uint64_t cpu_arith(uint64_t a, int64_t imm, int sub, uint64_t *flags)
+{
+  uint64_t res = a, f;
+  if (sub)
+    __asm__ volatile("sub %2, %0\n\tpushfq\n\tpopq %1" : "+r"(res), "=r"(f) : "r"(imm) : "cc");
+  else
+    __asm__ volatile("add %2, %0\n\tpushfq\n\tpopq %1" : "+r"(res), "=r"(f) : "r"(imm) : "cc");
+  *flags = f;
+  return res;
+}
+
+TEST(sub_and_add_rsp_match_the_cpu_including_flags)
+{
+  const uint64_t rsps[] = {0x7ffc0000, 0x10, 0x0, 0x8000000000000008ull, 0xffffffffffffffffull};
+  const int64_t imms[] = {0x18, -8, 0x7f, 0x12345, -0x80000000ll, 0};
+  const uint64_t mask = 0x8d5; /* CF PF AF ZF SF OF */
+  for (size_t i = 0; i < sizeof rsps / sizeof rsps[0]; i++) {
+    for (size_t j = 0; j < sizeof imms / sizeof imms[0]; j++) {
+      for (int sub = 0; sub < 2; sub++) {
+        struct ptarch_gregs r = base_regs();
+        r.k.rsp = rsps[i];
+        uint8_t insn[7] = {0x48, 0, (uint8_t)(sub ? 0xec : 0xc4)};
+        size_t len;
+        int64_t imm = imms[j];
+        if (imm >= -128 && imm <= 127) {
+          insn[1] = 0x83;
+          insn[3] = (uint8_t)(int8_t)imm;
+          len = 4;
+        } else {
+          insn[1] = 0x81;
+          int32_t v = (int32_t)imm;
+          memcpy(insn + 3, &v, 4);
+          len = 7;
+        }
+        ASSERT_EQ(ptarch_emulate(&r, insn, len, fake_write, NULL), 1);
+        uint64_t flags;
+        uint64_t res = cpu_arith(rsps[i], imm, sub, &flags);
+        ASSERT_U64_EQ(r.k.rsp, res);
+        ASSERT_U64_EQ(r.k.eflags & mask, flags & mask);
+        ASSERT_U64_EQ(r.k.rip, 0x1000 + len);
+      }
+    }
+  }
+}
+
+TEST(other_instructions_are_left_to_single_step)
+{
+  struct ptarch_gregs r = base_regs(), before = r;
+  const uint8_t call[] = {0xe8, 0, 0, 0, 0};
+  const uint8_t mov_mem[] = {0x89, 0x7d, 0xfc};
+  const uint8_t sub_rax[] = {0x48, 0x83, 0xe8, 0x08};
+  ASSERT_EQ(ptarch_emulate(&r, call, sizeof call, fake_write, NULL), 0);
+  ASSERT_EQ(ptarch_emulate(&r, mov_mem, sizeof mov_mem, fake_write, NULL), 0);
+  ASSERT_EQ(ptarch_emulate(&r, sub_rax, sizeof sub_rax, fake_write, NULL), 0);
+  ASSERT_MEM_EQ(&r, &before, sizeof r);
+}

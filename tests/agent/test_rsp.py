@@ -1,0 +1,322 @@
+"""rsprof-agent driven by a small RSP client: exact breakpoint accounting with threads (emulated and
+single-stepped step-over), attach/detach, the packets the collector relies on (expedited registers,
+binary reads, pipelining, qXfer, vFile), robustness against malformed traffic, and disconnects."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from agenttest import (Agent, Rsp, spawn, check, fail, frame, le64, load_base, parse_stop, require_ptrace,
+                       symbol_offset)
+
+FX_GDB = os.environ["FX_GDB"]
+FX_THREADS = os.environ["FX_THREADS"]
+FX_ATTACH = os.environ["FX_ATTACH"]
+RIP = 0x10
+
+
+def pid_of(rsp):
+    qc = rsp.cmd("qC").decode()
+    m = re.match(r"QCp([0-9a-f]+)\.([0-9a-f]+)", qc)
+    if not m:
+        fail("unexpected qC reply " + qc)
+    return int(m.group(1), 16)
+
+
+def non_emulated_address(binary, func):
+    """Address (offset) of the first instruction in func that the agent cannot emulate, so passing
+    a breakpoint there needs a real single step."""
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", binary], capture_output=True,
+                         text=True, check=True).stdout
+    body = out.split("<%s>:" % func, 1)[1].split("\n\n", 1)[0]
+    for line in body.strip().splitlines():
+        addr, _, insn = line.partition(":")
+        insn = insn.strip()
+        if not re.match(r"(push|endbr64|nop|mov\s+%rsp,%rbp|sub\s+\$0x[0-9a-f]+,%rsp)", insn):
+            return int(addr.strip(), 16)
+    fail("no suitable instruction in " + func)
+
+
+def count_hits(offset_of):
+    agent = Agent(["--", FX_THREADS])
+    rsp = Rsp(agent.port)
+    rsp.handshake()
+    pid = pid_of(rsp)
+    # The executable is mapped at exec time; the breakpoint goes at its address in this run.
+    addr = load_base(pid, FX_THREADS) + offset_of
+    check(rsp.cmd("Z0,%x,1" % addr) == b"OK", "breakpoint inserted at 0x%x" % addr)
+    check(rsp.cmd("Z0,%x,1" % addr) == b"OK", "a repeated Z0 is accepted (reference counted)")
+    mem = rsp.cmd("m%x,1" % addr)
+    check(mem != b"cc", "memory reads do not show the breakpoint byte")
+    per_thread = {}
+    exit_reply = None
+    for _ in range(10000):
+        reply = rsp.cmd("vCont;c")
+        if reply.startswith(b"W"):
+            exit_reply = reply
+            break
+        sig, f = parse_stop(reply)
+        if sig != 5 or "swbreak" not in f or le64(f[RIP]) != addr:
+            fail("unexpected stop: %r" % reply[:200])
+        per_thread[f["thread"]] = per_thread.get(f["thread"], 0) + 1
+    total = sum(per_thread.values())
+    print("hits per thread:", sorted(per_thread.values()))
+    check(exit_reply is not None and exit_reply.startswith(b"W00"), "the program exited with status 0 "
+          "(its own counters agree)")
+    check(total == 4000, "exactly 4000 breakpoint stops (got %d)" % total)
+    check(len(per_thread) == 4 and all(v == 1000 for v in per_thread.values()),
+          "each of the 4 threads stopped 1000 times")
+    rsp.close()
+    agent.wait()
+
+
+def threads():
+    # At the function entry the displaced instruction (push %rbp) is emulated...
+    count_hits(symbol_offset(FX_THREADS, "agentfx_tick"))
+    # ...further in, it must be single-stepped with the other threads held.
+    count_hits(non_emulated_address(FX_THREADS, "agentfx_tick"))
+
+
+def start_attach_fixture(steps):
+    d = tempfile.mkdtemp(prefix="rsprof-agent-attach.")
+    ready = os.path.join(d, "ready")
+    proc = spawn([FX_ATTACH, ready, str(steps)], stdout=subprocess.PIPE)
+    deadline = time.time() + 10
+    while not os.path.exists(ready):
+        if time.time() > deadline:
+            proc.kill()
+            fail("attach fixture did not start")
+        time.sleep(0.01)
+    return proc
+
+
+def attach():
+    steps = 150
+    proc = start_attach_fixture(steps)
+    agent = Agent(["--attach", str(proc.pid)])
+    rsp = Rsp(agent.port)
+    rsp.handshake()
+    check(rsp.cmd("qAttached") == b"1", "qAttached says attached")
+    addr = load_base(proc.pid, FX_ATTACH) + symbol_offset(FX_ATTACH, "agentfx_step")
+    check(rsp.cmd("Z0,%x,1" % addr) == b"OK", "breakpoint inserted")
+    sig, f = parse_stop(rsp.cmd("c"))
+    check(sig == 5 and le64(f[RIP]) == addr, "the attached program hit the breakpoint")
+    arg = le64(f[5])  # rdi: the loop index passed to agentfx_step
+    check(0 <= arg < steps, "the first argument register is plausible (%d)" % arg)
+    check(rsp.cmd("z0,%x,1" % addr) == b"OK", "breakpoint removed")
+    check(rsp.cmd("D") == b"OK", "detach acknowledged")
+    rc = agent.wait()
+    out, _ = proc.communicate(timeout=30)
+    expect = sum(i * 3 + 1 for i in range(steps))
+    check(out.decode().strip() == "attach fixture done: sum=%d" % expect, "the program's output is unchanged")
+    check(proc.returncode == 3, "the program exited with its normal status 3")
+    check(rc == 0, "the agent exited cleanly after detach")
+
+
+def protocol():
+    agent = Agent(["--", FX_GDB])
+    rsp = Rsp(agent.port)
+    sup = rsp.handshake().decode()
+    for feat in ("QStartNoAckMode+", "qXfer:libraries-svr4:read+", "binary-upload+", "swbreak+",
+                 "qXfer:auxv:read+", "qXfer:exec-file:read+", "multiprocess+", "vContSupported+"):
+        check(feat in sup, "qSupported advertises " + feat)
+    pid = pid_of(rsp)
+    sig, f = parse_stop(rsp.cmd("?"))
+    check(sig == 5 and all(r in f for r in range(17)), "stop reply expedites rax..r15 and rip")
+    check(f["thread"] == "p%x.%x" % (pid, pid), "thread id is p<pid>.<tid> with multiprocess")
+    # Pipelining: several requests before reading any reply; answers come back in order.
+    sp = le64(f[7])
+    rsp.send_raw(frame("g") + frame("m%x,40" % sp) + frame("x%x,40" % sp) + frame("qC"))
+    g, m, x, qc = rsp.recv(), rsp.recv(), rsp.recv(), rsp.recv()
+    check(len(g) >= 2 * 8 * 17 and le64(g[7 * 16:8 * 16].decode()) == sp, "g agrees with the expedited rsp")
+    check(x[:1] == b"b" and x[1:] == bytes.fromhex(m.decode()), "x (binary) equals m (hex) for the same bytes")
+    check(qc.startswith(b"QC"), "pipelined replies arrive in order")
+    exe = rsp.cmd("qXfer:exec-file:read::0,1000")
+    check(exe[:1] == b"l" and os.path.realpath(exe[1:].decode()) == os.path.realpath(FX_GDB),
+          "qXfer:exec-file names the program")
+    auxv = rsp.cmd("qXfer:auxv:read::0,1000")
+    with open("/proc/%d/auxv" % pid, "rb") as fh:
+        check(auxv[1:] == fh.read(), "qXfer:auxv equals /proc/PID/auxv")
+    xml = rsp.cmd("qXfer:features:read:target.xml:0,fff0")
+    check(b"i386:x86-64" in xml, "target.xml describes x86_64")
+    # Run to main so the dynamic linker has filled r_debug, then list libraries.
+    main = load_base(pid, FX_GDB) + symbol_offset(FX_GDB, "agentfx_middle")
+    rsp.cmd("Z0,%x,1" % main)
+    sig, f = parse_stop(rsp.cmd("vCont;c"))
+    check(sig == 5 and le64(f[RIP]) == main, "stopped at agentfx_middle")
+    libs = rsp.cmd("qXfer:libraries-svr4:read::0,fff0").decode()
+    check('main-lm="0x' in libs and "libc.so.6" in libs and 'l_addr="0x' in libs and 'l_ld="0x' in libs,
+          "libraries-svr4 lists libc with lm/l_addr/l_ld")
+    names = [n for n in re.findall(r'name="([^"]+)"', libs) if "/" in n]  # not the vDSO
+    with open("/proc/%d/maps" % pid) as fh:
+        mapped = {os.path.realpath(l.split()[5]) for l in fh if len(l.split()) >= 6}
+    check(len(names) >= 2 and all(os.path.realpath(n) in mapped for n in names),
+          "every listed library is mapped in the process")
+    # vFile: read the executable back and compare; writing is refused.
+    hexpath = FX_GDB.encode().hex()
+    check(rsp.cmd("vFile:open:%s,1,0" % hexpath) == b"F-1,d", "opening for writing fails with EACCES")
+    fd = rsp.cmd("vFile:open:%s,0,0" % hexpath).decode()
+    check(fd.startswith("F") and not fd.startswith("F-"), "vFile:open read-only works")
+    fd = int(fd[1:], 16)
+    data, off = b"", 0
+    while True:
+        r = rsp.cmd("vFile:pread:%x,4000,%x" % (fd, off))
+        n, _, body = r.partition(b";")
+        n = int(n[1:], 16)
+        if n == 0:
+            break
+        if len(body) != n:
+            fail("pread announced %d bytes but sent %d" % (n, len(body)))
+        data += body
+        off += n
+    with open(FX_GDB, "rb") as fh:
+        check(data == fh.read(), "vFile:pread reads the executable byte for byte")
+    st = rsp.cmd("vFile:fstat:%x" % fd)
+    check(st.startswith(b"F40;") and int.from_bytes(st[4 + 28:4 + 36], "big") == len(data),
+          "vFile:fstat reports the size")
+    check(rsp.cmd("vFile:close:%x" % fd) == b"F0", "vFile:close")
+    link = rsp.cmd("vFile:readlink:%s" % ("/proc/%d/exe" % pid).encode().hex())
+    check(os.path.realpath(link.partition(b";")[2].decode()) == os.path.realpath(FX_GDB), "vFile:readlink")
+    # Memory writes keep the breakpoint; reads show the new bytes.
+    orig = rsp.cmd("m%x,4" % main)
+    check(rsp.cmd("M%x,1:%s" % (main, orig[:2].decode())) == b"OK", "writing over a breakpoint works")
+    check(rsp.cmd("m%x,4" % main) == orig, "and reads still show the original bytes")
+    rsp.send("k")  # no reply: the agent kills the program and leaves
+    rc = agent.wait()
+    check(rc == 137, "after k the agent exits with the killed program's status (got %s)" % rc)
+
+
+def connect_served(port):
+    """Connects and handshakes, retrying while the agent is still closing a previous client (it
+    then refuses us as a second one). Bounded."""
+    for _ in range(200):
+        try:
+            c = Rsp(port)
+            c.handshake()
+            return c
+        except (ConnectionError, EOFError):
+            time.sleep(0.05)
+    fail("the agent never served a new client")
+
+
+def robustness():
+    agent = Agent(["--multi", "--", FX_GDB])
+    rsp = Rsp(agent.port)
+    rsp.send_raw(b"$qSupported#00")
+    check(rsp.recv_byte_events() == "-", "a bad checksum is answered with '-'")
+    rsp.send_raw(b"$" + b"a" * 300000 + b"#00")
+    check(rsp.recv_byte_events() == "-", "an oversized packet is dropped with '-'")
+    rsp.handshake()
+    for bad in ("mzz,10", "m10", "Mxyz", "X1,2:", "g1", "pzz", "Z0,zz,1", "vFile:pread:zz", "Hgzz",
+                "qXfer:auxv:read::zz", "vCont;q", "vRun;zz", "vAttach;0", "P1=zz"):
+        r = rsp.cmd(bad)
+        if not r.startswith(b"E") and not r.startswith(b"F-1"):
+            fail("malformed %r got %r" % (bad, r))
+    print("ok: malformed arguments get error replies")
+    for unknown in ("qNoSuchThing", "vNoSuch", "jUnknown", "Z9,10,1", "y"):
+        check(rsp.cmd(unknown) == b"", "unknown packet %s gets the empty reply" % unknown)
+    rsp.send_raw(b"$m0,4")  # truncated: the rest never comes
+    rsp.close()
+    # A second client is refused while the first is served.
+    first = connect_served(agent.port)
+    second = socket.create_connection(("127.0.0.1", agent.port), timeout=10)
+    second.settimeout(10)
+    check(second.recv(10) == b"", "a second connection is closed by the agent")
+    second.close()
+    check(first.cmd("qAttached") in (b"0", b"1"), "the first client is undisturbed")
+    first.send_raw(b"$qSupp")  # disconnect mid-packet
+    first.close()
+    served = 0
+    for i in range(1000):
+        s = socket.create_connection(("127.0.0.1", agent.port), timeout=20)
+        if i % 3 == 0:
+            # Wait for the answer (or the refusal, if the agent is still closing the previous
+            # connection): this keeps the listen queue short, so no connection waits for SYN
+            # retransmissions on a loaded machine.
+            try:
+                s.sendall(b"+$?#3f")
+                data = b""
+                while b"#" not in data:
+                    chunk = s.recv(100)
+                    if not chunk:
+                        break
+                    data += chunk
+                served += b"$W00#" in data
+            except ConnectionError:
+                pass
+        s.close()
+    check(served > 0, "connections in the cycles were served (%d answered)" % served)
+    print("ok: survived 1000 connect/disconnect cycles")
+    last = connect_served(agent.port)
+    check(last.cmd("vRun;") .startswith(b"T05"), "the agent still launches programs afterwards")
+    last.cmd("vKill;1")
+    last.close()
+    check(agent.proc.poll() is None, "the agent is still running")
+    agent.kill()
+
+
+def disconnect():
+    # A launched program dies with the client.
+    agent = Agent(["--", FX_ATTACH, "/dev/null", "100000"])
+    rsp = Rsp(agent.port)
+    rsp.handshake()
+    pid = pid_of(rsp)
+    rsp.send("vCont;c")
+    time.sleep(0.2)
+    rsp.send_raw(b"\x03")
+    sig, f = parse_stop(rsp.recv())
+    check(sig == 2 and f.get("thread") == "p%x.%x" % (pid, pid), "the interrupt byte stops the program (T02)")
+    with open("/proc/%d/stat" % pid) as fh:
+        check(fh.read().split(") ")[1][0] == "t", "the program is in a ptrace stop")
+    rsp.send("vCont;c")
+    time.sleep(0.1)
+    rsp.close()
+    agent.wait()
+    gone = not os.path.exists("/proc/%d" % pid)
+    check(gone, "the launched program was killed when the client vanished")
+    # An attached program keeps running, without our breakpoint, when the client vanishes.
+    steps = 120
+    proc = start_attach_fixture(steps)
+    agent = Agent(["--attach", str(proc.pid)])
+    rsp = Rsp(agent.port)
+    rsp.handshake()
+    addr = load_base(proc.pid, FX_ATTACH) + symbol_offset(FX_ATTACH, "agentfx_step")
+    rsp.cmd("Z0,%x,1" % addr)
+    sig, _ = parse_stop(rsp.cmd("c"))
+    check(sig == 5, "attached program stopped at the breakpoint")
+    rsp.close()
+    agent.wait()
+    out, _ = proc.communicate(timeout=30)
+    expect = sum(i * 3 + 1 for i in range(steps))
+    check(out.decode().strip() == "attach fixture done: sum=%d" % expect and proc.returncode == 3,
+          "the attached program ran on to its normal end")
+
+
+def cli():
+    agent_bin = os.environ["AGENT"]
+    r = subprocess.run([agent_bin, "--bogus"], capture_output=True, text=True)
+    check(r.returncode == 2 and "--bogus" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
+          "an unknown option is named on one line, exit 2")
+    r = subprocess.run([agent_bin, "--help"], capture_output=True, text=True)
+    check(r.returncode == 0 and "--listen" in r.stdout, "--help")
+    r = subprocess.run([agent_bin, "--version"], capture_output=True, text=True)
+    check(r.returncode == 0 and "rsprof-agent" in r.stdout, "--version")
+    agent = Agent(["--", FX_GDB])
+    agent.kill()
+    check("Listening on port %d" % agent.port in agent.stderr, "port 0 prints 'Listening on port N'")
+    a = spawn([agent_bin, "--listen", "0.0.0.0:0", "--multi", "--once"], stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    a.send_signal(signal.SIGTERM)
+    err = a.communicate(timeout=10)[1].decode()
+    check("without TLS" in err, "listening beyond loopback without TLS warns")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] != "cli":
+        require_ptrace()
+    {"threads": threads, "attach": attach, "protocol": protocol, "robustness": robustness,
+     "disconnect": disconnect, "cli": cli}[sys.argv[1]]()

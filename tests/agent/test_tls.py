@@ -1,0 +1,127 @@
+"""TLS on rsprof-agent: certificates made here with openssl (deploy/make-tls.sh's CA, board and host
+certificates, and a second unrelated CA); a client with a CA-signed certificate is served, one without a
+certificate or with the other CA's is refused in the handshake; PSK with the right and a wrong key."""
+import os
+import select
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+from agenttest import Agent, check, fail, frame
+
+D = tempfile.mkdtemp(prefix="rsprof-agent-tls.")
+
+
+def openssl(*args):
+    r = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, cwd=D)
+    if r.returncode != 0:
+        fail("openssl %s: %s" % (" ".join(args), r.stderr))
+
+
+def make_ca(name):
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", name + ".key", "-out", name + ".pem", "-days", "2", "-subj", "/CN=" + name)
+
+
+def make_cert(name, ca):
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name)
+    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+            "-CAcreateserial", "-out", name + ".pem", "-days", "2")
+
+
+def p(name):
+    return os.path.join(D, name)
+
+
+def try_client(port, cert=None):
+    """Connects with TLS 1.2, sends qSupported, returns the reply or None when refused."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(p("ca.pem"))
+    ctx.check_hostname = False
+    if cert:
+        ctx.load_cert_chain(p(cert + ".pem"), p(cert + ".key"))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        s = ctx.wrap_socket(raw)
+        s.sendall(frame("qSupported"))
+        data = b""
+        while b"#" not in data or data.index(b"#") + 3 > len(data):
+            chunk = s.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+        s.close()
+        return data
+    except (ssl.SSLError, ConnectionError, OSError) as e:
+        print("   refused: %s" % e)
+        return None
+    finally:
+        raw.close()
+
+
+def psk_client(port, key, identity="board-1"):
+    proc = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-tls1_2",
+                             "-psk", key, "-psk_identity", identity, "-cipher", "PSK", "-quiet"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(frame("qSupported"))
+    proc.stdin.flush()
+    out = b""
+    deadline = time.time() + 10
+    while time.time() < deadline and b"PacketSize" not in out:
+        r, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if r:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    proc.kill()
+    proc.wait()
+    return out
+
+
+def main():
+    if not shutil.which("openssl"):
+        print("SKIP: openssl is not installed")
+        sys.exit(77)
+    # The deployment script makes the CA, the board (server) and host (client) certificates...
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "make-tls.sh")
+    r = subprocess.run([script, D, "test-board", "test-host"], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("make-tls.sh failed: " + r.stderr)
+    # ...and an unrelated CA issues a certificate the agent must not accept.
+    make_ca("otherca")
+    make_cert("stranger", "otherca")
+    agent = Agent(["--multi", "--tls-cert", p("board.pem"), "--tls-key", p("board.key"),
+                   "--tls-ca", p("ca.pem")])
+    r = try_client(agent.port, "host")
+    check(r is not None and b"PacketSize" in r, "a client with a certificate from the CA is served")
+    check(try_client(agent.port) is None, "a client without a certificate is refused")
+    check(try_client(agent.port, "stranger") is None, "a client with another CA's certificate is refused")
+    r = try_client(agent.port, "host")
+    check(r is not None and b"PacketSize" in r, "the agent still serves good clients afterwards")
+    agent.kill()
+
+    key = "00112233445566778899aabbccddeeff"
+    with open(p("psk"), "w") as f:
+        f.write(key + "\n")
+    agent = Agent(["--multi", "--tls-psk-file", p("psk"), "--tls-psk-identity", "board-1"])
+    check(b"PacketSize" in psk_client(agent.port, key), "PSK with the right key is served")
+    check(b"PacketSize" not in psk_client(agent.port, "ffeeddccbbaa99887766554433221100"),
+          "PSK with a wrong key is refused")
+    check(b"PacketSize" not in psk_client(agent.port, key, "someone-else"), "PSK with another identity is refused")
+    check(b"PacketSize" in psk_client(agent.port, key), "and the right key still works afterwards")
+    agent.kill()
+    shutil.rmtree(D, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""End-to-end checks of the tracing modules against independent references (valgrind, the fixtures' own counts).
+
+usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] -- PROGRAM [ARGS...]
+CHECK is one of: heap, leak, threads, mutex, calls, clone, sigint, preload.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rsprof_test as t  # noqa: E402
+
+
+def fixture_counts(text):
+    """key=value pairs of the fixture's last line."""
+    lines = [ln for ln in text.splitlines() if "=" in ln]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])} if lines else {}
+
+
+def run_traced(a, *collector_args, env=None, server=None):
+    srv = t.Server(server or a.server, a.agent, a.argv) if env is None else None
+    if srv is None:
+        old = dict(os.environ)
+        os.environ.update(env)
+        try:
+            srv = t.Server(server or a.server, a.agent, a.argv)
+        finally:
+            os.environ.clear()
+            os.environ.update(old)
+    prof = os.path.join(srv.tmp, "p.drcctprof")
+    summ = os.path.join(srv.tmp, "s.json")
+    out = t.collector(a.collector, srv.port, "--module", a.module, "-o", prof, "--summary-json", summ,
+                      *collector_args)
+    status = srv.wait()
+    summary = json.load(open(summ))
+    return srv, prof, summary, out, status
+
+
+def folded(a, prof, metric):
+    """{stack tuple (outermost first): value} from report --format folded."""
+    stacks = {}
+    for line in t.report(a.collector, prof, "folded", "--metric", metric).splitlines():
+        stack, _, value = line.rpartition(" ")
+        if stack:
+            key = tuple(stack.split(";"))
+            stacks[key] = stacks.get(key, 0) + int(value)
+    return stacks
+
+
+def expect_eq(what, got, want):
+    if got != want:
+        t.fail(f"{what}: got {got}, expected {want}")
+    print(f"ok {what} = {got}")
+
+
+def check_heap(a):
+    """Allocation count, free count and bytes allocated equal valgrind's totals for the same program and input."""
+    srv, prof, s, _, status = run_traced(a)
+    mem = s["memory"]
+    va, vf, vb = t.valgrind_heap_totals(a.argv)
+    if a.module == "memory":
+        expect_eq("allocs vs valgrind", mem["allocs"], va)
+        expect_eq("frees vs valgrind", mem["frees"], vf)
+        expect_eq("bytes allocated vs valgrind", mem["bytes_allocated"], vb)
+    else:
+        # memtrace sees only what goes through the stub's allocator; valgrind also counts what the runtime
+        # allocates with libc directly (e.g. pthread_getattr_np at start-up). That difference must not depend
+        # on the workload: measure it on a run with no work and check it is the same.
+        counts = fixture_counts(srv.output())
+        expect_eq("allocs vs the program's own count", mem["allocs"], counts["allocs"])
+        expect_eq("frees vs the program's own count", mem["frees"], counts["frees"])
+        expect_eq("bytes vs the program's own count", mem["bytes_allocated"], counts["bytes"])
+        base_argv = a.argv[:-1] + ["0" * len(a.argv[-1])]
+        ba, bf, bb = t.valgrind_heap_totals(base_argv)
+        b2 = argparse.Namespace(**{**vars(a), "argv": base_argv})
+        _, _, s0, _, _ = run_traced(b2)
+        m0 = s0["memory"]
+        expect_eq("allocs outside the stub (loaded run)", va - mem["allocs"], ba - m0["allocs"])
+        expect_eq("frees outside the stub (loaded run)", vf - mem["frees"], bf - m0["frees"])
+    expect_eq("program exit code", s["program"]["exit_code"], 0)
+    if s["events"] < mem["allocs"]:
+        t.fail("fewer events than allocations")
+
+
+def check_leak(a):
+    """Exactly the three leaked blocks, at exactly their two allocating functions."""
+    srv, prof, s, _, _ = run_traced(a)
+    expect_eq("leaked bytes", s["memory"]["leaked_bytes"], 600)
+    expect_eq("leaked blocks", s["memory"]["leaked_blocks"], 3)
+    by_site = {}
+    for stack, value in folded(a, prof, "leaked_bytes").items():
+        if value == 0:
+            continue
+        site = next((f for f in stack if f in ("leak_a", "leak_b")), None)
+        if site is None:
+            t.fail(f"leak attributed to an unexpected context: {';'.join(stack)} {value}")
+        by_site[site] = by_site.get(site, 0) + value
+    expect_eq("bytes leaked from leak_a", by_site.get("leak_a"), 300)
+    expect_eq("bytes leaked from leak_b", by_site.get("leak_b"), 300)
+    blocks = folded(a, prof, "leaked_blocks")
+    expect_eq("leaked blocks in the profile", sum(blocks.values()), 3)
+
+
+def check_threads(a):
+    """Totals equal valgrind's; each worker thread's allocations equal that thread's own count."""
+    srv, prof, s, _, _ = run_traced(a)
+    va, vf, vb = t.valgrind_heap_totals(a.argv)
+    expect_eq("allocs vs valgrind", s["memory"]["allocs"], va)
+    expect_eq("frees vs valgrind", s["memory"]["frees"], vf)
+    expect_eq("bytes vs valgrind", s["memory"]["bytes_allocated"], vb)
+    per_thread = {}
+    for stack, value in folded(a, prof, "allocations").items():
+        root = next((f for f in stack if f.startswith("THREAD[")), None)
+        if root:
+            per_thread[root] = per_thread.get(root, 0) + value
+    workers = re.findall(r"thread=\d+ tid=(\d+) allocs=(\d+)", srv.output())
+    if len(workers) != 4:
+        t.fail("the fixture did not report 4 threads:\n" + srv.output())
+    for tid, allocs in workers:
+        expect_eq(f"allocations in THREAD[{tid}]", per_thread.get(f"THREAD[{tid}]"), int(allocs))
+
+
+def check_mutex(a):
+    """At least ROUNDS contended acquisitions in waiter_lock, with wait times of the program's own order."""
+    srv, prof, s, _, _ = run_traced(a)
+    counts = fixture_counts(srv.output())
+    rounds = counts["rounds"]
+    contended = folded(a, prof, "contended_locks")
+    at_waiter = sum(v for st, v in contended.items() if any("waiter_lock" in f for f in st))
+    if at_waiter < rounds:
+        t.fail(f"only {at_waiter} contended acquisitions at waiter_lock, expected at least {rounds}")
+    print(f"ok {at_waiter} contended acquisitions at waiter_lock (rounds={rounds})")
+    wait_us = sum(v for st, v in folded(a, prof, "lock_wait").items() if any("waiter_lock" in f for f in st))
+    own = counts.get("wait_us_total", 0)
+    # The collector measures between two breakpoint stops, so it sees the program's wait plus trap overhead.
+    if not (own * 0.5 <= wait_us <= own * 5 + rounds * 100000):
+        t.fail(f"wait {wait_us} us at waiter_lock is not of the order the program measured ({own} us)")
+    print(f"ok wait {wait_us} us vs the program's own {own} us")
+
+
+def per_caller(stacks, leaf_match):
+    """{caller function: count} for stacks whose leaf matches."""
+    out = {}
+    for stack, value in stacks.items():
+        if not stack or not leaf_match(stack[-1]):
+            continue
+        out[stack[-2]] = out.get(stack[-2], 0) + value
+    return out
+
+
+def check_calls(a):
+    _, prof, s, _, _ = run_traced(a, "--trace", "target_fn")
+    n = int(a.argv[-1])
+    got = per_caller(folded(a, prof, "calls"), lambda f: f == "target_fn")
+    expect_eq("calls per call site", got, {"site_a": 5 * n, "site_b": 7 * n, "site_c": 11 * n})
+
+
+def check_clone(a):
+    srv, prof, s, _, _ = run_traced(a)
+    counts = fixture_counts(srv.output())
+    got = per_caller(folded(a, prof, "calls"), lambda f: re.match(r"^<.*Item as core::clone::Clone>::clone$", f))
+    want = {}
+    for site in "abc":
+        callers = [c for c in got if c.endswith(f"clone_site_{site}")]
+        want_count = counts[f"clone_{site}"]
+        expect_eq(f"Item::clone calls from clone_site_{site}", sum(got[c] for c in callers), want_count)
+        want[site] = want_count
+
+
+def check_sigint(a):
+    """SIGINT during a run still writes a valid profile and summary, and leaves the program running."""
+    srv = t.Server(a.server, a.agent, a.argv)
+    prof = os.path.join(srv.tmp, "p.drcctprof")
+    summ = os.path.join(srv.tmp, "s.json")
+    proc = subprocess.Popen([a.collector, "--connect", f"127.0.0.1:{srv.port}", "--no-progress", "--module",
+                             a.module, "-o", prof, "--summary-json", summ], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    expect_eq("collector exit status after SIGINT", proc.returncode, 0)
+    s = json.load(open(summ))
+    if s["program"]["ended"]:
+        t.fail("the program ended before SIGINT: make the run longer")
+    if s["memory"]["allocs"] <= 0:
+        t.fail("nothing was collected before SIGINT")
+    if not folded(a, prof, "allocations"):
+        t.fail("the profile written after SIGINT has no samples")
+    status = srv.wait(timeout=120)
+    expect_eq("program exit status after detach (it kept running)", status, 0)
+    print(f"ok {s['memory']['allocs']} allocations collected before SIGINT")
+
+
+def check_preload(a):
+    """An unmodified C program under LD_PRELOAD=librsprof_preload.so is traced by memtrace."""
+    env = {"LD_PRELOAD": a.preload}
+    srv, prof, s, _, _ = run_traced(a, env=env)
+    counts = fixture_counts(srv.output())
+    expect_eq("allocs vs the program's own count", s["memory"]["allocs"], counts["allocs"])
+    expect_eq("frees vs the program's own count", s["memory"]["frees"], counts["frees"])
+    expect_eq("bytes vs the program's own count", s["memory"]["bytes_allocated"], counts["bytes"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("check")
+    ap.add_argument("--collector", required=True)
+    ap.add_argument("--agent")
+    ap.add_argument("--server", default="agent", choices=["agent", "gdbserver"])
+    ap.add_argument("--module", default="memory")
+    ap.add_argument("--preload")
+    ap.add_argument("argv", nargs="+")
+    a = ap.parse_args()
+    t.require_ptrace()
+    if not a.argv[0] or not os.path.exists(a.argv[0]):
+        t.skip(f"fixture {a.argv[0] or '(Rust)'} was not built (is cargo installed?)")
+    {"heap": check_heap, "leak": check_leak, "threads": check_threads, "mutex": check_mutex,
+     "calls": check_calls, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
+
+
+if __name__ == "__main__":
+    main()

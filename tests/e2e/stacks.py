@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Stack truth: the collector's stacks at each hit of a function equal gdb's bt at the same stops.
+
+usage: stacks.py --collector BIN --server agent|gdbserver [--agent BIN] [--gdb-remote] --break FUNC [--min N]
+                 -- PROGRAM [ARGS...]
+Both the collector (through our agent or stock gdbserver) and gdb stop at every call of FUNC in a
+deterministic program; the i-th stacks must match frame by frame (function, and file:line where gdb has it)
+down to the outermost frame gdb shows. With --gdb-remote, gdb runs through our agent too.
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rsprof_test as t  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--collector", required=True)
+    ap.add_argument("--agent")
+    ap.add_argument("--server", choices=["agent", "gdbserver"], default="agent")
+    ap.add_argument("--gdb-remote", action="store_true")
+    ap.add_argument("--break", dest="func", required=True)
+    ap.add_argument("--min", type=int, default=50)
+    ap.add_argument("--unordered", action="store_true", help="threads: compare the stacks as multisets")
+    ap.add_argument("argv", nargs="+")
+    a = ap.parse_args()
+    t.require_ptrace()
+    if not os.path.exists(a.argv[0]):
+        t.skip(f"fixture {a.argv[0]} was not built")
+
+    srv = t.Server(a.server, a.agent, a.argv)
+    out_stacks = os.path.join(srv.tmp, "stacks.txt")
+    profile = os.path.join(srv.tmp, "p.drcctprof")
+    t.collector(a.collector, srv.port, "--trace", a.func, "--print-stacks", out_stacks, "-o", profile)
+    srv.wait()
+    ours = t.collector_stacks(out_stacks)
+
+    if a.gdb_remote:
+        ref = t.Server("agent", a.agent, a.argv)
+        theirs, raw = t.gdb_stacks(a.argv, a.func, len(ours), remote_port=ref.port)
+        ref.close()
+    else:
+        theirs, raw = t.gdb_stacks(a.argv, a.func, len(ours))
+    if not theirs:
+        t.fail("gdb produced no stacks:\n" + raw.stdout[-2000:] + raw.stderr[-2000:])
+    if a.unordered:
+        ours, theirs = sorted(ours), sorted(theirs)
+    t.compare_stacks(ours, theirs, f"{os.path.basename(a.argv[0])}@{a.func} via {a.server}", a.min)
+
+
+if __name__ == "__main__":
+    main()
