@@ -207,6 +207,15 @@ int inf_bp_remove(struct inferior *inf, uint64_t addr)
   return rc;
 }
 
+/* A breakpoint trap at addr with no breakpoint there now: true unless the program's own code holds a
+ * breakpoint instruction at addr (then the trap is the program's and is reported). */
+static int trapped_on_removed_bp(struct inferior *inf, uint64_t addr)
+{
+  uint8_t code[4];
+  size_t bl = inf->arch->bkpt_len;
+  return inf_read(inf, addr, code, bl) == (long)bl && memcmp(code, inf->arch->bkpt, bl) != 0;
+}
+
 static void remove_all_bps(struct inferior *inf)
 {
   while (inf->nbp > 0) {
@@ -275,6 +284,15 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
         t->pending = INF_EV_BKPT;
         t->pending_addr = a;
         t->stepping = 0;
+        return;
+      }
+      if (!t->stepping && trapped_on_removed_bp(inf, a)) {
+        /* The thread hit a breakpoint that the client removed before this stop was collected (the trap
+         * was still queued in the kernel): re-execute the restored instruction and report nothing. */
+        if (a != ptarch_pc(r)) {
+          ptarch_set_pc(r, a);
+          ptarch_set_gregs(tid, r);
+        }
         return;
       }
     }

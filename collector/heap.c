@@ -10,11 +10,12 @@ int heap_init(struct heap *h, struct trace *tr)
   memset(h, 0, sizeof *h);
   u64map_init(&h->size_of);
   u64map_init(&h->node_of);
-  h->m_allocs = trace_add_metric(tr, "allocations", "count");
-  h->m_bytes = trace_add_metric(tr, "bytes_allocated", "bytes");
+  h->m_allocs = trace_add_ranked_metric(tr, "allocations", "count", "MOST CALLS TO ALLOCATION FUNCTIONS");
+  h->m_bytes = trace_add_ranked_metric(tr, "bytes_allocated", "bytes", "MOST BYTES ALLOCATED");
   h->m_frees = trace_add_metric(tr, "frees", "count");
   h->m_bytes_freed = trace_add_metric(tr, "bytes_freed", "bytes");
-  h->m_leaked = trace_add_metric(tr, "leaked_bytes", "bytes");
+  h->m_leaked = trace_add_ranked_metric(tr, "leaked_bytes", "bytes",
+                                        "MOST BYTES LEAKED (still allocated at the end)");
   h->m_leaked_blocks = trace_add_metric(tr, "leaked_blocks", "count");
   return h->m_leaked_blocks < 0 ? h->m_leaked_blocks : 0;
 }

@@ -45,6 +45,7 @@ static void usage(FILE *out)
           "binaries:\n"
           "      --sysroot DIR          look for the target's files under DIR first\n"
           "      --debug-dir DIR        extra directory of separate debug files (repeatable)\n"
+          "      --system-debug-dir DIR the distribution's debug files (default /usr/lib/debug; '' for none)\n"
           "      --cache-dir DIR        cache of fetched binaries (default $XDG_CACHE_HOME/rsprof)\n"
           "      --no-fetch             never download binaries from the target\n"
           "output:\n"
@@ -73,7 +74,7 @@ static void usage(FILE *out)
 enum {
   OPT_TLS_CA = 256, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PSK_FILE, OPT_TLS_PSK_ID, OPT_CONNECT_TIMEOUT,
   OPT_RETRIES, OPT_TRACE, OPT_TRACE_REGEX, OPT_DURATION, OPT_STACK_SIZE, OPT_MAX_FRAMES, OPT_KILL_AT_END,
-  OPT_SYSROOT, OPT_DEBUG_DIR, OPT_CACHE_DIR, OPT_NO_FETCH, OPT_SUMMARY_JSON, OPT_SUMMARY, OPT_PRINT_STACKS,
+  OPT_SYSROOT, OPT_DEBUG_DIR, OPT_SYSTEM_DEBUG_DIR, OPT_CACHE_DIR, OPT_NO_FETCH, OPT_SUMMARY_JSON, OPT_SUMMARY, OPT_PRINT_STACKS,
   OPT_PROGRESS, OPT_NO_PROGRESS, OPT_FAIL_ON_LEAK, OPT_MAX_PEAK, OPT_MAX_ALLOCS, OPT_LOG_LEVEL,
 };
 
@@ -96,6 +97,7 @@ static const struct option long_opts[] = {
     {"kill-at-end", no_argument, NULL, OPT_KILL_AT_END},
     {"sysroot", required_argument, NULL, OPT_SYSROOT},
     {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
+    {"system-debug-dir", required_argument, NULL, OPT_SYSTEM_DEBUG_DIR},
     {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
     {"no-fetch", no_argument, NULL, OPT_NO_FETCH},
     {"output", required_argument, NULL, 'o'},
@@ -199,6 +201,7 @@ static int parse_args(int argc, char **argv, struct col_options *o)
         return bad_value("--debug-dir", optarg);
       o->debug_dirs[o->ndebug_dirs++] = optarg;
       break;
+    case OPT_SYSTEM_DEBUG_DIR: o->system_debug_dir = optarg; break;
     case OPT_CACHE_DIR: o->cache_dir = optarg; break;
     case OPT_NO_FETCH: o->no_fetch = 1; break;
     case 'o': o->output = optarg; break;

@@ -58,7 +58,7 @@ static int init_common(struct trace *tr, void **state, int clone_preset)
   if (!s)
     return -ENOMEM;
   s->clone_preset = clone_preset;
-  s->metric = trace_add_metric(tr, "calls", "count");
+  s->metric = trace_add_ranked_metric(tr, "calls", "count", "MOST CALLS");
   int rc = s->metric < 0 ? s->metric : 0;
   if (clone_preset && !rc)
     rc = compile(s, CLONE_PATTERN);

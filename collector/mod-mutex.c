@@ -64,8 +64,8 @@ static int mutex_init(struct trace *tr, void **state)
   s->tags[0] = (struct lock_tag){s, 0};
   s->tags[1] = (struct lock_tag){s, 1};
   retwatch_init(&s->calls, on_acquired, s);
-  s->m_contended = trace_add_metric(tr, "contended_locks", "count");
-  s->m_wait_us = trace_add_metric(tr, "lock_wait", "microseconds");
+  s->m_contended = trace_add_ranked_metric(tr, "contended_locks", "count", "MOST CONTENDED LOCK ACQUISITIONS");
+  s->m_wait_us = trace_add_ranked_metric(tr, "lock_wait", "microseconds", "LONGEST TOTAL LOCK WAIT");
   *state = s;
   return s->m_wait_us < 0 ? s->m_wait_us : 0;
 }

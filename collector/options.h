@@ -40,6 +40,7 @@ struct col_options {
   const char *cache_dir;
   const char *debug_dirs[COL_MAX_LIST + 1]; /* NULL-terminated */
   size_t ndebug_dirs;
+  const char *system_debug_dir; /* NULL: the default (/usr/lib/debug); "": none */
   int no_fetch;
   int kill_at_end;           /* 1: kill the program when tracing stops early; 0: detach */
   int fail_on_leak;

@@ -284,7 +284,7 @@ static int is_bytes_unit(const char *unit)
 static void print_value(FILE *out, const struct profile_metric *m, int64_t v)
 {
   fprintf(out, "%" PRId64, v);
-  if (m->unit && *m->unit)
+  if (m->unit && *m->unit && strcmp(m->unit, "count") != 0)
     fprintf(out, " %s", m->unit);
   if (is_bytes_unit(m->unit) && (v >= 1024 || v <= -1024)) {
     char b[32];

@@ -409,8 +409,8 @@ static void walk_die(struct walk *w, Dwarf_Die die, const char *prefix, int dept
   case DW_TAG_class_type:
   case DW_TAG_union_type:
   case DW_TAG_enumeration_type: {
-    if (depth > 0)
-      return;  /* types local to functions hold no code */
+    if (depth > 0 && tag == DW_TAG_enumeration_type)
+      return;  /* no member functions; classes local to functions (lambdas) declare the ones code refers to */
     char *name = attr_string(cu, die, DW_AT_name);
     char *q = join_name(prefix, name ? name : (tag == DW_TAG_namespace ? "(anonymous namespace)" : NULL));
     if (q || name == NULL)
@@ -495,6 +495,7 @@ static void read_lines(struct sym_state *s, struct cu_info *cu, Dwarf_Die cu_die
   }
   Dwarf_Line *lines;
   Dwarf_Signed n;
+  size_t first_row = s->nlines;
   if (dwarf_srclines_from_linecontext(ctx, &lines, &n, &err) == DW_DLV_OK) {
     for (Dwarf_Signed i = 0; i < n; i++) {
       Dwarf_Addr addr;
@@ -512,6 +513,10 @@ static void read_lines(struct sym_state *s, struct cu_info *cu, Dwarf_Die cu_die
       drop_err(cu->dbg, &err);
       dwarf_linebeginstatement(lines[i], &stmt, &err);
       drop_err(cu->dbg, &err);
+      /* Rows just before their sequence's end at the same address cover no bytes; kept, they would sort
+       * after the end row and claim the addresses up to the next sequence. */
+      while (end && s->nlines > first_row && !s->lines[s->nlines - 1].end && s->lines[s->nlines - 1].addr == addr)
+        s->nlines--;
       if (GROW(s, lines, nlines, caplines))
         break;
       int64_t fi = version >= 5 ? (int64_t)fileno : (int64_t)fileno - 1;

@@ -51,6 +51,7 @@ struct trace {
   } mods[TRACE_MAX_TRACERS];
   size_t nmods;
   struct profile_metric metrics[TRACE_MAX_METRICS];
+  const char *metric_titles[TRACE_MAX_METRICS]; /* text summary section, or NULL for none */
   size_t nmetrics;
 
   struct trace_bp *bps;   /* slots; bp_index maps an address to its slot */

@@ -74,10 +74,10 @@ static void write_text(struct trace *tr, trace_symbolize_fn sym, const char *pat
       tr->mods[k].mod->summary_text(tr, tr->mods[k].state, f);
   }
   for (size_t m = 0; m < tr->nmetrics; m++) {
-    char title[128];
-    snprintf(title, sizeof title, "top contexts by %s", tr->metrics[m].name);
+    if (!tr->metric_titles[m])
+      continue; /* companion metrics (frees, ...) show beside the ranked ones */
     fputc('\n', f);
-    summary_top_contexts(f, tr->cct, tr->metrics, m, 5, title, sym, tr);
+    summary_top_contexts(f, tr->cct, tr->metrics, m, 5, tr->metric_titles[m], sym, tr);
   }
   if (f != stdout)
     fclose(f);

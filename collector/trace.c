@@ -19,6 +19,7 @@
 #include "module.h"
 #include "profile-write.h"
 #include "rsp-client.h"
+#include "stack-window.h"
 #include "summary.h"
 #include "symbolize.h"
 #include "target.h"
@@ -59,7 +60,16 @@ int trace_add_metric(struct trace *tr, const char *name, const char *unit)
     return RS_E_LIMIT;
   tr->metrics[tr->nmetrics].name = name;
   tr->metrics[tr->nmetrics].unit = unit;
+  tr->metric_titles[tr->nmetrics] = NULL;
   return (int)tr->nmetrics++;
+}
+
+int trace_add_ranked_metric(struct trace *tr, const char *name, const char *unit, const char *title)
+{
+  int m = trace_add_metric(tr, name, unit);
+  if (m >= 0)
+    tr->metric_titles[m] = title;
+  return m;
 }
 
 void trace_count(struct trace *tr, uint32_t node, int metric, int64_t delta)
@@ -312,11 +322,22 @@ static int thread_regs(struct trace *tr, const struct rspc_stop *st, struct col_
   return fill_regs_from_g(tr, r);
 }
 
+struct stack_probe {
+  struct trace *tr;
+  uint64_t sp;
+};
+
+static int probe_stack(void *ctx, uint64_t addr, size_t len)
+{
+  struct stack_probe *p = ctx;
+  size_t n = 0;
+  return rspc_read_memory(p->tr->c, addr, p->tr->stack_buf + (addr - p->sp), len, &n) == 0 && n == len;
+}
+
 /* Reads the stack window at sp. Near the top of a stack the window runs past the mapping and the whole read
- * fails, so then find the readable end (whole pages, by bisection) and remember it for the thread. */
+ * fails, so then find the readable end and remember it for the thread. */
 static size_t read_stack(struct trace *tr, int64_t tid, uint64_t sp)
 {
-  enum { PAGE = 4096 };
   size_t want = tr->opt->stack_bytes;
   uint64_t limit;
   if (u64map_get(&tr->stack_end, (uint64_t)tid, &limit) && limit > sp && limit - sp < want)
@@ -325,23 +346,14 @@ static size_t read_stack(struct trace *tr, int64_t tid, uint64_t sp)
   int rc = rspc_read_memory(tr->c, sp, tr->stack_buf, want, &got);
   if (rc == 0 && got == want)
     return got;
-  uint64_t page_end = (sp | (PAGE - 1)) + 1;
-  uint64_t lo = page_end, hi = sp + want; /* lo: known readable end; hi: known unreadable end */
-  size_t first = (size_t)(page_end - sp);
-  if (first > want || rspc_read_memory(tr->c, sp, tr->stack_buf, first, &got) || got != first) {
+  struct stack_probe probe = {tr, sp};
+  uint64_t end = stack_readable_end(sp, want, 4096, probe_stack, &probe);
+  if (end == sp) {
     LOG_DEBUG("stack at 0x%llx is unreadable", (unsigned long long)sp);
     return 0;
   }
-  while (hi - lo > PAGE) {
-    uint64_t mid = lo + ((hi - lo) / 2 & ~(uint64_t)(PAGE - 1));
-    size_t n = 0;
-    if (rspc_read_memory(tr->c, lo, tr->stack_buf + (lo - sp), (size_t)(mid - lo), &n) == 0 && n == mid - lo)
-      lo = mid;
-    else
-      hi = mid;
-  }
-  u64map_put(&tr->stack_end, (uint64_t)tid, lo);
-  return (size_t)(lo - sp);
+  u64map_put(&tr->stack_end, (uint64_t)tid, end);
+  return (size_t)(end - sp);
 }
 
 static int write_stack_text(struct trace *tr, int64_t tid, const uint64_t *pcs, size_t n, int truncated);
@@ -706,6 +718,8 @@ int trace_run(const struct col_options *o)
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  if (o->system_debug_dir)
+    col_module_set_system_debug_dir(o->system_debug_dir[0] ? o->system_debug_dir : NULL);
   rc = start_modules(&tr);
   if (rc)
     goto out;

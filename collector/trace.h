@@ -48,6 +48,8 @@ void trace_list_modules(FILE *out);
 
 /* Registers a metric (before tracing starts); returns its index for trace_count(). */
 int trace_add_metric(struct trace *tr, const char *name, const char *unit);
+/* The same, for a metric whose top contexts the text summary lists under title. */
+int trace_add_ranked_metric(struct trace *tr, const char *name, const char *unit, const char *title);
 
 /* Places (or shares) a breakpoint at a target address; fn runs at each hit with data. */
 int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);

@@ -90,29 +90,69 @@ def collector(binary, port, *args, timeout=120, check=True):
     return out
 
 
-GDB_FRAME = re.compile(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?(.*?) \((.*)$")
+GDB_FRAME_HEAD = re.compile(r"^#(\d+)\s+(?:0x[0-9a-f]+ in )?")
 
 
 def gdb_frame(line):
-    """(function, 'file:line' or None) from one line of gdb's bt."""
-    m = GDB_FRAME.match(line)
+    """(function, 'file:line' or None) from one line of gdb's bt.
+
+    Function names may hold spaces and parentheses (C++ and Rust generics such as call_once<fn(), ()>), so
+    the argument list is found from the end: the last balanced '(...)' before ' at FILE:LINE' / ' from LIB'.
+    """
+    m = GDB_FRAME_HEAD.match(line)
     if not m:
         return None
-    func, rest = m.group(2), m.group(3)
+    rest = line[m.end():]
+    where = None
     loc = re.search(r"\) at (\S+):(\d+)$", rest)
-    where = f"{os.path.basename(loc.group(1))}:{loc.group(2)}" if loc else None
-    return func, where
+    if loc:
+        where = f"{os.path.basename(loc.group(1))}:{loc.group(2)}"
+        rest = rest[:loc.start() + 1]
+    else:
+        rest = re.sub(r"\) from \S+$", ")", rest)
+    if not rest.endswith(")"):
+        return None
+    depth = 0
+    for i in range(len(rest) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(rest[i], 0)
+        if depth == 0:
+            return rest[:i].rstrip(), where
+    return None
 
 
-def gdb_stacks(argv, breakpoint, max_stops, remote_port=None):
-    """Runs gdb with a breakpoint whose command list prints bt and continues; returns one frame list per stop."""
+def gdb_stacks(argv, breakpoint, max_stops, remote_port=None, system_debug=False):
+    """Runs gdb with a breakpoint whose command list prints bt and continues; returns one frame list per stop.
+
+    The breakpoint is at the function's first instruction, where the collector stops (a plain 'break FUNC'
+    would skip the prologue); a function in a library loaded later is armed at the next library load.
+    Without system_debug gdb does not read /usr/lib/debug (run the collector with --system-debug-dir '')."""
     script = tempfile.NamedTemporaryFile("w", suffix=".gdb", delete=False)
-    script.write("set pagination off\nset confirm off\nset width 0\n")
-    script.write(f"break {breakpoint}\ncommands\nsilent\necho ===STOP===\\n\nbt\ncontinue\nend\n")
+    script.write("set pagination off\nset confirm off\nset width 0\nset backtrace past-main on\n")
+    script.write(f"""python
+import gdb
+armed = []
+def arm():
+    if armed:
+        return
+    try:
+        gdb.execute("break *{breakpoint}", to_string=True)
+    except gdb.error:
+        return
+    bp = gdb.breakpoints()[-1]
+    bp.commands = "silent\\necho ===STOP===\\\\n\\nbt\\ncontinue"
+    armed.append(bp)
+arm()
+if not armed:
+    gdb.execute("catch load")
+    gdb.breakpoints()[-1].commands = "silent\\npython arm()\\ncontinue"
+end
+""")
     script.write(f"target remote 127.0.0.1:{remote_port}\ncontinue\n" if remote_port else "run\n")
     script.close()
-    cmd = ["gdb", "-nx", "-batch", "-iex", "set debug-file-directory /nonexistent",
-           "-iex", "set auto-load safe-path /", "-x", script.name]
+    cmd = ["gdb", "-nx", "-batch", "-iex", "set auto-load safe-path /"]
+    if not system_debug:
+        cmd += ["-iex", "set debug-file-directory /nonexistent"]
+    cmd += ["-x", script.name]
     cmd += ([argv[0]] if remote_port else ["--args", *argv])
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     stacks = []
@@ -149,7 +189,8 @@ def collector_stacks(path):
 
 
 def compare_stacks(ours, theirs, label, min_events=50):
-    """Every gdb stack must equal ours frame by frame, down to gdb's outermost frame."""
+    """Every gdb stack must equal ours frame by frame (function and file:line, or the lack of one), down to
+    gdb's outermost frame."""
     if len(theirs) < min_events:
         fail(f"{label}: gdb stopped only {len(theirs)} times (need {min_events})")
     if len(ours) < len(theirs):
@@ -158,7 +199,7 @@ def compare_stacks(ours, theirs, label, min_events=50):
         if len(a) < len(b):
             fail(f"{label}: event {i}: collector has {len(a)} frames, gdb {len(b)}\nours:  {a}\ngdb:   {b}")
         for k, (fa, fb) in enumerate(zip(a, b)):
-            if fa[0] != fb[0] or (fb[1] and fa[1] != fb[1]):
+            if fa != fb:
                 fail(f"{label}: event {i} frame {k}: collector {fa} != gdb {fb}\nours: {a}\ngdb:  {b}")
     print(f"{label}: {len(theirs)} stops, all stacks equal gdb's bt "
           f"({sum(len(s) for s in theirs[:len(theirs)])} frames compared)")
@@ -166,7 +207,10 @@ def compare_stacks(ours, theirs, label, min_events=50):
 
 def valgrind_heap_totals(argv, env=None):
     """(allocs, frees, bytes allocated) from valgrind's 'total heap usage' line for the same program and input."""
-    out = subprocess.run(["valgrind", "--tool=memcheck", "--leak-check=no", *argv], capture_output=True,
+    # --run-libc-freeres=no: by default valgrind calls glibc's __libc_freeres at exit, which frees the cached
+    # thread stacks' TLS blocks; the program itself never makes those calls, so no tracer can see them.
+    out = subprocess.run(["valgrind", "--tool=memcheck", "--leak-check=no", "--run-libc-freeres=no", *argv],
+                         capture_output=True,
                          text=True, timeout=600, env=env)
     m = re.search(r"total heap usage: ([\d,]+) allocs, ([\d,]+) frees, ([\d,]+) bytes allocated", out.stderr)
     if not m:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Stack truth: the collector's stacks at each hit of a function equal gdb's bt at the same stops.
 
-usage: stacks.py --collector BIN --server agent|gdbserver [--agent BIN] [--gdb-remote] --break FUNC [--min N]
+usage: stacks.py --collector BIN --server agent|gdbserver [--agent BIN] [--gdb-remote] [--unordered]
+                 [--system-debug] --break FUNC [--min N]
                  -- PROGRAM [ARGS...]
 Both the collector (through our agent or stock gdbserver) and gdb stop at every call of FUNC in a
 deterministic program; the i-th stacks must match frame by frame (function, and file:line where gdb has it)
@@ -24,6 +25,9 @@ def main():
     ap.add_argument("--break", dest="func", required=True)
     ap.add_argument("--min", type=int, default=50)
     ap.add_argument("--unordered", action="store_true", help="threads: compare the stacks as multisets")
+    ap.add_argument("--system-debug", action="store_true",
+                    help="both sides read /usr/lib/debug (default: neither does, so results do not depend on "
+                    "which -dbg packages the machine has)")
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
@@ -33,16 +37,17 @@ def main():
     srv = t.Server(a.server, a.agent, a.argv)
     out_stacks = os.path.join(srv.tmp, "stacks.txt")
     profile = os.path.join(srv.tmp, "p.drcctprof")
-    t.collector(a.collector, srv.port, "--trace", a.func, "--print-stacks", out_stacks, "-o", profile)
+    debug = [] if a.system_debug else ["--system-debug-dir", ""]
+    t.collector(a.collector, srv.port, "--trace", a.func, "--print-stacks", out_stacks, "-o", profile, *debug)
     srv.wait()
     ours = t.collector_stacks(out_stacks)
 
     if a.gdb_remote:
         ref = t.Server("agent", a.agent, a.argv)
-        theirs, raw = t.gdb_stacks(a.argv, a.func, len(ours), remote_port=ref.port)
+        theirs, raw = t.gdb_stacks(a.argv, a.func, len(ours), remote_port=ref.port, system_debug=a.system_debug)
         ref.close()
     else:
-        theirs, raw = t.gdb_stacks(a.argv, a.func, len(ours))
+        theirs, raw = t.gdb_stacks(a.argv, a.func, len(ours), system_debug=a.system_debug)
     if not theirs:
         t.fail("gdb produced no stacks:\n" + raw.stdout[-2000:] + raw.stderr[-2000:])
     if a.unordered:
