@@ -141,8 +141,10 @@ def check_mutex(a):
     print(f"ok {at_waiter} contended acquisitions at waiter_lock (rounds={rounds})")
     wait_us = sum(v for st, v in folded(a, prof, "lock_wait").items() if any("waiter_lock" in f for f in st))
     own = counts.get("wait_us_total", 0)
-    # The collector measures between two breakpoint stops, so it sees the program's wait plus trap overhead.
-    if not (own * 0.5 <= wait_us <= own * 5 + rounds * 100000):
+    # The collector measures on its own clock from receiving the entry stop to receiving the return stop; the
+    # program's span also covers the trap latencies before each report and the resume after the return, which
+    # grow on a loaded machine. "Of the right order": within a factor of five either way.
+    if not (own / 5 <= wait_us <= own * 5 + rounds * 100000):
         t.fail(f"wait {wait_us} us at waiter_lock is not of the order the program measured ({own} us)")
     print(f"ok wait {wait_us} us vs the program's own {own} us")
 
