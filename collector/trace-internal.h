@@ -56,6 +56,9 @@ struct trace {
 
   struct trace_bp *bps;   /* slots; bp_index maps an address to its slot */
   size_t nbps, bps_cap;
+  size_t *free_slots;     /* slots of removed breakpoints, reused before the table grows */
+  size_t nfree_slots;
+  size_t nparked;         /* breakpoints still inserted with no owner (see trace_unbreak) */
   struct u64map bp_index;
 
   uint8_t *stack_buf;     /* opt->stack_bytes */

@@ -101,16 +101,27 @@ static struct trace_bp *bp_lookup(struct trace *tr, uint64_t addr)
   return &tr->bps[idx];
 }
 
+/* Owner-less breakpoints kept inserted at most; beyond this they are all removed. */
+enum { MAX_PARKED_BPS = 4096 };
+
+static int remove_parked(struct trace *tr);
+
 int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
 {
   struct trace_bp *bp = bp_lookup(tr, addr);
+  if (bp && bp->nowners == 0)
+    tr->nparked--;
   if (!bp) {
-    if (tr->nbps == tr->bps_cap) {
+    if (tr->nfree_slots == 0 && tr->nbps == tr->bps_cap) {
       size_t cap = tr->bps_cap ? tr->bps_cap * 2 : 64;
       struct trace_bp *n = realloc(tr->bps, cap * sizeof *n);
       if (!n)
         return -ENOMEM;
       tr->bps = n;
+      size_t *f = realloc(tr->free_slots, cap * sizeof *f); /* every slot may become free at once */
+      if (!f)
+        return -ENOMEM;
+      tr->free_slots = f;
       tr->bps_cap = cap;
     }
     int rc = rspc_insert_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
@@ -118,13 +129,13 @@ int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
       LOG_WARN("cannot place a breakpoint at 0x%llx: %s", (unsigned long long)addr, rs_strerror(rc));
       return rc;
     }
-    bp = &tr->bps[tr->nbps];
+    size_t slot = tr->nfree_slots ? tr->free_slots[--tr->nfree_slots] : tr->nbps++;
+    bp = &tr->bps[slot];
     memset(bp, 0, sizeof *bp);
     bp->addr = addr;
-    rc = u64map_put(&tr->bp_index, addr, tr->nbps);
+    rc = u64map_put(&tr->bp_index, addr, slot);
     if (rc)
       return rc;
-    tr->nbps++;
   }
   for (int i = 0; i < bp->nowners; i++)
     if (bp->owners[i].fn == fn && bp->owners[i].data == data) {
@@ -152,14 +163,38 @@ int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
       bp->owners[i] = bp->owners[--bp->nowners];
     }
     if (bp->nowners == 0) {
-      int rc = rspc_remove_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
-      /* Keep the slot (indexes stay stable); it is simply unused until placed again. */
-      u64map_del(&tr->bp_index, addr, NULL);
-      return rc;
+      /* Parked, not removed: a return breakpoint is wanted again at the next call from the same site, and
+       * leaving it in place saves two round trips per event. A parked hit is simply resumed. */
+      if (++tr->nparked > MAX_PARKED_BPS)
+        return remove_parked(tr);
     }
     return 0;
   }
   return RS_E_NOT_FOUND;
+}
+
+/* Removes one breakpoint from the target and the table; its slot is reused later. */
+static int remove_bp(struct trace *tr, uint64_t addr, uint64_t slot)
+{
+  int rc = rspc_remove_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+  u64map_del(&tr->bp_index, addr, NULL);
+  tr->free_slots[tr->nfree_slots++] = (size_t)slot; /* room reserved when the table grew */
+  return rc;
+}
+
+static int remove_parked(struct trace *tr)
+{
+  int rc = 0;
+  size_t pos = 0;
+  uint64_t addr, slot;
+  while (u64map_next(&tr->bp_index, &pos, &addr, &slot)) {
+    if (tr->bps[slot].nowners == 0) {
+      int r = remove_bp(tr, addr, slot);
+      rc = rc ? rc : r; /* deleting leaves a tombstone, so the walk goes on safely */
+    }
+  }
+  tr->nparked = 0;
+  return rc;
 }
 
 static void remove_all_breakpoints(struct trace *tr)
@@ -167,8 +202,8 @@ static void remove_all_breakpoints(struct trace *tr)
   size_t pos = 0;
   uint64_t addr, idx;
   while (u64map_next(&tr->bp_index, &pos, &addr, &idx))
-    if (tr->bps[idx].nowners)
-      rspc_remove_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+    remove_bp(tr, addr, idx);
+  tr->nparked = 0;
 }
 
 /* ---- modules of the target ---- */
@@ -473,7 +508,7 @@ static int handle_trap(struct trace *tr, const struct rspc_stop *st)
   struct trace_bp *bp = bp_lookup(tr, regs.pc);
   if (!bp && tr->arch->pc_after_bkpt)
     bp = bp_lookup(tr, regs.pc - tr->arch->pc_after_bkpt);
-  if (!bp || bp->nowners == 0) {
+  if (!bp) {
     LOG_DEBUG("SIGTRAP at 0x%llx is not one of our breakpoints", (unsigned long long)regs.pc);
     return 0;
   }
@@ -488,8 +523,8 @@ static int handle_trap(struct trace *tr, const struct rspc_stop *st)
     if (rc)
       LOG_WARN("handler at 0x%llx failed: %s", (unsigned long long)hit.addr, rs_strerror(rc));
   }
-  bp = bp_lookup(tr, hit.addr);
-  if (bp && bp->nowners && !rspc_features(tr->c)->rsprof_ext)
+  bp = bp_lookup(tr, hit.addr); /* still inserted (owned or parked) */
+  if (bp && !rspc_features(tr->c)->rsprof_ext)
     return step_over(tr, st, hit.addr);
   return 0;
 }
@@ -702,6 +737,7 @@ static void trace_destroy(struct trace *tr)
   u64map_free(&tr->bp_index);
   u64map_free(&tr->stack_end);
   free(tr->bps);
+  free(tr->free_slots);
   free(tr->stack_buf);
   free(tr->pcs);
 }

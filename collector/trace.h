@@ -53,7 +53,9 @@ int trace_add_ranked_metric(struct trace *tr, const char *name, const char *unit
 
 /* Places (or shares) a breakpoint at a target address; fn runs at each hit with data. */
 int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
-/* Removes one registration of fn/data at addr (the breakpoint goes when none remain). */
+/* Removes one registration of fn/data at addr. With none left the breakpoint stays inserted, parked: its hits
+ * are resumed at once, and the next trace_break there costs no round trip (parked ones are removed in bulk
+ * past a bound, and all at the end). */
 int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
 
 /* Captures and unwinds the hit thread's stack and returns its calling-context node (cached per hit). */
