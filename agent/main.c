@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "cli.h"
 #include "errors.h"
@@ -151,6 +152,13 @@ int main(int argc, char **argv)
       inf_kill(&s.inf);
   }
   int code = rc ? 1 : (prog && !multi ? s.exit_code : 0);
+  if (rc == 0 && prog && !multi && s.detached_child > 0) {
+    /* The client detached and the program runs on; its exit status is still the agent's to report. */
+    LOG_INFO("waiting for process %d to exit", (int)s.detached_child);
+    int status;
+    if (waitpid(s.detached_child, &status, 0) == s.detached_child)
+      code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
   agent_server_free(&s);
   return code;
 }

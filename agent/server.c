@@ -613,6 +613,8 @@ static void dispatch(struct agent_server *s, char *pkt, size_t len)
       reply_err(s, 1);
       break;
     }
+    if (!s->inf.attached)
+      s->detached_child = s->inf.pid;
     inf_detach(&s->inf);
     reply_str(s, "OK");
     if (!s->extended) {

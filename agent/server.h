@@ -32,6 +32,7 @@ struct agent_server {
   int done;            /* the session is over: the transport closes the connection */
   int quit;            /* the agent should exit once the connection is closed */
   int exit_code;       /* the launched program's exit status, for the agent's own */
+  pid_t detached_child; /* a launched program the client detached from: still the agent's child */
 };
 
 /* Prepares a server. argv (borrowed, NULL-terminated) is the program vRun starts by default.

@@ -54,7 +54,7 @@ static int return_site(struct trace *tr, const struct trace_hit *hit, uint64_t *
     return col_regs_get(hit->regs, a->dwarf_ra_column, ret) ? RS_E_NOT_FOUND : 0;
   }
   *sp_after = sp + 8; /* x86_64: on top of the stack, popped by ret */
-  return trace_read_memory(tr, sp, ret, 8);
+  return trace_read_stack(tr, hit, sp, ret, 8);
 }
 
 int retwatch_enter(struct retwatch *w, struct trace *tr, const struct trace_hit *hit, struct rw_call **call)

@@ -66,6 +66,9 @@ struct trace {
   uint64_t *pcs;          /* opt->max_frames */
   uint32_t hit_node;      /* context of the current hit, once captured */
   int hit_node_valid;
+  int hit_stack_valid;    /* stack_buf holds the current hit's window: [hit_stack_base, + hit_stack_len) */
+  uint64_t hit_stack_base;
+  size_t hit_stack_len;
   int64_t g_thread;       /* thread selected for 'g' */
 
   FILE *stacks_out;

@@ -84,6 +84,11 @@ int64_t trace_metric_value(struct trace *tr, uint32_t node, int metric)
 
 int trace_read_memory(struct trace *tr, uint64_t addr, void *buf, size_t len)
 {
+  if (tr->hit_stack_valid && addr >= tr->hit_stack_base && len <= tr->hit_stack_len &&
+      addr - tr->hit_stack_base <= tr->hit_stack_len - len) {
+    memcpy(buf, tr->stack_buf + (addr - tr->hit_stack_base), len); /* no round trip */
+    return 0;
+  }
   size_t got = 0;
   int rc = rspc_read_memory(tr->c, addr, buf, len, &got);
   if (rc)
@@ -393,15 +398,34 @@ static size_t read_stack(struct trace *tr, int64_t tid, uint64_t sp)
 
 static int write_stack_text(struct trace *tr, int64_t tid, const uint64_t *pcs, size_t n, int truncated);
 
+/* The current hit's stack window, read once per hit. */
+static size_t hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t *sp)
+{
+  *sp = 0;
+  col_regs_get(hit->regs, tr->arch->dwarf_sp, sp);
+  if (!tr->hit_stack_valid) {
+    tr->hit_stack_len = read_stack(tr, hit->tid, *sp);
+    tr->hit_stack_base = *sp;
+    tr->hit_stack_valid = 1;
+  }
+  return tr->hit_stack_len;
+}
+
+int trace_read_stack(struct trace *tr, const struct trace_hit *hit, uint64_t addr, void *buf, size_t len)
+{
+  uint64_t sp;
+  hit_stack(tr, hit, &sp);
+  return trace_read_memory(tr, addr, buf, len);
+}
+
 int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node)
 {
   if (tr->hit_node_valid) {
     *node = tr->hit_node;
     return 0;
   }
-  uint64_t sp = 0;
-  col_regs_get(hit->regs, tr->arch->dwarf_sp, &sp);
-  size_t got = read_stack(tr, hit->tid, sp);
+  uint64_t sp;
+  size_t got = hit_stack(tr, hit, &sp);
   struct unw_snapshot snap = {.base = sp, .data = tr->stack_buf, .len = got};
   size_t n = 0;
   enum unw_end end = UNW_END_OUTERMOST;
@@ -485,6 +509,7 @@ static int step_over(struct trace *tr, const struct rspc_stop *st, uint64_t addr
   if (rc)
     return rc;
   struct rspc_stop after;
+  tr->hit_stack_valid = 0;
   rc = rspc_step(tr->c, st->pid, st->tid, rspc_reply_timeout(tr->c), &after);
   if (rc)
     return rc;
@@ -514,6 +539,7 @@ static int handle_trap(struct trace *tr, const struct rspc_stop *st)
   }
   struct trace_hit hit = {.tid = st->tid ? st->tid : st->pid, .addr = bp->addr, .regs = &regs};
   tr->hit_node_valid = 0;
+  tr->hit_stack_valid = 0;
   /* Handlers may add or remove breakpoints (and so move the table): work on a copy of the owners. */
   struct trace_bp_owner owners[TRACE_MAX_BP_OWNERS];
   int nowners = bp->nowners;
@@ -547,6 +573,7 @@ static int event_loop(struct trace *tr)
 {
   int sig_to_deliver = 0;
   for (;;) {
+    tr->hit_stack_valid = 0; /* the program runs again: the captured window goes stale */
     int rc = rspc_continue(tr->c, sig_to_deliver);
     if (rc)
       return rc;

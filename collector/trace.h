@@ -58,6 +58,9 @@ int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
  * past a bound, and all at the end). */
 int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
 
+/* Reads target memory at addr from the hit thread's stack window (captured now if it was not yet, as
+ * trace_context would), so words near the stack pointer cost no extra round trip. */
+int trace_read_stack(struct trace *tr, const struct trace_hit *hit, uint64_t addr, void *buf, size_t len);
 /* Captures and unwinds the hit thread's stack and returns its calling-context node (cached per hit). */
 int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node);
 /* Adds delta to metric at a context node. */
