@@ -3,6 +3,7 @@
 #include "rsp-client.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,22 @@ int rspc_is_error(const char *r, size_t n)
   return n >= 1 && r[0] == 'E' && (n == 3 || (n > 1 && r[1] == '.'));
 }
 
+/* The qSupported "name+" features the client uses, and where each is recorded. */
+static const struct {
+  const char *name;
+  size_t offset;
+} feature_flags[] = {
+    {"QStartNoAckMode", offsetof(struct rspc_features, no_ack)},
+    {"swbreak", offsetof(struct rspc_features, swbreak)},
+    {"multiprocess", offsetof(struct rspc_features, multiprocess)},
+    {"qXfer:features:read", offsetof(struct rspc_features, xfer_features)},
+    {"qXfer:auxv:read", offsetof(struct rspc_features, xfer_auxv)},
+    {"qXfer:libraries-svr4:read", offsetof(struct rspc_features, xfer_libraries_svr4)},
+    {"qXfer:exec-file:read", offsetof(struct rspc_features, xfer_exec_file)},
+    {"qXfer:threads:read", offsetof(struct rspc_features, xfer_threads)},
+    {"binary-upload", offsetof(struct rspc_features, binary_upload)},
+};
+
 static void parse_supported(struct rspc *c, const char *r)
 {
   struct rspc_features *f = &c->features;
@@ -226,25 +243,10 @@ static void parse_supported(struct rspc *c, const char *r)
           f->packet_size = sz > MAX_PAYLOAD / 2 ? MAX_PAYLOAD / 2 : (size_t)sz;
       } else if (n > 1 && item[n - 1] == '+') {
         item[n - 1] = 0;
-        if (!strcmp(item, "QStartNoAckMode"))
-          f->no_ack = 1;
-        else if (!strcmp(item, "swbreak"))
-          f->swbreak = 1;
-        else if (!strcmp(item, "multiprocess"))
-          f->multiprocess = 1;
-        else if (!strcmp(item, "qXfer:features:read"))
-          f->xfer_features = 1;
-        else if (!strcmp(item, "qXfer:auxv:read"))
-          f->xfer_auxv = 1;
-        else if (!strcmp(item, "qXfer:libraries-svr4:read"))
-          f->xfer_libraries_svr4 = 1;
-        else if (!strcmp(item, "qXfer:exec-file:read"))
-          f->xfer_exec_file = 1;
-        else if (!strcmp(item, "qXfer:threads:read"))
-          f->xfer_threads = 1;
-        else if (!strcmp(item, "binary-upload"))
-          f->binary_upload = 1;
-        else if (!strncmp(item, "rsprof-", 7))
+        for (size_t k = 0; k < sizeof feature_flags / sizeof feature_flags[0]; k++)
+          if (!strcmp(item, feature_flags[k].name))
+            *(int *)((char *)f + feature_flags[k].offset) = 1;
+        if (!strncmp(item, "rsprof-", 7))
           f->rsprof_ext = 1;
       }
     }

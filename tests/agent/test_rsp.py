@@ -41,28 +41,41 @@ def non_emulated_address(binary, func):
     fail("no suitable instruction in " + func)
 
 
-def count_hits(offset_of):
+def serve_threads_fixture():
+    """An agent serving the 4-thread fixture, a handshaken client, and the executable's load address."""
     agent = Agent(["--", FX_THREADS])
     rsp = Rsp(agent.port)
     rsp.handshake()
-    pid = pid_of(rsp)
-    # The executable is mapped at exec time; the breakpoint goes at its address in this run.
-    addr = load_base(pid, FX_THREADS) + offset_of
+    # The executable is mapped at exec time; breakpoints go at its addresses in this run.
+    return agent, rsp, load_base(pid_of(rsp), FX_THREADS)
+
+
+def continue_until_exit(rsp, on_stop, max_stops):
+    """Continues, handing every stop reply to on_stop, until the exit reply (returned; None past max_stops)."""
+    for _ in range(max_stops):
+        reply = rsp.cmd("vCont;c")
+        if reply.startswith(b"W"):
+            return reply
+        on_stop(reply)
+    return None
+
+
+def count_hits(offset_of):
+    agent, rsp, base = serve_threads_fixture()
+    addr = base + offset_of
     check(rsp.cmd("Z0,%x,1" % addr) == b"OK", "breakpoint inserted at 0x%x" % addr)
     check(rsp.cmd("Z0,%x,1" % addr) == b"OK", "a repeated Z0 is accepted (reference counted)")
     mem = rsp.cmd("m%x,1" % addr)
     check(mem != b"cc", "memory reads do not show the breakpoint byte")
     per_thread = {}
-    exit_reply = None
-    for _ in range(10000):
-        reply = rsp.cmd("vCont;c")
-        if reply.startswith(b"W"):
-            exit_reply = reply
-            break
+
+    def on_stop(reply):
         sig, f = parse_stop(reply)
         if sig != 5 or "swbreak" not in f or le64(f[RIP]) != addr:
             fail("unexpected stop: %r" % reply[:200])
         per_thread[f["thread"]] = per_thread.get(f["thread"], 0) + 1
+
+    exit_reply = continue_until_exit(rsp, on_stop, 10000)
     total = sum(per_thread.values())
     print("hits per thread:", sorted(per_thread.values()))
     check(exit_reply is not None and exit_reply.startswith(b"W00"), "the program exited with status 0 "
@@ -84,27 +97,24 @@ def threads():
 def removed_breakpoints():
     """Breakpoints removed while other threads' traps on them are still queued in the kernel: those traps
     must vanish (the thread re-executes the restored instruction), never surface as a stray SIGTRAP."""
-    agent = Agent(["--", FX_THREADS])
-    rsp = Rsp(agent.port)
-    rsp.handshake()
-    base = load_base(pid_of(rsp), FX_THREADS)
+    agent, rsp, base = serve_threads_fixture()
     # Two addresses in the hot function; each hit moves the only breakpoint to the other one.
     spots = [base + symbol_offset(FX_THREADS, "agentfx_tick"), base + non_emulated_address(FX_THREADS, "agentfx_tick")]
-    armed = 0
-    check(rsp.cmd("Z0,%x,1" % spots[armed]) == b"OK", "first breakpoint inserted")
-    hits, exit_reply = 0, None
-    for _ in range(20000):
-        reply = rsp.cmd("vCont;c")
-        if reply.startswith(b"W"):
-            exit_reply = reply
-            break
+    state = {"armed": 0, "hits": 0}
+    check(rsp.cmd("Z0,%x,1" % spots[0]) == b"OK", "first breakpoint inserted")
+
+    def on_stop(reply):
+        armed = state["armed"]
         sig, f = parse_stop(reply)
         if sig != 5 or "swbreak" not in f or le64(f[RIP]) != spots[armed]:
-            fail("stop %d is not at the armed breakpoint 0x%x: %r" % (hits, spots[armed], reply[:200]))
-        hits += 1
-        check(rsp.cmd("z0,%x,1" % spots[armed]) == b"OK", "breakpoint removed")
-        armed ^= 1
-        check(rsp.cmd("Z0,%x,1" % spots[armed]) == b"OK", "breakpoint moved")
+            fail("stop %d is not at the armed breakpoint 0x%x: %r" % (state["hits"], spots[armed], reply[:200]))
+        state["hits"] += 1
+        if rsp.cmd("z0,%x,1" % spots[armed]) != b"OK" or rsp.cmd("Z0,%x,1" % spots[armed ^ 1]) != b"OK":
+            fail("moving the breakpoint failed at stop %d" % state["hits"])
+        state["armed"] = armed ^ 1
+
+    exit_reply = continue_until_exit(rsp, on_stop, 20000)
+    hits = state["hits"]
     print("hits:", hits)
     check(exit_reply is not None and exit_reply.startswith(b"W00"),
           "the program exited with status 0 after %d hits (no thread resumed mid-instruction)" % hits)
