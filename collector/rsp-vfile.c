@@ -54,7 +54,9 @@ static int parse_f(const char *r, size_t n, long long *result, const char **data
   return 0;
 }
 
-int rspc_vfile_open(struct rspc *c, const char *path, int *fd)
+/* Sends "vFile:OP:<hex path>ARGS" and waits for the reply. */
+static int path_request(struct rspc *c, const char *op, const char *path, const char *args, const char **r,
+                        size_t *n)
 {
   if (!rspc_features(c)->vfile)
     return RS_E_UNSUPPORTED;
@@ -64,11 +66,17 @@ int rspc_vfile_open(struct rspc *c, const char *path, int *fd)
     return -ENOMEM;
   hex_encode(hexpath, path, pl);
   hexpath[2 * pl] = 0;
+  int rc = rspc_requestf(c, r, n, "vFile:%s:%s%s", op, hexpath, args);
+  free(hexpath);
+  return rc;
+}
+
+int rspc_vfile_open(struct rspc *c, const char *path, int *fd)
+{
   const char *r;
   size_t n;
   /* Flags and mode use the protocol's own values: 0 is O_RDONLY there too. */
-  int rc = rspc_requestf(c, &r, &n, "vFile:open:%s,0,0", hexpath);
-  free(hexpath);
+  int rc = path_request(c, "open", path, ",0,0", &r, &n);
   if (rc)
     return rc;
   long long v;
@@ -156,18 +164,9 @@ int rspc_vfile_size(struct rspc *c, int fd, uint64_t *size)
 
 int rspc_vfile_readlink(struct rspc *c, const char *path, char *out, size_t max)
 {
-  if (!rspc_features(c)->vfile)
-    return RS_E_UNSUPPORTED;
-  size_t pl = strlen(path);
-  char *hexpath = malloc(2 * pl + 1);
-  if (!hexpath)
-    return -ENOMEM;
-  hex_encode(hexpath, path, pl);
-  hexpath[2 * pl] = 0;
   const char *r;
   size_t n;
-  int rc = rspc_requestf(c, &r, &n, "vFile:readlink:%s", hexpath);
-  free(hexpath);
+  int rc = path_request(c, "readlink", path, "", &r, &n);
   if (rc)
     return rc;
   long long v;
