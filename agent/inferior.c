@@ -160,6 +160,8 @@ int inf_write(struct inferior *inf, uint64_t addr, const void *data, size_t len)
           chunk[a - addr] = inf->arch->bkpt[k];
         }
       }
+      if (b->addr < addr + n && addr < b->addr + sizeof b->code)
+        b->code_len = 0; /* the cached instructions changed */
     }
     int rc = raw_write(inf, addr, chunk, n);
     if (rc)
@@ -191,6 +193,7 @@ int inf_bp_insert(struct inferior *inf, uint64_t addr)
   b = &inf->bp[inf->nbp++];
   b->addr = addr;
   b->refs = 1;
+  b->code_len = 0;
   memcpy(b->orig, orig, bl);
   return 0;
 }
@@ -531,9 +534,12 @@ int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struc
       continue;
     const struct inf_resume *a = action_for(acts, n, t->tid);
     if (a->act == INF_ACT_CONT) {
-      uint8_t insn[16];
-      long got = inf_read(inf, addr, insn, sizeof insn);
-      if (got > 0 && ptarch_emulate(r, insn, (size_t)got, emu_write, inf) == 1 &&
+      struct inf_bp *b = bp_find(inf, addr);
+      if (b->code_len == 0) { /* read once per breakpoint, not at every hit */
+        long got = inf_read(inf, addr, b->code, sizeof b->code);
+        b->code_len = got > 0 ? (int)got : 0;
+      }
+      if (b->code_len > 0 && ptarch_emulate(r, b->code, (size_t)b->code_len, emu_write, inf) == 1 &&
           ptarch_set_gregs(t->tid, r) == 0)
         continue;
       t->regs_valid = 0;
@@ -596,6 +602,8 @@ int inf_launch(struct inferior *inf, char *const argv[], int disable_aslr)
     signal(SIGPIPE, SIG_DFL);
     if (disable_aslr)
       personality(ADDR_NO_RANDOMIZE);
+    for (char **e = inf->launch_env; e && *e; e++)
+      putenv(*e);
     execvp(argv[0], argv);
     _exit(127);
   }

@@ -33,6 +33,8 @@ struct inf_bp {
   uint64_t addr;
   int refs;
   uint8_t orig[4];
+  uint8_t code[16]; /* the original instructions from addr on, for step-over emulation */
+  int code_len;     /* 0: not read yet (or written since) */
 };
 
 /* What the client is told after a stop. */
@@ -53,6 +55,7 @@ struct inf_resume {
 };
 
 struct inferior {
+  char **launch_env; /* NAME=VALUE strings added to a launched program's environment (NULL-terminated) */
   pid_t pid;          /* 0 when no process */
   int attached;       /* attached (detach on disconnect) rather than launched (kill) */
   int memfd;          /* /proc/PID/mem */

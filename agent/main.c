@@ -23,6 +23,8 @@ static void usage(FILE *out)
           "      --multi              extended mode: stay up across clients, clients start programs\n"
           "      --once               with --multi: exit after the first client leaves\n"
           "      --port-file FILE     write the bound port number to FILE\n"
+          "      --env NAME=VALUE     add to the launched program's environment (repeatable),\n"
+          "                           e.g. --env LD_PRELOAD=/usr/lib/librsprof_preload.so\n"
           "      --tls-cert FILE      server certificate (PEM); enables TLS\n"
           "      --tls-key FILE       server private key (PEM)\n"
           "      --tls-ca FILE        require client certificates signed by this CA\n"
@@ -34,7 +36,8 @@ static void usage(FILE *out)
           "Anyone who can connect controls the traced program: listen on loopback or use TLS.\n");
 }
 
-enum { OPT_MULTI = 256, OPT_ONCE, OPT_PORT_FILE, OPT_CERT, OPT_KEY, OPT_CA, OPT_PSK, OPT_PSK_ID, OPT_LOG };
+enum { OPT_MULTI = 256, OPT_ONCE, OPT_PORT_FILE, OPT_CERT, OPT_KEY, OPT_CA, OPT_PSK, OPT_PSK_ID, OPT_LOG, OPT_ENV };
+enum { MAX_ENV = 64 };
 
 int main(int argc, char **argv)
 {
@@ -52,6 +55,7 @@ int main(int argc, char **argv)
       {"tls-psk-file", required_argument, NULL, OPT_PSK},
       {"tls-psk-identity", required_argument, NULL, OPT_PSK_ID},
       {"log-level", required_argument, NULL, OPT_LOG},
+      {"env", required_argument, NULL, OPT_ENV},
       {0},
   };
   struct agent_net_opts net;
@@ -59,6 +63,8 @@ int main(int argc, char **argv)
   const char *listen = NULL;
   long attach = 0;
   int multi = 0;
+  static char *launch_env[MAX_ENV + 1];
+  int nenv = 0;
   char host[256];
   rs_log_set_program("rsprof-agent");
   opterr = 0;
@@ -91,6 +97,13 @@ int main(int argc, char **argv)
     case OPT_CA: net.tls.ca = optarg; break;
     case OPT_PSK: net.tls.psk_file = optarg; break;
     case OPT_PSK_ID: net.tls.psk_identity = optarg; break;
+    case OPT_ENV:
+      if (!strchr(optarg, '=') || optarg[0] == '=' || nenv == MAX_ENV) {
+        fprintf(stderr, "rsprof-agent: invalid value '%s' for --env (NAME=VALUE, at most %d)\n", optarg, MAX_ENV);
+        return CLI_EXIT_USAGE;
+      }
+      launch_env[nenv++] = optarg;
+      break;
     case OPT_LOG:
       if (rs_log_set_level(optarg)) {
         fprintf(stderr, "rsprof-agent: unknown log level '%s'\n", optarg);
@@ -124,6 +137,7 @@ int main(int argc, char **argv)
     return 1;
   }
   s.multi_mode = multi;
+  s.inf.launch_env = launch_env;
   int rc = 0;
   if (prog && !multi) {
     rc = inf_launch(&s.inf, prog, 0);

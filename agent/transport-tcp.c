@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "errors.h"
@@ -17,7 +19,8 @@
 struct net {
   uv_loop_t *loop;
   uv_tcp_t listener;
-  uv_signal_t sigchld;
+  uv_poll_t sigchld;  /* readable signalfd: one poll instead of libuv's signal pipe, on every ptrace stop */
+  int sigchld_fd;
   uv_signal_t sigterm, sigint;
   uv_tcp_t client;
   int have_client;
@@ -232,10 +235,15 @@ static void on_connection(uv_stream_t *srv, int status)
   accept_client(n);
 }
 
-static void on_sigchld(uv_signal_t *h, int signum)
+static void on_sigchld(uv_poll_t *h, int status, int events)
 {
   struct net *n = h->data;
-  (void)signum;
+  struct signalfd_siginfo si[8];
+  (void)status;
+  (void)events;
+  /* SIGCHLD does not queue: one read takes what is pending; the handler reaps every waiting child. */
+  while (read(n->sigchld_fd, si, sizeof si) < 0 && errno == EINTR)
+    ;
   agent_server_child_event(n->s);
   maybe_finish(n);
 }
@@ -263,6 +271,7 @@ int agent_net_run(struct agent_server *s, const struct agent_net_opts *o)
   if (!n)
     return -ENOMEM;
   int rc = 0;
+  n->sigchld_fd = -1;
   n->s = s;
   n->o = o;
   n->wreq.data = n;
@@ -314,9 +323,19 @@ int agent_net_run(struct agent_server *s, const struct agent_net_opts *o)
       rename(tmp, o->port_file);
     }
   }
-  uv_signal_init(n->loop, &n->sigchld);
+  /* Blocked, SIGCHLD waits in the signalfd (launched programs get an empty mask back before exec). */
+  sigset_t chld;
+  sigemptyset(&chld);
+  sigaddset(&chld, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &chld, NULL);
+  n->sigchld_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (n->sigchld_fd < 0 || uv_poll_init(n->loop, &n->sigchld, n->sigchld_fd) != 0) {
+    LOG_ERR("cannot watch SIGCHLD: %s", strerror(errno));
+    rc = -errno;
+    goto out;
+  }
   n->sigchld.data = n;
-  uv_signal_start(&n->sigchld, on_sigchld, SIGCHLD);
+  uv_poll_start(&n->sigchld, UV_READABLE, on_sigchld);
   uv_signal_init(n->loop, &n->sigterm);
   uv_signal_init(n->loop, &n->sigint);
   n->sigterm.data = n->sigint.data = n;
@@ -331,6 +350,8 @@ out:
   rs_buf_free(&n->out);
   rs_buf_free(&n->inflight);
   uv_loop_close(n->loop);
+  if (n->sigchld_fd >= 0)
+    close(n->sigchld_fd);
   free(n);
   return rc;
 }

@@ -23,16 +23,8 @@ def fixture_counts(text):
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])} if lines else {}
 
 
-def run_traced(a, *collector_args, env=None, server=None):
-    srv = t.Server(server or a.server, a.agent, a.argv) if env is None else None
-    if srv is None:
-        old = dict(os.environ)
-        os.environ.update(env)
-        try:
-            srv = t.Server(server or a.server, a.agent, a.argv)
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
+def run_traced(a, *collector_args, agent_args=(), server=None):
+    srv = t.Server(server or a.server, a.agent, a.argv, extra=agent_args)
     prof = os.path.join(srv.tmp, "p.drcctprof")
     summ = os.path.join(srv.tmp, "s.json")
     out = t.collector(a.collector, srv.port, "--module", a.module, "-o", prof, "--summary-json", summ,
@@ -209,8 +201,8 @@ def check_sigint(a):
 
 def check_preload(a):
     """An unmodified C program under LD_PRELOAD=librsprof_preload.so is traced by memtrace."""
-    env = {"LD_PRELOAD": a.preload}
-    srv, prof, s, _, _ = run_traced(a, env=env)
+    # The agent puts the shim into the program's environment only (not its own).
+    srv, prof, s, _, _ = run_traced(a, agent_args=["--env", f"LD_PRELOAD={a.preload}"])
     counts = fixture_counts(srv.output())
     expect_eq("allocs vs the program's own count", s["memory"]["allocs"], counts["allocs"])
     expect_eq("frees vs the program's own count", s["memory"]["frees"], counts["frees"])

@@ -239,11 +239,11 @@ TEST(manual_examples)
   events_free(&e);
 
   const uint8_t esc[] = {'$', 'X', '}', 0x5d, '#', '0', '0'}; /* }] decodes to '}' */
-  uint8_t buf[sizeof esc];
+  uint8_t buf[sizeof esc + 1]; /* room for snprintf's NUL after the checksum */
   memcpy(buf, esc, sizeof esc);
   uint8_t s = (uint8_t)('X' + '}' + 0x5d);
   snprintf((char *)buf + 5, 3, "%02x", s);
-  decode_all(buf, sizeof buf, CAP, &e);
+  decode_all(buf, sizeof esc, CAP, &e);
   ASSERT_EQ(e.kind[0], RSP_EV_PACKET);
   ASSERT_EQ(e.len[0], 2);
   ASSERT_EQ(e.data[0][1], '}');
