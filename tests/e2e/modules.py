@@ -2,7 +2,7 @@
 """End-to-end checks of the tracing modules against independent references (valgrind, the fixtures' own counts).
 
 usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] -- PROGRAM [ARGS...]
-CHECK is one of: heap, leak, threads, mutex, calls, clone, sigint, preload.
+CHECK is one of: heap, leak, thresholds, threads, mutex, calls, clone, sigint, preload.
 """
 import argparse
 import json
@@ -121,6 +121,24 @@ def check_threads(a):
         expect_eq(f"allocations in THREAD[{tid}]", per_thread.get(f"THREAD[{tid}]"), int(allocs))
 
 
+def check_thresholds(a):
+    """--fail-on-leak, --max-peak and --max-allocs end with their documented exit codes (3, 4, 5), the outputs
+    still written; limits the run stays within end with 0."""
+    cases = [(["--fail-on-leak"], 3), (["--max-peak", "100"], 4), (["--max-allocs", "10"], 5),
+             (["--max-peak", "1M", "--max-allocs", "100000"], 0)]
+    for extra, want in cases:
+        srv = t.Server(a.server, a.agent, a.argv)
+        prof = os.path.join(srv.tmp, "p.drcctprof")
+        summ = os.path.join(srv.tmp, "s.json")
+        out = t.collector(a.collector, srv.port, "--module", a.module, "-o", prof, "--summary-json", summ, *extra,
+                          check=False)
+        srv.wait()
+        expect_eq("leaked bytes in the summary", json.load(open(summ))["memory"]["leaked_bytes"], 600)
+        expect_eq(f"exit status with {' '.join(extra)}", out.returncode, want)
+        if not folded(a, prof, "allocations"):
+            t.fail(f"no profile written with {' '.join(extra)}")
+
+
 def check_mutex(a):
     """At least ROUNDS contended acquisitions in waiter_lock, with wait times of the program's own order."""
     srv, prof, s, _, _ = run_traced(a)
@@ -223,7 +241,7 @@ def main():
     if not a.argv[0] or not os.path.exists(a.argv[0]):
         t.skip(f"fixture {a.argv[0] or '(Rust)'} was not built (is cargo installed?)")
     {"heap": check_heap, "leak": check_leak, "threads": check_threads, "mutex": check_mutex,
-     "calls": check_calls, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
+     "thresholds": check_thresholds, "calls": check_calls, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
 
 
 if __name__ == "__main__":
