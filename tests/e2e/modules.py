@@ -2,7 +2,7 @@
 """End-to-end checks of the tracing modules against independent references (valgrind, the fixtures' own counts).
 
 usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] -- PROGRAM [ARGS...]
-CHECK is one of: heap, leak, thresholds, threads, mutex, calls, clone, sigint, preload.
+CHECK is one of: heap, leak, thresholds, crash, threads, mutex, calls, clone, sigint, preload.
 """
 import argparse
 import json
@@ -139,6 +139,23 @@ def check_thresholds(a):
             t.fail(f"no profile written with {' '.join(extra)}")
 
 
+def check_crash(a):
+    """A program killed by a signal mid-run: exit status 6, the signal in the summary, and what was collected
+    up to the crash still written."""
+    srv = t.Server(a.server, a.agent, a.argv)
+    prof = os.path.join(srv.tmp, "p.drcctprof")
+    summ = os.path.join(srv.tmp, "s.json")
+    out = t.collector(a.collector, srv.port, "--module", a.module, "-o", prof, "--summary-json", summ, check=False)
+    srv.wait()
+    expect_eq("collector exit status", out.returncode, 6)
+    s = json.load(open(summ))
+    expect_eq("signal in the summary", s["program"]["signal"], signal.SIGSEGV)
+    allocs = sum(folded(a, prof, "allocations").values())
+    if allocs <= 0 or allocs != s["memory"]["allocs"]:
+        t.fail(f"the profile written after the crash has {allocs} allocations, the summary {s['memory']['allocs']}")
+    print(f"ok {allocs} allocations before the crash in the profile")
+
+
 def check_mutex(a):
     """At least ROUNDS contended acquisitions in waiter_lock, with wait times of the program's own order."""
     srv, prof, s, _, _ = run_traced(a)
@@ -241,7 +258,7 @@ def main():
     if not a.argv[0] or not os.path.exists(a.argv[0]):
         t.skip(f"fixture {a.argv[0] or '(Rust)'} was not built (is cargo installed?)")
     {"heap": check_heap, "leak": check_leak, "threads": check_threads, "mutex": check_mutex,
-     "thresholds": check_thresholds, "calls": check_calls, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
+     "thresholds": check_thresholds, "crash": check_crash, "calls": check_calls, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
 
 
 if __name__ == "__main__":
