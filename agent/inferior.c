@@ -251,6 +251,11 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
       return;
   }
   t->running = 0;
+  /* Any ptrace stop clears a PTRACE_INTERRUPT still pending in the kernel ("any trap clears pending STOP
+   * trap"), so the next stop_all must interrupt this thread again however this stop came about. An
+   * interrupt that was sent while the thread sat in an unreported stop still fires after the resume: a
+   * quiet PTRACE_EVENT_STOP that inf_poll and step_over resume from. */
+  t->interrupted = 0;
   t->regs_valid = 0;
   int sig = WSTOPSIG(status), ev = status >> 16;
   switch (ev) {
@@ -262,7 +267,6 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
     return;
   }
   case PTRACE_EVENT_STOP:
-    t->interrupted = 0;
     return;
   case PTRACE_EVENT_EXIT:
     t->exiting = 1;
@@ -478,10 +482,9 @@ static int step_over(struct inferior *inf, struct inf_thread *t, uint64_t addr, 
     if (w < 0)
       break;
     t->regs_valid = 0;
-    if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP) {
-      t->interrupted = 0; /* a leftover interrupt fired first: step again */
-      continue;
-    }
+    t->interrupted = 0; /* as in on_status: this stop ended any pending interrupt */
+    if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP)
+      continue; /* a leftover interrupt fired first: step again */
     if (WIFSTOPPED(status) && WSTOPSIG(status) == SIGTRAP && (status >> 16) == 0) {
       result = 0;
       break;
