@@ -71,6 +71,24 @@ static void put_tid(struct agent_server *s, struct rs_buf *b, pid_t tid)
     rs_buf_printf(b, "%x", (unsigned)tid);
 }
 
+/* The rsprof-stopstack extension: "rsprof-stack:" and then, raw to the end of the packet (the framing escapes
+ * it), as much of the stack window at sp as is readable, so a tracing client needs no 'x' round trip. */
+static void put_stop_stack(struct agent_server *s, struct rs_buf *b, uint64_t sp)
+{
+  rs_buf_puts(b, "rsprof-stack:");
+  if (rs_buf_reserve(b, s->stop_stack_len))
+    return;
+  size_t got = 0;
+  while (got < s->stop_stack_len) { /* a window past the stack's end is cut at its last readable page */
+    long n = inf_read(&s->inf, sp + got, b->data + b->len + got, s->stop_stack_len - got);
+    if (n <= 0)
+      break;
+    got += (size_t)n;
+  }
+  b->len += got;
+  b->data[b->len] = 0;
+}
+
 void agent_stop_reply(struct agent_server *s, const struct inf_stop *st)
 {
   struct rs_buf *b = &s->reply;
@@ -107,6 +125,8 @@ void agent_stop_reply(struct agent_server *s, const struct inf_stop *st)
     rs_buf_putc(b, ';');
     if (st->swbreak && s->swbreak_ok)
       rs_buf_puts(b, "swbreak:;");
+    if (r && st->swbreak && s->stop_stack_len)
+      put_stop_stack(s, b, ptarch_sp(r));
     return;
   }
   default:
@@ -436,7 +456,8 @@ static void handle_qsupported(struct agent_server *s, const char *pkt)
   rs_buf_printf(&s->reply,
                 "PacketSize=%x;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
                 "qXfer:libraries-svr4:read+;qXfer:exec-file:read+;qXfer:threads:read+;"
-                "swbreak+;vContSupported+;binary-upload+;QPassSignals+;QDisableRandomization+;rsprof-stepover+%s",
+                "swbreak+;vContSupported+;binary-upload+;QPassSignals+;QDisableRandomization+;rsprof-stepover+;"
+                "rsprof-stopstack+%s",
                 AGENT_PACKET_SIZE, s->multiprocess ? ";multiprocess+" : "");
 }
 
@@ -654,7 +675,16 @@ static void dispatch(struct agent_server *s, char *pkt, size_t len)
       return;
     } else if (!strncmp(pkt, "QPassSignals:", 13))
       handle_passsignals(s, pkt + 13);
-    else if (!strncmp(pkt, "QDisableRandomization:", 22)) {
+    else if (!strncmp(pkt, "QRsprofStopStack:", 17)) {
+      const char *q = pkt + 17;
+      uint64_t n;
+      if (hex_parse_u64(&q, &n) || *q || n > AGENT_MAX_STOP_STACK)
+        reply_err(s, 22);
+      else {
+        s->stop_stack_len = (size_t)n;
+        reply_str(s, "OK");
+      }
+    } else if (!strncmp(pkt, "QDisableRandomization:", 22)) {
       s->disable_aslr = pkt[22] == '1';
       reply_str(s, "OK");
     }
@@ -757,6 +787,7 @@ void agent_server_connect(struct agent_server *s, agent_send_fn send, void *ctx)
   s->send_ctx = ctx;
   s->noack = 0;
   s->done = 0;
+  s->stop_stack_len = 0;
   s->extended = s->multi_mode;
   rsp_decoder_reset(&s->dec);
   rs_buf_reset(&s->in);

@@ -12,6 +12,7 @@
 
 #define AGENT_PACKET_SIZE 0x20000
 #define AGENT_MAX_VFILES 16
+#define AGENT_MAX_STOP_STACK AGENT_PACKET_SIZE /* QRsprofStopStack's largest window (fits the reply buffer) */
 
 typedef void (*agent_send_fn)(void *ctx, const void *data, size_t len);
 
@@ -33,6 +34,7 @@ struct agent_server {
   int quit;            /* the agent should exit once the connection is closed */
   int exit_code;       /* the launched program's exit status, for the agent's own */
   pid_t detached_child; /* a launched program the client detached from: still the agent's child */
+  size_t stop_stack_len; /* QRsprofStopStack: stack bytes appended to breakpoint stop replies (0: off) */
 };
 
 /* Prepares a server. argv (borrowed, NULL-terminated) is the program vRun starts by default.

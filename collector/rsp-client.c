@@ -222,6 +222,7 @@ static const struct {
     {"qXfer:exec-file:read", offsetof(struct rspc_features, xfer_exec_file)},
     {"qXfer:threads:read", offsetof(struct rspc_features, xfer_threads)},
     {"binary-upload", offsetof(struct rspc_features, binary_upload)},
+    {"rsprof-stopstack", offsetof(struct rspc_features, stop_stack)},
 };
 
 static void parse_supported(struct rspc *c, const char *r)
@@ -439,6 +440,11 @@ int rspc_parse_stop(const char *reply, size_t len, struct rspc_stop *out)
     }
     size_t klen = (size_t)(colon - p);
     const char *val = colon + 1;
+    if (klen == 12 && !memcmp(p, "rsprof-stack", 12)) { /* binary, and always last */
+      out->stack = (const uint8_t *)val;
+      out->stack_len = (size_t)(end - val);
+      break;
+    }
     size_t vlen = (size_t)(semi - val);
     int is_reg = klen > 0;
     for (size_t i = 0; i < klen; i++)

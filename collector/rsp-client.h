@@ -25,7 +25,8 @@ struct rspc_features {
   int no_ack, swbreak, multiprocess, vcont, xfer_features, xfer_auxv, xfer_libraries_svr4, xfer_exec_file,
       xfer_threads, binary_upload /* 'x' */, vfile;
   size_t packet_size; /* the server's PacketSize (400 when it gave none) */
-  int rsprof_ext;     /* any rsprof-…+ extension */
+  int rsprof_ext;     /* any rsprof-…+ extension (rsprof-stepover: the server steps over its breakpoints) */
+  int stop_stack;     /* rsprof-stopstack: QRsprofStopStack adds the stack window to breakpoint stops */
 };
 
 struct rspc;
@@ -80,6 +81,8 @@ struct rspc_stop {
   int exit_code;  /* RSPC_STOP_EXITED */
   int64_t pid, tid; /* 0 when the reply did not say */
   int swbreak;    /* the server reported a software breakpoint hit */
+  const uint8_t *stack; /* rsprof-stopstack: the stack window at sp, borrowed from the reply (NULL: none) */
+  size_t stack_len;
   int nregs;
   struct {
     int regno;

@@ -524,9 +524,25 @@ static int step_over(struct trace *tr, const struct rspc_stop *st, uint64_t addr
   return rspc_insert_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
 }
 
+/* Keeps the stack window that came with the stop (rsprof-stopstack) as the hit's, before any other request
+ * reuses the reply buffer it points into. */
+static void take_stop_stack(struct trace *tr, const struct rspc_stop *st)
+{
+  uint64_t sp;
+  tr->hit_stack_valid = 0;
+  if (!st->stack || st->stack_len == 0 || !rspc_stop_reg(st, (int)tr->arch->sp_reg, &sp))
+    return;
+  size_t n = st->stack_len < tr->opt->stack_bytes ? st->stack_len : tr->opt->stack_bytes;
+  memcpy(tr->stack_buf, st->stack, n);
+  tr->hit_stack_base = sp;
+  tr->hit_stack_len = n;
+  tr->hit_stack_valid = 1;
+}
+
 static int handle_trap(struct trace *tr, const struct rspc_stop *st)
 {
   struct col_regs regs;
+  take_stop_stack(tr, st);
   int rc = thread_regs(tr, st, &regs);
   if (rc)
     return rc;
@@ -539,7 +555,6 @@ static int handle_trap(struct trace *tr, const struct rspc_stop *st)
   }
   struct trace_hit hit = {.tid = st->tid ? st->tid : st->pid, .addr = bp->addr, .regs = &regs};
   tr->hit_node_valid = 0;
-  tr->hit_stack_valid = 0;
   /* Handlers may add or remove breakpoints (and so move the table): work on a copy of the owners. */
   struct trace_bp_owner owners[TRACE_MAX_BP_OWNERS];
   int nowners = bp->nowners;
@@ -692,6 +707,11 @@ static int connect_and_load(struct trace *tr)
     tr->program_ended = 1;
     return RS_E_EXITED;
   }
+  /* Our agent can send the stack window with each breakpoint stop: one round trip per event less. */
+  if (rspc_features(tr->c)->stop_stack && o->stack_bytes &&
+      rspc_requestf(tr->c, &reply, &rlen, "QRsprofStopStack:%llx", (unsigned long long)o->stack_bytes) == 0 &&
+      rlen == 2 && !memcmp(reply, "OK", 2))
+    LOG_INFO("the agent sends %llu bytes of stack with each breakpoint stop", (unsigned long long)o->stack_bytes);
   struct binfind_options bo = {.sysroot = o->sysroot, .cache_dir = o->cache_dir, .no_fetch = o->no_fetch};
   rc = binfind_new(tr->c, &bo, &tr->bf);
   if (rc)

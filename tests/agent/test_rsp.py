@@ -125,6 +125,42 @@ def removed_breakpoints():
     agent.wait()
 
 
+def stop_stack():
+    """The rsprof-stopstack extension: once asked, every breakpoint stop carries the stack window at sp,
+    and those bytes are exactly what an 'x' read of the same range returns while the thread is stopped."""
+    agent, rsp, base = serve_threads_fixture()
+    addr = base + symbol_offset(FX_THREADS, "agentfx_tick")
+    check(rsp.cmd("Z0,%x,1" % addr) == b"OK", "breakpoint inserted")
+    first = rsp.cmd("vCont;c")
+    check(first.startswith(b"T05") and b"rsprof-stack:" not in first, "no stack in a stop before it is asked for")
+    check(rsp.cmd("QRsprofStopStack:%x" % (1 << 20)).startswith(b"E"), "a window over the agent's limit is refused")
+    check(rsp.cmd("QRsprofStopStack:zz").startswith(b"E"), "a malformed length is refused")
+    window = 0x4000
+    check(rsp.cmd("QRsprofStopStack:%x" % window) == b"OK", "a 16 KiB window is accepted")
+    sizes = []
+    for _ in range(200):
+        reply = rsp.cmd("vCont;c")
+        head, sep, stack = reply.partition(b";rsprof-stack:")
+        check(sep != b"" and head.startswith(b"T05"), "a breakpoint stop carries the stack: %r" % reply[:80])
+        _, f = parse_stop(head + b";")
+        check(le64(f[RIP]) == addr and "swbreak" in f, "the stop is at the breakpoint")
+        sp = le64(f[7])
+        check(0 < len(stack) <= window, "the window is 1..%d bytes (got %d)" % (window, len(stack)))
+        check(rsp.cmd("Hg" + f["thread"]) == b"OK", "thread selected")
+        x = rsp.cmd("x%x,%x" % (sp, len(stack)))
+        check(x[:1] == b"b" and x[1:] == stack, "the stop's stack equals an x read at sp=0x%x" % sp)
+        sizes.append(len(stack))
+    print("window sizes: min %d max %d" % (min(sizes), max(sizes)))
+    check(max(sizes) == window, "stacks deeper than the window send the whole window")
+    check(rsp.cmd("QRsprofStopStack:0") == b"OK", "the extension can be turned off")
+    reply = rsp.cmd("vCont;c")
+    check(reply.startswith(b"T05") and b"rsprof-stack:" not in reply, "no stack once turned off")
+    check(rsp.cmd("z0,%x,1" % addr) == b"OK", "breakpoint removed")
+    check(continue_until_exit(rsp, lambda r: fail("unexpected stop %r" % r[:80]), 5) is not None, "the program ran to its end")
+    rsp.close()
+    agent.wait()
+
+
 def start_attach_fixture(steps):
     d = tempfile.mkdtemp(prefix="rsprof-agent-attach.")
     ready = os.path.join(d, "ready")
@@ -166,7 +202,7 @@ def protocol():
     rsp = Rsp(agent.port)
     sup = rsp.handshake().decode()
     for feat in ("QStartNoAckMode+", "qXfer:libraries-svr4:read+", "binary-upload+", "swbreak+",
-                 "qXfer:auxv:read+", "qXfer:exec-file:read+", "multiprocess+", "vContSupported+"):
+                 "qXfer:auxv:read+", "qXfer:exec-file:read+", "multiprocess+", "vContSupported+", "rsprof-stopstack+"):
         check(feat in sup, "qSupported advertises " + feat)
     pid = pid_of(rsp)
     sig, f = parse_stop(rsp.cmd("?"))
@@ -362,5 +398,5 @@ def cli():
 if __name__ == "__main__":
     if sys.argv[1] != "cli":
         require_ptrace()
-    {"threads": threads, "removed_breakpoints": removed_breakpoints, "attach": attach, "protocol": protocol, "robustness": robustness,
-     "disconnect": disconnect, "cli": cli}[sys.argv[1]]()
+    {"threads": threads, "removed_breakpoints": removed_breakpoints, "stop_stack": stop_stack, "attach": attach,
+     "protocol": protocol, "robustness": robustness, "disconnect": disconnect, "cli": cli}[sys.argv[1]]()
