@@ -1,4 +1,5 @@
 """Shared pieces of the end-to-end tests: start an agent or gdbserver, run the collector, run gdb for reference."""
+import atexit
 import os
 import re
 import signal
@@ -34,6 +35,8 @@ def require_ptrace():
 class Server:
     """An rsprof-agent or gdbserver serving one program on a loopback port chosen by the kernel."""
 
+    live = []  # closed at exit, so a failing or timed-out test leaves no server (or traced program) behind
+
     def __init__(self, kind, agent, argv, extra=()):
         self.tmp = tempfile.mkdtemp(prefix="rsprof-e2e-")
         self.log = open(os.path.join(self.tmp, "server.log"), "w+")
@@ -44,6 +47,7 @@ class Server:
             portfile = None
             cmd = ["gdbserver", "--once", "127.0.0.1:0", *argv]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        Server.live.append(self)
         self.port = None
         deadline = time.time() + 20
         while time.time() < deadline and self.port is None:
@@ -79,7 +83,14 @@ class Server:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self.proc.kill()  # the agent's program dies with it (PTRACE_O_EXITKILL)
+                self.proc.wait()
+
+
+@atexit.register
+def _close_servers():
+    for srv in Server.live:
+        srv.close()
 
 
 def collector(binary, port, *args, timeout=120, check=True):
