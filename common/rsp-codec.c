@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "errors.h"
 #include "hex.h"
@@ -69,6 +70,45 @@ static void set_event(struct rsp_event *ev, enum rsp_event_kind kind, const stru
   ev->len = kind == RSP_EV_PACKET ? d->len : 0;
 }
 
+/* The bytes that frame a packet; inside a payload they are escaped. */
+static int is_framing_byte(uint8_t c) { return c == '#' || c == '$' || c == '}' || c == '*'; }
+
+/* Large payloads are scanned in blocks: a fixed-length test the compiler vectorizes, then a plain copy. */
+enum { BLOCK = 32 };
+
+static int block_has_framing(const uint8_t *p)
+{
+  int framing = 0;
+  for (int i = 0; i < BLOCK; i++)
+    framing |= is_framing_byte(p[i]);
+  return framing;
+}
+
+/* Copies the plain payload bytes from p on (up to a framing byte, the end of the input or the size limit)
+ * without the state machine: most of a large reply, such as a stack read, is plain bytes. */
+static const uint8_t *copy_plain(struct rsp_decoder *d, const uint8_t *p, const uint8_t *end)
+{
+  size_t room = d->max_payload - d->len;
+  const uint8_t *stop = (size_t)(end - p) > room ? p + room : end;
+  uint8_t *out = d->payload + d->len;
+  uint8_t sum = d->sum;
+  while (stop - p >= BLOCK && !block_has_framing(p)) {
+    for (int i = 0; i < BLOCK; i++) {
+      out[i] = p[i];
+      sum = (uint8_t)(sum + p[i]);
+    }
+    out += BLOCK;
+    p += BLOCK;
+  }
+  for (; p < stop && !is_framing_byte(*p); p++) {
+    *out++ = *p;
+    sum = (uint8_t)(sum + *p);
+  }
+  d->len = (size_t)(out - d->payload);
+  d->sum = sum;
+  return p;
+}
+
 int rsp_decoder_next(struct rsp_decoder *d, const uint8_t **buf, size_t *len, struct rsp_event *ev)
 {
   const uint8_t *p = *buf;
@@ -76,6 +116,11 @@ int rsp_decoder_next(struct rsp_decoder *d, const uint8_t **buf, size_t *len, st
   int have = 0;
 
   while (p < end && !have) {
+    if (d->state == ST_DATA) {
+      p = copy_plain(d, p, end);
+      if (p == end)
+        break;
+    }
     uint8_t c = *p++;
     switch (d->state) {
     case ST_IDLE:
@@ -175,27 +220,32 @@ int rsp_decoder_next(struct rsp_decoder *d, const uint8_t **buf, size_t *len, st
   return have;
 }
 
-static int needs_escape(uint8_t c)
-{
-  return c == '$' || c == '#' || c == '}' || c == '*';
-}
-
 int rsp_escape_binary(struct rs_buf *out, const void *data, size_t len)
 {
   const uint8_t *src = data;
   size_t extra = 0;
   for (size_t i = 0; i < len; i++)
-    extra += needs_escape(src[i]);
+    extra += is_framing_byte(src[i]);
   int rc = rs_buf_reserve(out, len + extra);
   if (rc)
     return rc;
   uint8_t *dst = out->data + out->len;
-  for (size_t i = 0; i < len; i++) {
-    if (needs_escape(src[i])) {
-      *dst++ = '}';
-      *dst++ = src[i] ^ 0x20;
-    } else {
-      *dst++ = src[i];
+  size_t i = 0;
+  while (i < len) {
+    if (len - i >= BLOCK && !block_has_framing(src + i)) {
+      memcpy(dst, src + i, BLOCK);
+      dst += BLOCK;
+      i += BLOCK;
+      continue;
+    }
+    size_t chunk_end = len - i >= BLOCK ? i + BLOCK : len;
+    for (; i < chunk_end; i++) {
+      if (is_framing_byte(src[i])) {
+        *dst++ = '}';
+        *dst++ = src[i] ^ 0x20;
+      } else {
+        *dst++ = src[i];
+      }
     }
   }
   out->len += len + extra;

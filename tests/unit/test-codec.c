@@ -360,6 +360,63 @@ TEST(binary_payload_every_byte_round_trips)
   rs_buf_free(&out);
 }
 
+/* Decodes one encoded frame fed in random chunks with the given cap; returns the events. */
+static void decode_in_random_chunks(const struct rs_buf *frame, size_t cap, struct events *e)
+{
+  struct rsp_decoder d;
+  ASSERT_EQ(rsp_decoder_init(&d, cap), 0);
+  for (size_t at = 0; at < frame->len;) {
+    size_t chunk = 1 + (size_t)rand() % 4096;
+    if (chunk > frame->len - at)
+      chunk = frame->len - at;
+    feed(&d, frame->data + at, chunk, e);
+    at += chunk;
+  }
+  rsp_decoder_free(&d);
+}
+
+TEST(large_payloads_round_trip_at_every_framing_density)
+{
+  /* The encoder and decoder handle plain stretches in blocks: cover block edges, payloads exactly at the
+   * cap, and framing bytes from none at all to every byte. */
+  static const size_t lengths[] = {1, 31, 32, 33, 63, 64, 65, 1000, 16384 + 7};
+  static const int per_mille[] = {0, 1, 20, 250, 1000};
+  static const uint8_t framing[] = {'$', '#', '}', '*'};
+  srand(777);
+  uint8_t *payload = malloc(16384 + 7);
+  for (size_t li = 0; li < sizeof lengths / sizeof *lengths; li++)
+    for (size_t di = 0; di < sizeof per_mille / sizeof *per_mille; di++) {
+      size_t len = lengths[li], nframing = 0;
+      for (size_t i = 0; i < len; i++) {
+        if (rand() % 1000 < per_mille[di]) {
+          payload[i] = framing[rand() % 4];
+          nframing++;
+        } else {
+          do
+            payload[i] = (uint8_t)rand();
+          while (payload[i] == '$' || payload[i] == '#' || payload[i] == '}' || payload[i] == '*');
+        }
+      }
+      struct rs_buf out;
+      rs_buf_init(&out, 1 << 20);
+      ASSERT_EQ(rsp_encode_packet(&out, payload, len), 0);
+      ASSERT_EQ(out.len, 1 + len + nframing + 3); /* '$', payload with one '}' per framing byte, '#xx' */
+      struct events e = {0};
+      decode_in_random_chunks(&out, len, &e); /* exactly at the cap: accepted */
+      ASSERT_EQ(e.n, 1);
+      ASSERT_EQ(e.kind[0], RSP_EV_PACKET);
+      ASSERT_EQ(e.len[0], len);
+      ASSERT_MEM_EQ(e.data[0], payload, len);
+      events_free(&e);
+      decode_in_random_chunks(&out, len - 1, &e); /* one byte over: the size error, no packet */
+      ASSERT_EQ(e.n, 1);
+      ASSERT_EQ(e.kind[0], RSP_EV_TOO_LONG);
+      events_free(&e);
+      rs_buf_free(&out);
+    }
+  free(payload);
+}
+
 TEST(escape_and_unescape_binary)
 {
   uint8_t data[256];
