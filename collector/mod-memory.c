@@ -1,5 +1,13 @@
 /* The memory module: traces libc's malloc family and Rust's allocator entry points without any stub,
- * reading each result at the caller's return address with a one-shot, per-thread return breakpoint. */
+ * reading each result at the caller's return address with a one-shot, per-thread return breakpoint.
+ *
+ * Rust's global allocator usually forwards to libc (std's System allocator does), and then every Rust call
+ * stops twice: at __rust_alloc and at the malloc it calls, at __rust_dealloc and at its free. A libc call
+ * nested in a Rust allocation re-points the Rust call's context to its own (so contexts never depend on which
+ * entry point counted the block); the free of a block just passed to __rust_dealloc on the same thread is the
+ * same release, not a second one. Once RUST_VIA_LIBC_EVIDENCE Rust calls in a row have reached libc, the Rust
+ * entry points are removed and libc's alone account for every block. One Rust call that does not reach libc
+ * (an allocator of its own, such as jemalloc) keeps them for the rest of the run. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +15,7 @@
 #include "heap.h"
 #include "log.h"
 #include "retwatch.h"
+#include "summary.h"
 #include "trace-funcs.h"
 #include "tracer-modules.h"
 
@@ -34,30 +43,66 @@ static const struct {
     [K_RUST_DEALLOC] = {"__rust_dealloc", 1},
 };
 
+#define RUST_VIA_LIBC_EVIDENCE 32
+
+static int is_rust_kind(int kind) { return kind >= K_RUST_ALLOC && kind <= K_RUST_DEALLOC; }
+
 struct memory_state {
   struct heap heap;
   struct retwatch calls;
+  struct rust_entry { /* the Rust entry points placed, to remove them once libc is known to see every block */
+    uint64_t addr;
+    int kind;
+  } *rust_entries;
+  size_t n_rust_entries, cap_rust_entries;
+  unsigned rust_via_libc;   /* Rust calls that reached libc, in a row */
+  int rust_own_allocator;   /* one did not: keep the Rust entry points */
+  int rust_entries_removed;
+  struct u64map rust_freeing; /* tid -> block passed to __rust_dealloc whose libc free has not come yet */
   struct entry_tag { /* breakpoint data of an entry point: which kind, and whose state */
     struct memory_state *state;
     int kind;
   } tags[K_COUNT];
 };
 
+static void note_rust_call(struct memory_state *s, struct trace *tr, int reached_libc);
+
+/* Frees need no stack: they are charged to the context that allocated the block. */
+static int on_free(struct memory_state *s, struct trace *tr, const struct trace_hit *hit, int kind)
+{
+  uint64_t ptr = hit_arg(hit, 0), pending;
+  int has_pending = u64map_get(&s->rust_freeing, (uint64_t)hit->tid, &pending);
+  if (kind == K_FREE && has_pending && pending == ptr) { /* the libc half of a __rust_dealloc */
+    u64map_del(&s->rust_freeing, (uint64_t)hit->tid, NULL);
+    note_rust_call(s, tr, 1);
+    return 0;
+  }
+  trace_event(tr);
+  heap_free(&s->heap, tr, ptr);
+  if (kind == K_RUST_DEALLOC && !s->rust_entries_removed) {
+    if (has_pending)
+      note_rust_call(s, tr, 0); /* the previous dealloc on this thread never reached free */
+    return ptr ? u64map_put(&s->rust_freeing, (uint64_t)hit->tid, ptr) : 0;
+  }
+  return 0;
+}
+
 static int on_entry(struct trace *tr, const struct trace_hit *hit, void *data)
 {
   const struct entry_tag *tag = data;
   struct memory_state *s = tag->state;
-  if (tag->kind == K_FREE || tag->kind == K_RUST_DEALLOC) {
-    /* Frees need no stack: they are charged to the context that allocated the block. A free nested in
-     * Rust's dealloc finds the block already retired and changes nothing. */
-    trace_event(tr);
-    heap_free(&s->heap, tr, hit_arg(hit, 0));
-    return 0;
-  }
+  if (tag->kind == K_FREE || tag->kind == K_RUST_DEALLOC)
+    return on_free(s, tr, hit, tag->kind);
   struct rw_call *c;
   int rc = retwatch_enter(&s->calls, tr, hit, &c);
-  if (rc || !c)
+  if (rc)
     return rc;
+  if (!c) {
+    struct rw_call *outer = retwatch_current(&s->calls, hit->tid);
+    if (outer && is_rust_kind(outer->kind) && !is_rust_kind(tag->kind))
+      return trace_context(tr, hit, &outer->node); /* Rust's allocator went to libc: count it at libc's level */
+    return 0;
+  }
   c->kind = tag->kind;
   switch (tag->kind) {
   case K_CALLOC: c->b = hit_arg(hit, 0) * hit_arg(hit, 1); break;
@@ -68,6 +113,30 @@ static int on_entry(struct trace *tr, const struct trace_hit *hit, void *data)
   default: c->b = hit_arg(hit, 0); break; /* malloc, valloc, __rust_alloc(_zeroed): size first */
   }
   return trace_context(tr, hit, &c->node);
+}
+
+static void remove_rust_entries(struct memory_state *s, struct trace *tr)
+{
+  for (size_t i = 0; i < s->n_rust_entries; i++)
+    trace_remove_break(tr, s->rust_entries[i].addr, on_entry, &s->tags[s->rust_entries[i].kind]);
+  /* The return breakpoints parked for calls to the Rust entry points would still stop every such call. */
+  trace_remove_parked(tr);
+  s->rust_entries_removed = 1;
+  LOG_INFO("memory: %u Rust allocator calls in a row went to libc's allocator: counting at libc's entry points "
+           "only from here on", s->rust_via_libc);
+}
+
+/* A Rust allocator call ended: did it reach libc? */
+static void note_rust_call(struct memory_state *s, struct trace *tr, int reached_libc)
+{
+  if (s->rust_entries_removed || s->rust_own_allocator)
+    return;
+  if (!reached_libc) {
+    s->rust_own_allocator = 1;
+    LOG_INFO("memory: a Rust allocator call did not go to libc: keeping the Rust entry points");
+  } else if (++s->rust_via_libc >= RUST_VIA_LIBC_EVIDENCE) {
+    remove_rust_entries(s, tr);
+  }
 }
 
 static int on_return(struct trace *tr, const struct trace_hit *hit, void *data)
@@ -87,6 +156,8 @@ static int on_return(struct trace *tr, const struct trace_hit *hit, void *data)
       heap_free(&s->heap, tr, old);
   }
   heap_alloc(&s->heap, tr, c->node, ptr, size);
+  if (is_rust_kind(c->kind) && ptr != 0)
+    note_rust_call(s, tr, c->nested > 0);
   retwatch_done(&s->calls, tr, c);
   return 0;
 }
@@ -99,12 +170,27 @@ static int memory_init(struct trace *tr, void **state)
   for (int k = 0; k < K_COUNT; k++)
     s->tags[k] = (struct entry_tag){s, k};
   retwatch_init(&s->calls, on_return, s);
+  u64map_init(&s->rust_freeing);
   int rc = heap_init(&s->heap, tr);
   if (rc) {
     free(s);
     return rc;
   }
   *state = s;
+  return 0;
+}
+
+static int remember_rust_entry(struct memory_state *s, uint64_t addr, int kind)
+{
+  if (s->n_rust_entries == s->cap_rust_entries) {
+    size_t cap = s->cap_rust_entries ? 2 * s->cap_rust_entries : 8;
+    struct rust_entry *n = realloc(s->rust_entries, cap * sizeof *n);
+    if (!n)
+      return -ENOMEM;
+    s->rust_entries = n;
+    s->cap_rust_entries = cap;
+  }
+  s->rust_entries[s->n_rust_entries++] = (struct rust_entry){addr, kind};
   return 0;
 }
 
@@ -116,6 +202,13 @@ static int memory_module_loaded(struct trace *tr, void *state, struct col_module
     size_t n = trace_funcs_named(m, entry_names[k].name, entry_names[k].rust, addrs, 8);
     for (size_t i = 0; i < n; i++) {
       LOG_DEBUG("memory: %s at 0x%llx", entry_names[k].name, (unsigned long long)(addrs[i] + bias));
+      if (is_rust_kind(k)) {
+        if (s->rust_entries_removed)
+          continue; /* a library loaded later uses the same global allocator */
+        int rc = remember_rust_entry(s, addrs[i] + bias, k);
+        if (rc)
+          return rc;
+      }
       trace_break(tr, addrs[i] + bias, on_entry, &s->tags[k]);
     }
   }
@@ -130,12 +223,23 @@ static int memory_finish(struct trace *tr, void *state)
 
 static void memory_summary_json(struct trace *tr, void *state, struct json_out *j)
 {
-  heap_summary_json(&((struct memory_state *)state)->heap, j);
+  struct memory_state *s = state;
+  heap_summary_json(&s->heap, j);
+  if (s->n_rust_entries) { /* where Rust's allocations were counted, for whoever compares contexts */
+    json_key(j, "memory_rust");
+    json_begin_object(j);
+    json_kv_string(j, "counted_at", s->rust_entries_removed ? "libc" : "rust");
+    json_kv_uint(j, "calls_seen_reaching_libc", s->rust_via_libc);
+    json_end_object(j);
+  }
 }
 
 static void memory_summary_text(struct trace *tr, void *state, FILE *out)
 {
-  heap_summary_text(&((struct memory_state *)state)->heap, out);
+  struct memory_state *s = state;
+  heap_summary_text(&s->heap, out);
+  if (s->rust_entries_removed)
+    fprintf(out, "Rust allocations counted at libc's entry points (Rust's allocator forwards to libc)\n");
 }
 
 static int memory_verdict(struct trace *tr, void *state, const struct col_options *o)
@@ -148,6 +252,8 @@ static void memory_destroy(void *state)
   struct memory_state *s = state;
   heap_destroy(&s->heap);
   retwatch_destroy(&s->calls);
+  free(s->rust_entries);
+  u64map_free(&s->rust_freeing);
   free(s);
 }
 

@@ -66,8 +66,10 @@ int retwatch_enter(struct retwatch *w, struct trace *tr, const struct trace_hit 
     return rc;
   uint64_t idx;
   if (u64map_get(&w->slot_of, (uint64_t)hit->tid, &idx)) {
-    if (sp_after < w->calls[idx].sp_at_return)
-      return 0; /* nested inside the watched call */
+    if (sp_after < w->calls[idx].sp_at_return) {
+      w->calls[idx].nested++; /* nested inside the watched call */
+      return 0;
+    }
     /* A stale record whose return never came (longjmp, exception): forget it. */
     trace_unbreak(tr, w->calls[idx].ret_addr, w->on_return, w->owner);
   } else {
@@ -95,6 +97,12 @@ int retwatch_enter(struct retwatch *w, struct trace *tr, const struct trace_hit 
     return rc;
   *call = c;
   return 0;
+}
+
+struct rw_call *retwatch_current(struct retwatch *w, int64_t tid)
+{
+  uint64_t idx;
+  return u64map_get(&w->slot_of, (uint64_t)tid, &idx) ? &w->calls[idx] : NULL;
 }
 
 struct rw_call *retwatch_match(struct retwatch *w, const struct trace_hit *hit)

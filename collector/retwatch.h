@@ -17,6 +17,7 @@ struct rw_call {
   uint64_t ret_addr;
   uint64_t sp_at_return; /* tells this call's return apart from a recursive or nested one */
   int64_t tid;
+  unsigned nested;       /* traced entries hit on this thread while the call was in flight */
 };
 
 struct retwatch {
@@ -31,8 +32,10 @@ void retwatch_init(struct retwatch *w, trace_bp_fn on_return, void *owner);
 void retwatch_destroy(struct retwatch *w);
 /* At a function's entry: places the return breakpoint and returns a record to fill, or sets *call = NULL when
  * this thread is already inside a watched call (a traced function called from another one: the outer call
- * accounts for it). Returns 0 or a negative code. */
+ * accounts for it, and its `nested` count goes up). Returns 0 or a negative code. */
 int retwatch_enter(struct retwatch *w, struct trace *tr, const struct trace_hit *hit, struct rw_call **call);
+/* The call in flight on thread tid, or NULL. */
+struct rw_call *retwatch_current(struct retwatch *w, int64_t tid);
 /* At a return breakpoint: the thread's call that returns here, or NULL (another thread, or recursion). */
 struct rw_call *retwatch_match(struct retwatch *w, const struct trace_hit *hit);
 /* Ends a call returned by retwatch_match (removes its breakpoint and record). */

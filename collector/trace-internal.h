@@ -74,6 +74,7 @@ struct trace {
   FILE *stacks_out;
   double start_ms;
   uint64_t events;
+  uint64_t breakpoint_stops; /* every stop at one of our breakpoints, parked ones included: the tracing cost */
   uint64_t truncated_stacks;
   int progress;
   double last_progress_ms;

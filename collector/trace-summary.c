@@ -37,6 +37,7 @@ static void write_json(struct trace *tr, const char *path)
   json_begin_object(&j);
   program_json(tr, &j);
   json_key(&j, "events"), json_uint(&j, tr->events);
+  json_key(&j, "breakpoint_stops"), json_uint(&j, tr->breakpoint_stops);
   json_key(&j, "truncated_stacks"), json_uint(&j, tr->truncated_stacks);
   json_key(&j, "duration_ms"), json_double(&j, trace_elapsed_ms(tr));
   json_key(&j, "modules");

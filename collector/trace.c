@@ -156,7 +156,10 @@ int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
   return 0;
 }
 
-int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
+static int remove_bp(struct trace *tr, uint64_t addr, uint64_t slot);
+
+/* Drops one registration of fn/data at addr; an owner-less breakpoint is parked or, with !park, removed. */
+static int drop_owner(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data, int park)
 {
   struct trace_bp *bp = bp_lookup(tr, addr);
   if (!bp)
@@ -168,6 +171,11 @@ int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
       bp->owners[i] = bp->owners[--bp->nowners];
     }
     if (bp->nowners == 0) {
+      if (!park) {
+        uint64_t slot = 0;
+        u64map_get(&tr->bp_index, addr, &slot);
+        return remove_bp(tr, addr, slot);
+      }
       /* Parked, not removed: a return breakpoint is wanted again at the next call from the same site, and
        * leaving it in place saves two round trips per event. A parked hit is simply resumed. */
       if (++tr->nparked > MAX_PARKED_BPS)
@@ -176,6 +184,16 @@ int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
     return 0;
   }
   return RS_E_NOT_FOUND;
+}
+
+int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
+{
+  return drop_owner(tr, addr, fn, data, 1);
+}
+
+int trace_remove_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
+{
+  return drop_owner(tr, addr, fn, data, 0);
 }
 
 /* Removes one breakpoint from the target and the table; its slot is reused later. */
@@ -200,6 +218,11 @@ static int remove_parked(struct trace *tr)
   }
   tr->nparked = 0;
   return rc;
+}
+
+int trace_remove_parked(struct trace *tr)
+{
+  return remove_parked(tr);
 }
 
 static void remove_all_breakpoints(struct trace *tr)
@@ -553,6 +576,7 @@ static int handle_trap(struct trace *tr, const struct rspc_stop *st)
     LOG_DEBUG("SIGTRAP at 0x%llx is not one of our breakpoints", (unsigned long long)regs.pc);
     return 0;
   }
+  tr->breakpoint_stops++;
   struct trace_hit hit = {.tid = st->tid ? st->tid : st->pid, .addr = bp->addr, .regs = &regs};
   tr->hit_node_valid = 0;
   /* Handlers may add or remove breakpoints (and so move the table): work on a copy of the owners. */

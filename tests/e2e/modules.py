@@ -2,7 +2,7 @@
 """End-to-end checks of the tracing modules against independent references (valgrind, the fixtures' own counts).
 
 usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] -- PROGRAM [ARGS...]
-CHECK is one of: heap, leak, thresholds, crash, threads, mutex, calls, clone, sigint, preload.
+CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, clone, sigint, preload.
 """
 import argparse
 import json
@@ -51,6 +51,15 @@ def expect_eq(what, got, want):
     print(f"ok {what} = {got}")
 
 
+def expect_workload_counts(a, prof, counts):
+    """The Rust workload's hand-kept counts equal the profile's sums over the workload's contexts (the runtime's
+    own blocks, argument strings and the stdout buffer, are outside them)."""
+    in_workload = re.compile(r"::workload::\w+_path$")
+    for metric, key in (("allocations", "allocs"), ("frees", "frees"), ("bytes_allocated", "bytes")):
+        got = sum(v for st, v in folded(a, prof, metric).items() if any(in_workload.search(f) for f in st))
+        expect_eq(f"{metric} in the workload's contexts vs the program's own count", got, counts[key])
+
+
 def check_heap(a):
     """Allocation count, free count and bytes allocated equal valgrind's totals for the same program and input."""
     srv, prof, s, _, status = run_traced(a)
@@ -60,17 +69,20 @@ def check_heap(a):
         expect_eq("allocs vs valgrind", mem["allocs"], va)
         expect_eq("frees vs valgrind", mem["frees"], vf)
         expect_eq("bytes allocated vs valgrind", mem["bytes_allocated"], vb)
+        # Traced from exec on, every freed block was seen allocated (a free inside __rust_dealloc is the same
+        # release, not a second one); Rust's default allocator forwards to libc, where blocks end up counted.
+        expect_eq("frees of blocks never seen allocated", mem["unknown_frees"], 0)
+        if "memory_rust" in s:
+            expect_eq("where Rust's allocations are counted", s["memory_rust"]["counted_at"], "libc")
+            if a.stop_cost:
+                check_rust_stop_cost(a, s, va, vf)
     else:
         # memtrace sees only what goes through the stub's allocator; valgrind also counts what the runtime
         # allocates with libc directly (e.g. pthread_getattr_np at start-up). That difference must not depend
         # on the workload: measure it on a run with no work and check it is the same.
         # The program counts its workload (the *_path functions) by hand; the runtime's own blocks (argument
         # strings, the stdout buffer) also pass through the stub, so compare the workload's contexts.
-        counts = fixture_counts(srv.output())
-        in_workload = re.compile(r"::workload::\w+_path$")
-        for metric, key in (("allocations", "allocs"), ("frees", "frees"), ("bytes_allocated", "bytes")):
-            got = sum(v for st, v in folded(a, prof, metric).items() if any(in_workload.search(f) for f in st))
-            expect_eq(f"{metric} in the workload's contexts vs the program's own count", got, counts[key])
+        expect_workload_counts(a, prof, fixture_counts(srv.output()))
         base_argv = a.argv[:-1] + ["0" * len(a.argv[-1])]
         ba, bf, bb = t.valgrind_heap_totals(base_argv)
         b2 = argparse.Namespace(**{**vars(a), "argv": base_argv})
@@ -81,6 +93,38 @@ def check_heap(a):
     expect_eq("program exit code", s["program"]["exit_code"], 0)
     if s["events"] < mem["allocs"]:
         t.fail("fewer events than allocations")
+
+
+def check_rust_stop_cost(a, s, va, vf):
+    """Once Rust's entry points are gone, each allocator call of std's allocator costs at most two stops (entry
+    and return at libc) and each free one, counting the calls as valgrind does. (Not for allocators whose own
+    functions return through a parked return breakpoint on other paths too, such as the stub's wrapper.) Compared between two runs whose argument has the
+    same length, so the runtime's own calls cancel out; with the Rust breakpoints still in place every Rust
+    dealloc would cost a second stop."""
+    more_argv = a.argv[:-1] + [str(2 * int(a.argv[-1])).rjust(len(a.argv[-1]), "0")]
+    if len(more_argv[-1]) != len(a.argv[-1]):
+        t.fail(f"pick a round count whose double has as many digits as {a.argv[-1]}")
+    _, _, s2, _, _ = run_traced(argparse.Namespace(**{**vars(a), "argv": more_argv}))
+    va2, vf2, _ = t.valgrind_heap_totals(more_argv)
+    stops = s2["breakpoint_stops"] - s["breakpoint_stops"]
+    bound = 2 * (va2 - va) + (vf2 - vf)
+    print(f"breakpoint stops for {more_argv[-1]} rounds minus {a.argv[-1]}: {stops} (bound {bound})")
+    if stops > bound:
+        t.fail(f"the extra rounds cost {stops} stops, more than two per allocation and one per free ({bound})")
+
+
+def check_heap_own_allocator(a):
+    """A Rust program whose global allocator never calls libc: the memory module must keep Rust's entry points
+    (dropping them, as it does when they forward to libc, would lose every Rust block).
+
+    No exact count is possible here: rustc inlines an allocator defined in the program's own crate into the
+    callers, so only the calls that still go through the __rust_alloc shim can stop at a breakpoint."""
+    srv, prof, s, _, status = run_traced(a)
+    expect_eq("where Rust's allocations are counted", s.get("memory_rust", {}).get("counted_at"), "rust")
+    expect_eq("Rust calls seen reaching libc", s["memory_rust"]["calls_seen_reaching_libc"], 0)
+    if s["memory"]["allocs"] == 0:
+        t.fail("no allocation counted at all")
+    expect_eq("program exit code", s["program"]["exit_code"], 0)
 
 
 def check_leak(a):
@@ -252,12 +296,14 @@ def main():
     ap.add_argument("--server", default="agent", choices=["agent", "gdbserver"])
     ap.add_argument("--module", default="memory")
     ap.add_argument("--preload")
+    ap.add_argument("--stop-cost", action="store_true",
+                    help="heap, Rust with std's allocator: also bound the breakpoint stops per allocator call")
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
     if not a.argv[0] or not os.path.exists(a.argv[0]):
         t.skip(f"fixture {a.argv[0] or '(Rust)'} was not built (is cargo installed?)")
-    {"heap": check_heap, "leak": check_leak, "threads": check_threads, "mutex": check_mutex,
+    {"heap": check_heap, "heap-own-allocator": check_heap_own_allocator, "leak": check_leak, "threads": check_threads, "mutex": check_mutex,
      "thresholds": check_thresholds, "crash": check_crash, "calls": check_calls, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
 
 
