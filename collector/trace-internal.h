@@ -23,6 +23,7 @@ struct trace_bp {
   uint64_t addr;
   struct trace_bp_owner owners[TRACE_MAX_BP_OWNERS];
   int nowners;
+  unsigned idle_hits; /* hits in a row while parked: stops bought for nothing */
 };
 
 struct trace_loaded {

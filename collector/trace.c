@@ -108,14 +108,20 @@ static struct trace_bp *bp_lookup(struct trace *tr, uint64_t addr)
 
 /* Owner-less breakpoints kept inserted at most; beyond this they are all removed. */
 enum { MAX_PARKED_BPS = 4096 };
+/* A parked breakpoint hit this often in a row without being wanted again is removed: its site is reached by
+ * other paths too (a return site after a call that only sometimes ends in the watched function, by a tail
+ * call), and each of those hits is a stop for nothing. */
+enum { MAX_IDLE_HITS = 8 };
 
 static int remove_parked(struct trace *tr);
 
 int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
 {
   struct trace_bp *bp = bp_lookup(tr, addr);
-  if (bp && bp->nowners == 0)
+  if (bp && bp->nowners == 0) {
     tr->nparked--;
+    bp->idle_hits = 0;
+  }
   if (!bp) {
     if (tr->nfree_slots == 0 && tr->nbps == tr->bps_cap) {
       size_t cap = tr->bps_cap ? tr->bps_cap * 2 : 64;
@@ -577,6 +583,11 @@ static int handle_trap(struct trace *tr, const struct rspc_stop *st)
     return 0;
   }
   tr->breakpoint_stops++;
+  if (bp->nowners == 0 && ++bp->idle_hits >= MAX_IDLE_HITS) {
+    uint64_t slot = (uint64_t)(bp - tr->bps);
+    tr->nparked--;
+    return remove_bp(tr, bp->addr, slot);
+  }
   struct trace_hit hit = {.tid = st->tid ? st->tid : st->pid, .addr = bp->addr, .regs = &regs};
   tr->hit_node_valid = 0;
   /* Handlers may add or remove breakpoints (and so move the table): work on a copy of the owners. */

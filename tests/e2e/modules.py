@@ -96,11 +96,11 @@ def check_heap(a):
 
 
 def check_rust_stop_cost(a, s, va, vf):
-    """Once Rust's entry points are gone, each allocator call of std's allocator costs at most two stops (entry
-    and return at libc) and each free one, counting the calls as valgrind does. (Not for allocators whose own
-    functions return through a parked return breakpoint on other paths too, such as the stub's wrapper.) Compared between two runs whose argument has the
-    same length, so the runtime's own calls cancel out; with the Rust breakpoints still in place every Rust
-    dealloc would cost a second stop."""
+    """Once Rust's entry points are gone, each call of an allocator over libc's costs at most two stops (entry and
+    return at libc) and each free one, counting the calls as valgrind does (parked return breakpoints that other
+    paths keep hitting, as with the stub's wrapper, are removed after a few such stops). Compared between two
+    runs whose argument has the same length, so the runtime's own calls cancel out; with the Rust breakpoints
+    still in place every Rust dealloc would cost a second stop."""
     more_argv = a.argv[:-1] + [str(2 * int(a.argv[-1])).rjust(len(a.argv[-1]), "0")]
     if len(more_argv[-1]) != len(a.argv[-1]):
         t.fail(f"pick a round count whose double has as many digits as {a.argv[-1]}")
@@ -297,7 +297,7 @@ def main():
     ap.add_argument("--module", default="memory")
     ap.add_argument("--preload")
     ap.add_argument("--stop-cost", action="store_true",
-                    help="heap, Rust with std's allocator: also bound the breakpoint stops per allocator call")
+                    help="heap, Rust over libc's allocator: also bound the breakpoint stops per allocator call")
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
