@@ -80,10 +80,13 @@ static void put_stop_stack(struct agent_server *s, struct rs_buf *b, uint64_t sp
     return;
   size_t got = 0;
   while (got < s->stop_stack_len) { /* a window past the stack's end is cut at its last readable page */
-    long n = inf_read(&s->inf, sp + got, b->data + b->len + got, s->stop_stack_len - got);
+    size_t want = s->stop_stack_len - got;
+    long n = inf_read(&s->inf, sp + got, b->data + b->len + got, want);
     if (n <= 0)
       break;
     got += (size_t)n;
+    if ((size_t)n < want)
+      break; /* /proc/PID/mem stops at the first unreadable page: the next read would only fail */
   }
   b->len += got;
   b->data[b->len] = 0;
