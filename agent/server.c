@@ -78,17 +78,11 @@ static void put_stop_stack(struct agent_server *s, struct rs_buf *b, uint64_t sp
   rs_buf_puts(b, "rsprof-stack:");
   if (rs_buf_reserve(b, s->stop_stack_len))
     return;
-  size_t got = 0;
-  while (got < s->stop_stack_len) { /* a window past the stack's end is cut at its last readable page */
-    size_t want = s->stop_stack_len - got;
-    long n = inf_read(&s->inf, sp + got, b->data + b->len + got, want);
-    if (n <= 0)
-      break;
-    got += (size_t)n;
-    if ((size_t)n < want)
-      break; /* /proc/PID/mem stops at the first unreadable page: the next read would only fail */
-  }
-  b->len += got;
+  /* One read: /proc/PID/mem stops at the first unreadable page, so a window past the stack's end comes back
+   * cut there. */
+  long n = inf_read(&s->inf, sp, b->data + b->len, s->stop_stack_len);
+  if (n > 0)
+    b->len += (size_t)n;
   b->data[b->len] = 0;
 }
 

@@ -50,11 +50,7 @@ static int is_rust_kind(int kind) { return kind >= K_RUST_ALLOC && kind <= K_RUS
 struct memory_state {
   struct heap heap;
   struct retwatch calls;
-  struct rust_entry { /* the Rust entry points placed, to remove them once libc is known to see every block */
-    uint64_t addr;
-    int kind;
-  } *rust_entries;
-  size_t n_rust_entries, cap_rust_entries;
+  int rust_entries_placed;  /* the program has Rust allocator entry points */
   unsigned rust_via_libc;   /* Rust calls that reached libc, in a row */
   int rust_own_allocator;   /* one did not: keep the Rust entry points */
   int rust_entries_removed;
@@ -117,10 +113,9 @@ static int on_entry(struct trace *tr, const struct trace_hit *hit, void *data)
 
 static void remove_rust_entries(struct memory_state *s, struct trace *tr)
 {
-  for (size_t i = 0; i < s->n_rust_entries; i++)
-    trace_remove_break(tr, s->rust_entries[i].addr, on_entry, &s->tags[s->rust_entries[i].kind]);
-  /* The return breakpoints parked for calls to the Rust entry points would still stop every such call. */
-  trace_remove_parked(tr);
+  /* The return breakpoints parked for calls to them go too, after a few idle hits (trace.c). */
+  for (int k = K_RUST_ALLOC; k <= K_RUST_DEALLOC; k++)
+    trace_remove_owner(tr, on_entry, &s->tags[k]);
   s->rust_entries_removed = 1;
   LOG_INFO("memory: %u Rust allocator calls in a row went to libc's allocator: counting at libc's entry points "
            "only from here on", s->rust_via_libc);
@@ -180,20 +175,6 @@ static int memory_init(struct trace *tr, void **state)
   return 0;
 }
 
-static int remember_rust_entry(struct memory_state *s, uint64_t addr, int kind)
-{
-  if (s->n_rust_entries == s->cap_rust_entries) {
-    size_t cap = s->cap_rust_entries ? 2 * s->cap_rust_entries : 8;
-    struct rust_entry *n = realloc(s->rust_entries, cap * sizeof *n);
-    if (!n)
-      return -ENOMEM;
-    s->rust_entries = n;
-    s->cap_rust_entries = cap;
-  }
-  s->rust_entries[s->n_rust_entries++] = (struct rust_entry){addr, kind};
-  return 0;
-}
-
 static int memory_module_loaded(struct trace *tr, void *state, struct col_module *m, uint64_t bias)
 {
   struct memory_state *s = state;
@@ -205,9 +186,7 @@ static int memory_module_loaded(struct trace *tr, void *state, struct col_module
       if (is_rust_kind(k)) {
         if (s->rust_entries_removed)
           continue; /* a library loaded later uses the same global allocator */
-        int rc = remember_rust_entry(s, addrs[i] + bias, k);
-        if (rc)
-          return rc;
+        s->rust_entries_placed = 1;
       }
       trace_break(tr, addrs[i] + bias, on_entry, &s->tags[k]);
     }
@@ -225,7 +204,7 @@ static void memory_summary_json(struct trace *tr, void *state, struct json_out *
 {
   struct memory_state *s = state;
   heap_summary_json(&s->heap, j);
-  if (s->n_rust_entries) { /* where Rust's allocations were counted, for whoever compares contexts */
+  if (s->rust_entries_placed) { /* where Rust's allocations were counted, for whoever compares contexts */
     json_key(j, "memory_rust");
     json_begin_object(j);
     json_kv_string(j, "counted_at", s->rust_entries_removed ? "libc" : "rust");
@@ -252,7 +231,6 @@ static void memory_destroy(void *state)
   struct memory_state *s = state;
   heap_destroy(&s->heap);
   retwatch_destroy(&s->calls);
-  free(s->rust_entries);
   u64map_free(&s->rust_freeing);
   free(s);
 }

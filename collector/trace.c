@@ -162,10 +162,7 @@ int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
   return 0;
 }
 
-static int remove_bp(struct trace *tr, uint64_t addr, uint64_t slot);
-
-/* Drops one registration of fn/data at addr; an owner-less breakpoint is parked or, with !park, removed. */
-static int drop_owner(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data, int park)
+int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
 {
   struct trace_bp *bp = bp_lookup(tr, addr);
   if (!bp)
@@ -177,11 +174,6 @@ static int drop_owner(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *dat
       bp->owners[i] = bp->owners[--bp->nowners];
     }
     if (bp->nowners == 0) {
-      if (!park) {
-        uint64_t slot = 0;
-        u64map_get(&tr->bp_index, addr, &slot);
-        return remove_bp(tr, addr, slot);
-      }
       /* Parked, not removed: a return breakpoint is wanted again at the next call from the same site, and
        * leaving it in place saves two round trips per event. A parked hit is simply resumed. */
       if (++tr->nparked > MAX_PARKED_BPS)
@@ -190,16 +182,6 @@ static int drop_owner(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *dat
     return 0;
   }
   return RS_E_NOT_FOUND;
-}
-
-int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
-{
-  return drop_owner(tr, addr, fn, data, 1);
-}
-
-int trace_remove_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
-{
-  return drop_owner(tr, addr, fn, data, 0);
 }
 
 /* Removes one breakpoint from the target and the table; its slot is reused later. */
@@ -226,9 +208,25 @@ static int remove_parked(struct trace *tr)
   return rc;
 }
 
-int trace_remove_parked(struct trace *tr)
+int trace_remove_owner(struct trace *tr, trace_bp_fn fn, void *data)
 {
-  return remove_parked(tr);
+  int rc = 0;
+  size_t pos = 0;
+  uint64_t addr, slot;
+  while (u64map_next(&tr->bp_index, &pos, &addr, &slot)) {
+    struct trace_bp *bp = &tr->bps[slot];
+    for (int i = 0; i < bp->nowners; i++) {
+      if (bp->owners[i].fn != fn || bp->owners[i].data != data)
+        continue;
+      bp->owners[i] = bp->owners[--bp->nowners];
+      if (bp->nowners == 0) {
+        int r = remove_bp(tr, addr, slot);
+        rc = rc ? rc : r; /* deleting leaves a tombstone, so the walk goes on safely */
+      }
+      break;
+    }
+  }
+  return rc;
 }
 
 static void remove_all_breakpoints(struct trace *tr)

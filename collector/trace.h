@@ -57,11 +57,9 @@ int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
  * are resumed at once, and the next trace_break there costs no round trip (parked ones are removed in bulk
  * past a bound, and all at the end). */
 int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
-/* The same, but a breakpoint left without owners is removed from the target at once: for one that will not be
- * wanted again. */
-int trace_remove_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
-/* Removes every parked breakpoint from the target: when the calls they were parked for will not come back. */
-int trace_remove_parked(struct trace *tr);
+/* Drops every registration of fn/data, all references at once; breakpoints left without owners are removed from
+ * the target, not parked: for a handler that will not be wanted again. */
+int trace_remove_owner(struct trace *tr, trace_bp_fn fn, void *data);
 
 /* Reads target memory at addr from the hit thread's stack window (captured now if it was not yet, as
  * trace_context would), so words near the stack pointer cost no extra round trip. */
