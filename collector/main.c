@@ -39,7 +39,7 @@ static void usage(FILE *out)
           "      --trace NAME           count calls of this function per context (repeatable; calls module)\n"
           "      --trace-regex RE       count calls of functions matching RE (repeatable; calls module)\n"
           "      --duration DUR         stop after DUR (e.g. 30s, 5m) and detach\n"
-          "      --stack-size BYTES     stack window captured per event (default 16K)\n"
+          "      --stack-size BYTES     most stack read per event (default 16K; 2K first, more if needed)\n"
           "      --max-frames N         deepest stack kept (default 256)\n"
           "      --kill-at-end          kill the program when tracing stops before it exits (default: detach)\n"
           "binaries:\n"

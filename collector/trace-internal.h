@@ -68,8 +68,13 @@ struct trace {
   uint32_t hit_node;      /* context of the current hit, once captured */
   int hit_node_valid;
   int hit_stack_valid;    /* stack_buf holds the current hit's window: [hit_stack_base, + hit_stack_len) */
+  int hit_stack_whole;    /* ... and it is all there is: opt->stack_bytes, or up to the end of the stack */
   uint64_t hit_stack_base;
   size_t hit_stack_len;
+  size_t window;          /* stack bytes taken first at each hit; doubles (up to opt->stack_bytes) when an
+                           * unwind needed more, so shallow programs move a fraction of the window */
+  size_t stop_window;     /* what the agent sends with each stop (rsprof-stopstack), 0 when it sends none */
+  uint64_t window_refills; /* hits whose first window was too short for the unwind */
   int64_t g_thread;       /* thread selected for 'g' */
 
   FILE *stacks_out;
