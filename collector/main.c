@@ -34,6 +34,8 @@ static void usage(FILE *out)
           "      --tls-psk-identity ID\n"
           "      --connect-timeout DUR  per attempt (default 5s)\n"
           "      --retries N            connection attempts after the first (default 0)\n"
+          "      --poll-us N            poll up to N microseconds for each reply before sleeping\n"
+          "                             (default 200; 0 never; only with 2 or more CPUs)\n"
           "tracing:\n"
           "  -m, --module LIST          comma-separated tracing modules (default: calls when --trace is given)\n"
           "      --trace NAME           count calls of this function per context (repeatable; calls module)\n"
@@ -75,7 +77,7 @@ enum {
   OPT_TLS_CA = 256, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PSK_FILE, OPT_TLS_PSK_ID, OPT_CONNECT_TIMEOUT,
   OPT_RETRIES, OPT_TRACE, OPT_TRACE_REGEX, OPT_DURATION, OPT_STACK_SIZE, OPT_MAX_FRAMES, OPT_KILL_AT_END,
   OPT_SYSROOT, OPT_DEBUG_DIR, OPT_SYSTEM_DEBUG_DIR, OPT_CACHE_DIR, OPT_NO_FETCH, OPT_SUMMARY_JSON, OPT_SUMMARY, OPT_PRINT_STACKS,
-  OPT_PROGRESS, OPT_NO_PROGRESS, OPT_FAIL_ON_LEAK, OPT_MAX_PEAK, OPT_MAX_ALLOCS, OPT_LOG_LEVEL,
+  OPT_PROGRESS, OPT_NO_PROGRESS, OPT_FAIL_ON_LEAK, OPT_MAX_PEAK, OPT_MAX_ALLOCS, OPT_LOG_LEVEL, OPT_POLL_US,
 };
 
 static const struct option long_opts[] = {
@@ -87,6 +89,7 @@ static const struct option long_opts[] = {
     {"tls-psk-identity", required_argument, NULL, OPT_TLS_PSK_ID},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"retries", required_argument, NULL, OPT_RETRIES},
+    {"poll-us", required_argument, NULL, OPT_POLL_US},
     {"module", required_argument, NULL, 'm'},
     {"trace", required_argument, NULL, OPT_TRACE},
     {"break", required_argument, NULL, OPT_TRACE},
@@ -140,6 +143,7 @@ static int parse_args(int argc, char **argv, struct col_options *o)
 {
   memset(o, 0, sizeof *o);
   o->connect_timeout_ms = 5000;
+  o->poll_us = 200;
   o->stack_bytes = 16384;
   o->max_frames = 256;
   o->progress = -1;
@@ -169,6 +173,11 @@ static int parse_args(int argc, char **argv, struct col_options *o)
       if (cli_parse_size(optarg, &v) || v > 1000)
         return bad_value("--retries", optarg);
       o->retries = (unsigned)v;
+      break;
+    case OPT_POLL_US:
+      if (cli_parse_size(optarg, &v) || v > 1000000)
+        return bad_value("--poll-us", optarg);
+      o->poll_us = (unsigned)v;
       break;
     case 'm': rc = add_modules(o, optarg); break;
     case OPT_TRACE:

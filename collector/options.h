@@ -23,6 +23,7 @@ struct col_options {
   uint16_t port;
   const char *tls_ca, *tls_cert, *tls_key, *tls_psk_file, *tls_psk_identity;
   unsigned connect_timeout_ms, retries;
+  unsigned poll_us; /* see transport_options */
   const char *modules[COL_MAX_LIST]; /* tracing module names */
   size_t nmodules;
   const char *trace_symbols[COL_MAX_LIST]; /* --trace / --break */

@@ -272,7 +272,8 @@ int rspc_connect(const struct rspc_options *o, struct rspc **out)
   struct transport_options to = {
       .host = o->host, .port = o->port, .tls_ca = o->tls_ca, .tls_cert = o->tls_cert, .tls_key = o->tls_key,
       .tls_psk_file = o->tls_psk_file, .tls_psk_identity = o->tls_psk_identity,
-      .connect_timeout_ms = o->connect_timeout_ms, .retries = o->retries, .retry_delay_ms = o->retry_delay_ms};
+      .connect_timeout_ms = o->connect_timeout_ms, .retries = o->retries, .retry_delay_ms = o->retry_delay_ms,
+      .poll_us = o->poll_us};
   rc = transport_connect(&to, &c->t);
   if (rc)
     goto fail;

@@ -18,6 +18,7 @@ struct rspc_options {
   unsigned retries;
   unsigned retry_delay_ms;
   unsigned reply_timeout_ms;   /* 0: 10 s */
+  unsigned poll_us;            /* see transport_options */
 };
 
 /* What the server offered (1 = usable). */

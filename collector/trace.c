@@ -759,7 +759,7 @@ static int connect_and_load(struct trace *tr)
       .host = o->host, .port = o->port, .tls_ca = o->tls_ca, .tls_cert = o->tls_cert, .tls_key = o->tls_key,
       .tls_psk_file = o->tls_psk_file, .tls_psk_identity = o->tls_psk_identity,
       .connect_timeout_ms = o->connect_timeout_ms, .retries = o->retries, .retry_delay_ms = 500,
-      .reply_timeout_ms = 10000,
+      .reply_timeout_ms = 10000, .poll_us = o->poll_us,
   };
   int rc = rspc_connect(&ro, &tr->c);
   if (rc) {

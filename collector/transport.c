@@ -3,10 +3,12 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "buf.h"
@@ -16,6 +18,7 @@
 
 #define RX_LIMIT (64u << 20) /* unread bytes we hold before refusing more (nothing legitimate comes near) */
 #define READ_CHUNK 65536
+#define POLL_REST 16 /* reads that sleep at once after a poll ran out */
 
 struct transport {
   uv_loop_t loop;
@@ -28,6 +31,8 @@ struct transport {
   size_t writes_pending;
   struct rs_buf rx;  /* received bytes (ciphertext under TLS) not yet consumed */
   struct transport_tls *tls;
+  unsigned poll_us;  /* 0: never poll */
+  unsigned poll_rest; /* reads left that sleep at once, after a poll ran out */
   char chunk[READ_CHUNK];
 };
 
@@ -44,6 +49,12 @@ static uint64_t now_ms(struct transport *t)
 }
 
 static void on_timer(uv_timer_t *h) { (void)h; }
+
+static int usable_cpus(void)
+{
+  cpu_set_t set;
+  return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
 
 /* Runs one loop iteration, waking up at the deadline at the latest. Returns RS_E_TIMEOUT once it passed. */
 static int pump(struct transport *t, uint64_t deadline)
@@ -277,6 +288,7 @@ int transport_connect(const struct transport_options *o, struct transport **out)
   }
   uv_timer_init(&t->loop, &t->timer);
   rs_buf_init(&t->rx, RX_LIMIT);
+  t->poll_us = usable_cpus() > 1 ? o->poll_us : 0; /* on one CPU, polling only delays the peer */
   unsigned timeout = o->connect_timeout_ms ? o->connect_timeout_ms : 10000;
 
   if (transport_tls_wanted(o)) {
@@ -351,6 +363,35 @@ static int take_available(struct transport *t, void *buf, size_t max, size_t *go
   return 0;
 }
 
+static uint64_t now_us(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Polls for bytes without sleeping for up to poll_us. Returns 1 with bytes, 0 when none came, or an error.
+ * When nothing came in time the next POLL_REST reads sleep at once: a slow link or a program that rarely
+ * stops does not keep a CPU busy. */
+static int poll_briefly(struct transport *t, void *buf, size_t max, size_t *got)
+{
+  if (!t->poll_us)
+    return 0;
+  if (t->poll_rest) {
+    t->poll_rest--;
+    return 0;
+  }
+  uint64_t until = now_us() + t->poll_us;
+  do {
+    uv_run(&t->loop, UV_RUN_NOWAIT);
+    int rc = take_available(t, buf, max, got);
+    if (rc)
+      return rc;
+  } while (now_us() < until);
+  t->poll_rest = POLL_REST;
+  return 0;
+}
+
 int transport_read(struct transport *t, unsigned timeout_ms, void *buf, size_t max, size_t *got)
 {
   *got = 0;
@@ -366,6 +407,11 @@ int transport_read(struct transport *t, unsigned timeout_ms, void *buf, size_t m
       rc = take_available(t, buf, max, got);
       return rc == 1 ? 0 : rc < 0 ? rc : RS_E_TIMEOUT;
     }
+    rc = poll_briefly(t, buf, max, got);
+    if (rc == 1)
+      return 0;
+    if (rc < 0)
+      return rc;
     if (pump(t, deadline) == RS_E_TIMEOUT)
       return RS_E_TIMEOUT;
   }

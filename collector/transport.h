@@ -16,6 +16,10 @@ struct transport_options {
   unsigned connect_timeout_ms; /* per attempt, including the TLS handshake; 0: 10 s */
   unsigned retries;            /* further attempts after a failed connect (not after a TLS failure) */
   unsigned retry_delay_ms;
+  /* Before sleeping for bytes, poll the socket for up to this many microseconds (0: never). Replies that
+   * come back within it never wait for this process's CPU to wake from idle, the larger part of a
+   * loopback round trip on virtual machines. Ignored when the process may use only one CPU. */
+  unsigned poll_us;
 };
 
 struct transport;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end checks of the tracing modules against independent references (valgrind, the fixtures' own counts).
 
-usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] -- PROGRAM [ARGS...]
+usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] [--collector-option OPT]
+                  -- PROGRAM [ARGS...]
 CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, clone, sigint, preload.
 """
 import argparse
@@ -28,7 +29,7 @@ def run_traced(a, *collector_args, agent_args=(), server=None):
     prof = os.path.join(srv.tmp, "p.drcctprof")
     summ = os.path.join(srv.tmp, "s.json")
     out = t.collector(a.collector, srv.port, "--module", a.module, "-o", prof, "--summary-json", summ,
-                      *collector_args)
+                      *a.collector_option, *collector_args)
     status = srv.wait()
     summary = json.load(open(summ))
     return srv, prof, summary, out, status
@@ -296,6 +297,8 @@ def main():
     ap.add_argument("--server", default="agent", choices=["agent", "gdbserver"])
     ap.add_argument("--module", default="memory")
     ap.add_argument("--preload")
+    ap.add_argument("--collector-option", action="append", default=[],
+                    help="passed on to every collector run (repeatable), e.g. --collector-option=--poll-us=0")
     ap.add_argument("--stop-cost", action="store_true",
                     help="heap, Rust over libc's allocator: also bound the breakpoint stops per allocator call")
     ap.add_argument("argv", nargs="+")
