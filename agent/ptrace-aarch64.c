@@ -111,5 +111,29 @@ int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *p, size_t n, ptarch_wr
     u->pc += 4;
     return 1;
   }
+  /* What a call's return site usually starts with: mov xd, xm (orr xd, xzr, xm) and cbz/cbnz on the
+   * result. Register 31 is xzr in both. */
+  if ((insn & 0x7fe0ffe0) == 0x2a0003e0) { /* mov wd, wm / mov xd, xm */
+    unsigned d = insn & 31, m = (insn >> 16) & 31;
+    uint64_t v = m == 31 ? 0 : u->regs[m];
+    if (!(insn >> 31))
+      v &= 0xffffffffu; /* a 32-bit write zero-extends */
+    if (d != 31)
+      u->regs[d] = v;
+    u->pc += 4;
+    return 1;
+  }
+  if ((insn & 0x7e000000) == 0x34000000) { /* cbz / cbnz, 32- or 64-bit */
+    unsigned t = insn & 31;
+    uint64_t v = t == 31 ? 0 : u->regs[t];
+    if (!(insn >> 31))
+      v &= 0xffffffffu;
+    int64_t off = (int64_t)((insn >> 5) & 0x7ffff);
+    if (off & 0x40000)
+      off -= 0x80000;
+    int nonzero = (insn >> 24) & 1; /* cbnz */
+    u->pc += (v != 0) == nonzero ? (uint64_t)(off * 4) : 4;
+    return 1;
+  }
   return 0;
 }

@@ -54,7 +54,7 @@ int ptarch_fill_all(pid_t tid, const struct ptarch_gregs *r, uint8_t *out);
 int ptarch_store_all(pid_t tid, struct ptarch_gregs *r, const uint8_t *in);
 
 /* Emulates the instruction insn (n bytes available) found at pc, if it is one of the simple
- * prologue instructions we know, updating *r and writing memory through wr. Returns 1 when emulated,
+ * prologue or return-site instructions we know, updating *r and writing memory through wr. Returns 1 when emulated,
  * 0 when the caller must single-step instead, or -errno when a memory write failed. */
 int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *insn, size_t n, ptarch_write_fn wr, void *ctx);
 

@@ -178,6 +178,43 @@ static void set_arith_flags(struct user_regs_struct *u, uint64_t a, uint64_t b, 
   u->eflags = f;
 }
 
+/* Flags of a 64- or 32-bit `test` (an `and` that keeps no result): CF, OF and AF cleared. */
+static void set_logic_flags(struct user_regs_struct *u, uint64_t res, int wide)
+{
+  uint64_t f = u->eflags & ~(uint64_t)(0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x800);
+  f |= parity8(res) ? 0x4 : 0;
+  f |= res == 0 ? 0x40 : 0;
+  f |= (res >> (wide ? 63 : 31)) & 1 ? 0x80 : 0;
+  u->eflags = f;
+}
+
+/* Register-to-register `mov` and `test` (opcodes 89, 8b, 85 with mod = 11, 64- or 32-bit): what a call's
+ * return site usually starts with (`test rax, rax`, `mov rbx, rax`) and what free() begins with. Returns
+ * 1 when emulated, 0 for any other form. */
+static int emulate_reg_reg(struct user_regs_struct *u, const uint8_t *p, size_t n)
+{
+  unsigned rex = 0, len = 0;
+  if (n >= 1 && (p[0] & 0xf0) == 0x40) {
+    rex = p[0];
+    len = 1;
+  }
+  if (n < len + 2 || (p[len] != 0x89 && p[len] != 0x8b && p[len] != 0x85) || (p[len + 1] >> 6) != 3)
+    return 0;
+  uint8_t op = p[len], modrm = p[len + 1];
+  int wide = (rex & 8) != 0;
+  unsigned reg = ((modrm >> 3) & 7) | ((rex & 4) << 1), rm = (modrm & 7) | ((rex & 1) << 3);
+  uint64_t mask = wide ? ~0ull : 0xffffffffull;
+  uint64_t vreg = *gpr_by_num(u, reg) & mask, vrm = *gpr_by_num(u, rm) & mask;
+  if (op == 0x85)
+    set_logic_flags(u, vreg & vrm, wide);
+  else if (op == 0x89)
+    *gpr_by_num(u, rm) = vreg; /* a 32-bit mov zero-extends into the whole register */
+  else
+    *gpr_by_num(u, reg) = vrm;
+  u->rip += len + 2;
+  return 1;
+}
+
 int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *p, size_t n, ptarch_write_fn wr, void *ctx)
 {
   struct user_regs_struct *u = U(r);
@@ -203,11 +240,8 @@ int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *p, size_t n, ptarch_wr
     u->rip += len + 1;
     return 1;
   }
-  if (n >= 3 && p[0] == 0x48 && p[1] == 0x89 && p[2] == 0xe5) { /* mov rbp, rsp */
-    u->rbp = u->rsp;
-    u->rip += 3;
+  if (emulate_reg_reg(u, p, n)) /* mov rbp, rsp among them */
     return 1;
-  }
   if (n >= 4 && p[0] == 0x48 && (p[1] == 0x83 || p[1] == 0x81) && (p[2] == 0xec || p[2] == 0xc4)) {
     uint64_t imm;
     unsigned ilen;

@@ -74,6 +74,50 @@ TEST(mov_fp_sp)
   ASSERT_U64_EQ(r.k.pc, 0x400004);
 }
 
+TEST(mov_register_both_widths)
+{
+  struct ptarch_gregs r = base_regs();
+  r.k.regs[0] = 0xfedcba9876543210ull;
+  r.k.regs[19] = 0x5555;
+  uint8_t b[4];
+  put(b, 0xaa0003f3); /* mov x19, x0 */
+  ASSERT_EQ(ptarch_emulate(&r, b, 4, fake_write, NULL), 1);
+  ASSERT_U64_EQ(r.k.regs[19], 0xfedcba9876543210ull);
+  put(b, 0x2a0003e1); /* mov w1, w0: zero-extends */
+  r.k.regs[1] = ~0ull;
+  ASSERT_EQ(ptarch_emulate(&r, b, 4, fake_write, NULL), 1);
+  ASSERT_U64_EQ(r.k.regs[1], 0x76543210ull);
+  put(b, 0xaa1f03e2); /* mov x2, xzr */
+  r.k.regs[2] = 7;
+  ASSERT_EQ(ptarch_emulate(&r, b, 4, fake_write, NULL), 1);
+  ASSERT_U64_EQ(r.k.regs[2], 0);
+  ASSERT_U64_EQ(r.k.pc, 0x400000 + 12);
+}
+
+TEST(cbz_and_cbnz_branch_on_the_register)
+{
+  uint8_t b[4];
+  struct {
+    uint32_t insn;
+    uint64_t x0;
+    uint64_t pc_after;
+  } cases[] = {
+      {0xb4000100, 0, 0x400000 + 0x20},          /* cbz x0, +0x20: taken */
+      {0xb4000100, 1, 0x400004},                 /* not taken */
+      {0xb5000100, 1, 0x400000 + 0x20},          /* cbnz x0, +0x20: taken */
+      {0xb5fffe00, 5, 0x400000 - 0x40},          /* cbnz x0, -0x40: backwards */
+      {0x34000100, 0x100000000ull, 0x400000 + 0x20}, /* cbz w0: only the low half counts */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct ptarch_gregs r = base_regs();
+    r.k.regs[0] = cases[i].x0;
+    put(b, cases[i].insn);
+    ASSERT_EQ(ptarch_emulate(&r, b, 4, fake_write, NULL), 1);
+    ASSERT_U64_EQ(r.k.pc, cases[i].pc_after);
+    ASSERT_U64_EQ(r.k.regs[0], cases[i].x0);
+  }
+}
+
 TEST(paciasp_and_others_are_left_to_single_step)
 {
   const uint32_t others[] = {0xd503233f /* paciasp */, 0x94000000 /* bl */, 0xa9017bfd /* stp, no writeback */,

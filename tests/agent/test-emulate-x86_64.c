@@ -123,12 +123,76 @@ TEST(sub_and_add_rsp_match_the_cpu_including_flags)
   }
 }
 
+/* What the CPU computes for `test a, b` (64-bit, or 32-bit on the low halves): the flags register. */
+static uint64_t cpu_test(uint64_t a, uint64_t b, int wide)
+{
+  uint64_t f;
+  if (wide)
+    __asm__ volatile("test %1, %2\n\tpushfq\n\tpopq %0" : "=r"(f) : "r"(a), "r"(b) : "cc");
+  else
+    __asm__ volatile("test %k1, %k2\n\tpushfq\n\tpopq %0" : "=r"(f) : "r"(a), "r"(b) : "cc");
+  return f;
+}
+
+TEST(test_reg_reg_matches_the_cpu_including_flags)
+{
+  const uint64_t vals[] = {0, 1, 0x80, 0xff, 0x80000000ull, 0xffffffffull, 0x100000000ull, 0x8000000000000000ull,
+                           0xffffffffffffffffull, 0x1234567887654321ull};
+  const uint64_t mask = 0x8d5; /* CF PF AF ZF SF OF */
+  for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+    for (size_t j = 0; j < sizeof vals / sizeof vals[0]; j++) {
+      for (int wide = 0; wide < 2; wide++) {
+        struct ptarch_gregs r = base_regs();
+        r.k.eflags = 0x202 | 0x8d5; /* every arithmetic flag set before: each must be recomputed */
+        r.k.rax = vals[i];
+        r.k.r9 = vals[j];
+        /* test r9, rax: REX.B for r9 (plus W for 64 bits), 85 /r with mod 11, reg = rax, rm = r9 */
+        const uint8_t insn[] = {(uint8_t)(wide ? 0x49 : 0x41), 0x85, 0xc1};
+        ASSERT_EQ(ptarch_emulate(&r, insn, sizeof insn, fake_write, NULL), 1);
+        ASSERT_U64_EQ(r.k.eflags & mask, cpu_test(vals[i], vals[j], wide) & mask);
+        ASSERT_U64_EQ(r.k.rax, vals[i]);
+        ASSERT_U64_EQ(r.k.r9, vals[j]);
+        ASSERT_U64_EQ(r.k.rip, 0x1003);
+      }
+    }
+  }
+  struct ptarch_gregs r = base_regs();
+  r.k.rdi = 0;
+  const uint8_t test_rdi[] = {0x48, 0x85, 0xff}; /* free()'s first instruction */
+  ASSERT_EQ(ptarch_emulate(&r, test_rdi, sizeof test_rdi, fake_write, NULL), 1);
+  ASSERT_U64_EQ(r.k.eflags & 0x40, 0x40);
+}
+
+TEST(mov_reg_reg_in_both_directions_and_widths)
+{
+  struct ptarch_gregs r = base_regs();
+  r.k.rax = 0xfedcba9876543210ull;
+  const uint8_t mov_rbx_rax[] = {0x48, 0x89, 0xc3}; /* 89 /r: rm (rbx) <- reg (rax) */
+  ASSERT_EQ(ptarch_emulate(&r, mov_rbx_rax, 3, fake_write, NULL), 1);
+  ASSERT_U64_EQ(r.k.rbx, 0xfedcba9876543210ull);
+  const uint8_t mov_r12_rax[] = {0x4c, 0x8b, 0xe0}; /* 8b /r: reg (r12, REX.R) <- rm (rax) */
+  ASSERT_EQ(ptarch_emulate(&r, mov_r12_rax, 3, fake_write, NULL), 1);
+  ASSERT_U64_EQ(r.k.r12, 0xfedcba9876543210ull);
+  const uint8_t mov_edi_eax[] = {0x89, 0xc7}; /* 32-bit: zero-extends into rdi */
+  r.k.rdi = ~0ull;
+  ASSERT_EQ(ptarch_emulate(&r, mov_edi_eax, 2, fake_write, NULL), 1);
+  ASSERT_U64_EQ(r.k.rdi, 0x76543210ull);
+  ASSERT_U64_EQ(r.k.rip, 0x1000 + 3 + 3 + 2);
+  ASSERT_U64_EQ(r.k.eflags, 0x202); /* mov leaves the flags alone */
+}
+
 TEST(other_instructions_are_left_to_single_step)
 {
   struct ptarch_gregs r = base_regs(), before = r;
   const uint8_t call[] = {0xe8, 0, 0, 0, 0};
   const uint8_t mov_mem[] = {0x89, 0x7d, 0xfc};
   const uint8_t sub_rax[] = {0x48, 0x83, 0xe8, 0x08};
+  const uint8_t mov_to_mem[] = {0x48, 0x89, 0x45, 0xf8}; /* mov [rbp-8], rax: mod 01 */
+  const uint8_t test_byte[] = {0x84, 0xc0};              /* test al, al */
+  const uint8_t mov_16[] = {0x66, 0x89, 0xc3};            /* mov bx, ax */
+  ASSERT_EQ(ptarch_emulate(&r, mov_to_mem, sizeof mov_to_mem, fake_write, NULL), 0);
+  ASSERT_EQ(ptarch_emulate(&r, test_byte, sizeof test_byte, fake_write, NULL), 0);
+  ASSERT_EQ(ptarch_emulate(&r, mov_16, sizeof mov_16, fake_write, NULL), 0);
   ASSERT_EQ(ptarch_emulate(&r, call, sizeof call, fake_write, NULL), 0);
   ASSERT_EQ(ptarch_emulate(&r, mov_mem, sizeof mov_mem, fake_write, NULL), 0);
   ASSERT_EQ(ptarch_emulate(&r, sub_rax, sizeof sub_rax, fake_write, NULL), 0);
