@@ -194,7 +194,17 @@ int inf_bp_insert(struct inferior *inf, uint64_t addr)
   b->addr = addr;
   b->refs = 1;
   b->code_len = 0;
+  b->quiet = 0;
   memcpy(b->orig, orig, bl);
+  return 0;
+}
+
+int inf_bp_set_quiet(struct inferior *inf, uint64_t addr, int quiet)
+{
+  struct inf_bp *b = bp_find(inf, addr);
+  if (!b)
+    return RS_E_NOT_FOUND;
+  b->quiet = quiet;
   return 0;
 }
 
@@ -366,9 +376,26 @@ static void fill_exit(struct inferior *inf, struct inf_stop *st)
   st->swbreak = 0;
 }
 
-/* Turns thread t's queued event into the stop the client sees. */
+static int take_quiet_hit(struct inferior *inf, int i, struct inf_bp *b, int resume_now);
+
+/* The quiet breakpoint thread t's queued event is a hit on, or NULL. */
+static struct inf_bp *quiet_hit_of(struct inferior *inf, const struct inf_thread *t)
+{
+  if (t->pending != INF_EV_BKPT)
+    return NULL;
+  struct inf_bp *b = bp_find(inf, t->pending_addr);
+  return b && b->quiet ? b : NULL;
+}
+
+/* Turns thread t's queued event into the stop the client sees. Other threads' hits on quiet breakpoints
+ * go into the quiet queue that this stop's reply carries (they step over them at the next resume). */
 static void report(struct inferior *inf, struct inf_thread *t, struct inf_stop *st)
 {
+  for (int i = 0; i < inf->nth; i++) {
+    struct inf_bp *b = &inf->th[i] == t ? NULL : quiet_hit_of(inf, &inf->th[i]);
+    if (b)
+      take_quiet_hit(inf, i, b, 0);
+  }
   st->kind = INF_STOP_SIGNAL;
   st->tid = t->tid;
   st->swbreak = t->pending == INF_EV_BKPT;
@@ -409,6 +436,12 @@ int inf_poll(struct inferior *inf, struct inf_stop *st)
     fill_exit(inf, st);
     forget_process(inf);
     return 1;
+  }
+  /* Hits on quiet breakpoints: recorded, stepped over by emulation and resumed at once, no stop. */
+  for (int i = 0; i < inf->nth; i++) {
+    struct inf_bp *b = want_run[i] ? quiet_hit_of(inf, &inf->th[i]) : NULL;
+    if (b)
+      take_quiet_hit(inf, i, b, 1);
   }
   struct inf_thread *t = pick_pending(inf, 1);
   if (t) {
@@ -502,6 +535,51 @@ static int emu_write(void *ctx, uint64_t addr, const void *data, size_t len)
   return inf_write(ctx, addr, data, len);
 }
 
+/* Moves thread t, standing on breakpoint b, past the instruction the breakpoint displaced by emulating it.
+ * Returns 1 when done, 0 when that instruction must be single-stepped instead. */
+static int emulate_displaced(struct inferior *inf, struct inf_thread *t, struct inf_bp *b)
+{
+  struct ptarch_gregs *r = inf_gregs(inf, t);
+  if (!r)
+    return 0;
+  if (b->code_len == 0) { /* read once per breakpoint, not at every hit */
+    long got = inf_read(inf, b->addr, b->code, sizeof b->code);
+    b->code_len = got > 0 ? (int)got : 0;
+  }
+  if (b->code_len > 0 && ptarch_emulate(r, b->code, (size_t)b->code_len, emu_write, inf) == 1 &&
+      ptarch_set_gregs(t->tid, r) == 0)
+    return 1;
+  t->regs_valid = 0;
+  return 0;
+}
+
+/* Records thread i's hit on quiet breakpoint b in the queue. With resume_now the thread is moved past the
+ * breakpoint and continued, which needs the displaced instruction to be emulated: otherwise (or with a
+ * full queue) nothing is taken and the hit stays to be reported like any other. Without resume_now the
+ * thread stays stopped and steps over at the next resume. Returns 1 when taken. */
+static int take_quiet_hit(struct inferior *inf, int i, struct inf_bp *b, int resume_now)
+{
+  struct inf_thread *t = &inf->th[i];
+  struct ptarch_gregs *r = inf_gregs(inf, t);
+  if (!r || inf->nquiet == INF_MAX_QUIET_HITS)
+    return 0;
+  struct inf_quiet_hit h = {t->tid, b->addr, ptarch_sp(r), ptarch_retval(r)};
+  if (resume_now) {
+    if (!emulate_displaced(inf, t, b))
+      return 0;
+    int sig = deliver_sig[i];
+    deliver_sig[i] = 0;
+    t->regs_valid = 0;
+    if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)sig) == 0)
+      t->running = 1;
+  } else {
+    t->reported_bp = b->addr;
+  }
+  inf->quiet[inf->nquiet++] = h;
+  t->pending = INF_EV_NONE;
+  return 1;
+}
+
 /* vCont semantics: the leftmost action whose thread matches applies (-1 matches every thread). */
 static const struct inf_resume *action_for(const struct inf_resume *acts, int n, pid_t tid)
 {
@@ -536,17 +614,8 @@ int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struc
     if (!r || ptarch_pc(r) != addr || !bp_find(inf, addr))
       continue;
     const struct inf_resume *a = action_for(acts, n, t->tid);
-    if (a->act == INF_ACT_CONT) {
-      struct inf_bp *b = bp_find(inf, addr);
-      if (b->code_len == 0) { /* read once per breakpoint, not at every hit */
-        long got = inf_read(inf, addr, b->code, sizeof b->code);
-        b->code_len = got > 0 ? (int)got : 0;
-      }
-      if (b->code_len > 0 && ptarch_emulate(r, b->code, (size_t)b->code_len, emu_write, inf) == 1 &&
-          ptarch_set_gregs(t->tid, r) == 0)
-        continue;
-      t->regs_valid = 0;
-    }
+    if (a->act == INF_ACT_CONT && emulate_displaced(inf, t, bp_find(inf, addr)))
+      continue;
     int sig = a->sig;
     if (step_over(inf, t, addr, sig) != 0 || a->act == INF_ACT_STEP) {
       /* The client's single step is complete, or the step met a signal or exit: report it. */
@@ -634,6 +703,7 @@ int inf_launch(struct inferior *inf, char *const argv[], int disable_aslr)
     return -ENOENT;
   }
   inf->pid = pid;
+  inf->nquiet = 0;
   inf->attached = 0;
   inf->exited = 0;
   inf->running = 0;
@@ -689,6 +759,7 @@ static int seize_tasks(struct inferior *inf, pid_t pid)
 int inf_attach(struct inferior *inf, pid_t pid)
 {
   inf->pid = pid;
+  inf->nquiet = 0;
   inf->attached = 1;
   inf->exited = 0;
   inf->running = 0;

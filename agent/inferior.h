@@ -11,6 +11,7 @@
 
 #define INF_MAX_THREADS 1024
 #define INF_MAX_BPS 4096
+#define INF_MAX_QUIET_HITS 512
 
 enum inf_event { INF_EV_NONE, INF_EV_BKPT, INF_EV_STEP, INF_EV_SIGNAL };
 
@@ -35,6 +36,13 @@ struct inf_bp {
   uint8_t orig[4];
   uint8_t code[16]; /* the original instructions from addr on, for step-over emulation */
   int code_len;     /* 0: not read yet (or written since) */
+  int quiet;        /* hits are recorded and the thread goes on, unreported (rsprof-quietbreak) */
+};
+
+/* A hit on a quiet breakpoint, kept until the next stop reply carries it to the client. */
+struct inf_quiet_hit {
+  pid_t tid;
+  uint64_t pc, sp, retval;
 };
 
 /* What the client is told after a stop. */
@@ -65,6 +73,8 @@ struct inferior {
   int nth;
   struct inf_bp bp[INF_MAX_BPS];
   int nbp;
+  struct inf_quiet_hit quiet[INF_MAX_QUIET_HITS]; /* oldest first; the server empties it into stop replies */
+  int nquiet;
   unsigned char pass_sig[65]; /* signals delivered without stopping (QPassSignals) */
   int exit_status;            /* wait status once the process is gone */
   int exited;
@@ -113,5 +123,9 @@ struct ptarch_gregs *inf_gregs(struct inferior *inf, struct inf_thread *t);
 /* Inserts or removes one reference to a software breakpoint at addr. Return 0 or a negative code. */
 int inf_bp_insert(struct inferior *inf, uint64_t addr);
 int inf_bp_remove(struct inferior *inf, uint64_t addr);
+/* Makes the breakpoint at addr quiet (1) or reported (0). A quiet hit is recorded in inf->quiet and the
+ * thread continues at once when the displaced instruction can be emulated and the queue has room;
+ * otherwise the hit is reported like any other. Returns 0 or RS_E_NOT_FOUND (no breakpoint there). */
+int inf_bp_set_quiet(struct inferior *inf, uint64_t addr, int quiet);
 
 #endif

@@ -30,6 +30,7 @@ int ptarch_set_gregs(pid_t tid, const struct ptarch_gregs *r)
 
 uint64_t ptarch_pc(const struct ptarch_gregs *r) { return UC(r)->pc; }
 uint64_t ptarch_sp(const struct ptarch_gregs *r) { return UC(r)->sp; }
+uint64_t ptarch_retval(const struct ptarch_gregs *r) { return UC(r)->regs[0]; }
 void ptarch_set_pc(struct ptarch_gregs *r, uint64_t pc) { U(r)->pc = pc; }
 
 /* The 'g' image: x0..x30, sp, pc (8 bytes each), cpsr 4, v0..v31 16 each, fpsr 4, fpcr 4. */

@@ -40,6 +40,7 @@ int ptarch_set_gregs(pid_t tid, const struct ptarch_gregs *r);
 /* Program counter and the value of register regno (only core integer registers up to the PC). */
 uint64_t ptarch_pc(const struct ptarch_gregs *r);
 uint64_t ptarch_sp(const struct ptarch_gregs *r);
+uint64_t ptarch_retval(const struct ptarch_gregs *r); /* the integer return-value register (rax, x0) */
 void ptarch_set_pc(struct ptarch_gregs *r, uint64_t pc);
 
 /* Writes the core integer registers up to and including the PC and SP, in 'g' layout, into out

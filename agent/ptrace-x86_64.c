@@ -27,6 +27,7 @@ int ptarch_set_gregs(pid_t tid, const struct ptarch_gregs *r)
 
 uint64_t ptarch_pc(const struct ptarch_gregs *r) { return UC(r)->rip; }
 uint64_t ptarch_sp(const struct ptarch_gregs *r) { return UC(r)->rsp; }
+uint64_t ptarch_retval(const struct ptarch_gregs *r) { return UC(r)->rax; }
 void ptarch_set_pc(struct ptarch_gregs *r, uint64_t pc) { U(r)->rip = pc; }
 
 /* Offsets of rax..rip in user_regs_struct, in gdb's order. */

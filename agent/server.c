@@ -86,6 +86,25 @@ static void put_stop_stack(struct agent_server *s, struct rs_buf *b, uint64_t sp
   b->data[b->len] = 0;
 }
 
+/* The rsprof-quietbreak extension: "rsprof-quiet:" and the queued quiet hits, oldest first, as
+ * TID/PC/SP/RETVAL (hex) separated by commas, between the separators before and after. Each hit is sent
+ * once; nothing is written when none is queued. */
+static void put_quiet_hits(struct agent_server *s, struct rs_buf *b, const char *before, const char *after)
+{
+  struct inferior *inf = &s->inf;
+  if (inf->nquiet == 0)
+    return;
+  rs_buf_puts(b, before);
+  rs_buf_puts(b, "rsprof-quiet:");
+  for (int i = 0; i < inf->nquiet; i++) {
+    const struct inf_quiet_hit *h = &inf->quiet[i];
+    rs_buf_printf(b, "%s%x/%llx/%llx/%llx", i ? "," : "", (unsigned)h->tid, (unsigned long long)h->pc,
+                  (unsigned long long)h->sp, (unsigned long long)h->retval);
+  }
+  rs_buf_puts(b, after);
+  inf->nquiet = 0;
+}
+
 void agent_stop_reply(struct agent_server *s, const struct inf_stop *st)
 {
   struct rs_buf *b = &s->reply;
@@ -97,6 +116,7 @@ void agent_stop_reply(struct agent_server *s, const struct inf_stop *st)
                   st->kind == INF_STOP_EXITED ? st->sig : agent_sig_to_gdb(st->sig));
     if (s->multiprocess)
       rs_buf_printf(b, ";process:%x", (unsigned)st->tid);
+    put_quiet_hits(s, b, ";", ""); /* hits just before the exit */
     return;
   case INF_STOP_SIGNAL: {
     rs_buf_printf(b, "T%02x", agent_sig_to_gdb(st->sig));
@@ -122,6 +142,7 @@ void agent_stop_reply(struct agent_server *s, const struct inf_stop *st)
     rs_buf_putc(b, ';');
     if (st->swbreak && s->swbreak_ok)
       rs_buf_puts(b, "swbreak:;");
+    put_quiet_hits(s, b, "", ";");
     if (r && st->swbreak && s->stop_stack_len)
       put_stop_stack(s, b, ptarch_sp(r));
     return;
@@ -454,7 +475,7 @@ static void handle_qsupported(struct agent_server *s, const char *pkt)
                 "PacketSize=%x;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
                 "qXfer:libraries-svr4:read+;qXfer:exec-file:read+;qXfer:threads:read+;"
                 "swbreak+;vContSupported+;binary-upload+;QPassSignals+;QDisableRandomization+;rsprof-stepover+;"
-                "rsprof-stopstack+%s",
+                "rsprof-stopstack+;rsprof-quietbreak+%s",
                 AGENT_PACKET_SIZE, s->multiprocess ? ";multiprocess+" : "");
 }
 
@@ -681,6 +702,14 @@ static void dispatch(struct agent_server *s, char *pkt, size_t len)
         s->stop_stack_len = (size_t)n;
         reply_str(s, "OK");
       }
+    } else if (!strncmp(pkt, "QRsprofQuiet:", 13)) {
+      const char *q = pkt + 13;
+      uint64_t addr, flag;
+      if (hex_parse_u64_until(&q, &addr, ',') || hex_parse_u64(&q, &flag) || *q || flag > 1 ||
+          inf_bp_set_quiet(&s->inf, addr, (int)flag))
+        reply_err(s, 1);
+      else
+        reply_str(s, "OK");
     } else if (!strncmp(pkt, "QDisableRandomization:", 22)) {
       s->disable_aslr = pkt[22] == '1';
       reply_str(s, "OK");
@@ -785,6 +814,7 @@ void agent_server_connect(struct agent_server *s, agent_send_fn send, void *ctx)
   s->noack = 0;
   s->done = 0;
   s->stop_stack_len = 0;
+  s->inf.nquiet = 0;
   s->extended = s->multi_mode;
   rsp_decoder_reset(&s->dec);
   rs_buf_reset(&s->in);

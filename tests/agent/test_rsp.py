@@ -16,6 +16,7 @@ from agenttest import (Agent, Rsp, spawn, check, fail, frame, le64, load_base, p
 FX_GDB = os.environ["FX_GDB"]
 FX_THREADS = os.environ["FX_THREADS"]
 FX_ATTACH = os.environ["FX_ATTACH"]
+FX_QUIET = os.environ["FX_QUIET"]
 RIP = 0x10
 
 
@@ -157,6 +158,71 @@ def stop_stack():
     check(reply.startswith(b"T05") and b"rsprof-stack:" not in reply, "no stack once turned off")
     check(rsp.cmd("z0,%x,1" % addr) == b"OK", "breakpoint removed")
     check(continue_until_exit(rsp, lambda r: fail("unexpected stop %r" % r[:80]), 5) is not None, "the program ran to its end")
+    rsp.close()
+    agent.wait()
+
+
+def quiet_hits(reply):
+    """The rsprof-quiet records of a stop reply as (tid, pc, sp, retval) tuples."""
+    text = reply.split(b";rsprof-stack:", 1)[0].decode()
+    m = re.search(r"rsprof-quiet:([^;]*)", text)
+    if not m:
+        return []
+    return [tuple(int(x, 16) for x in rec.split("/")) for rec in m.group(1).split(",")]
+
+
+def quiet_break():
+    """The rsprof-quietbreak extension: a hit on a quiet breakpoint is not reported; the thread goes on, and
+    the next stop reply (an exit's included) carries the hit's thread, PC, SP and return-value register.
+    The fixture calls seven(i) = 7 * i and then mark(i): with a quiet breakpoint at seven's return site and
+    a normal one at mark, each stop at mark carries exactly the result of the call just before it."""
+    n = 200
+    agent = Agent(["--", FX_QUIET, str(n)])
+    rsp = Rsp(agent.port)
+    sup = rsp.handshake()
+    check(b"rsprof-quietbreak+" in sup, "the agent offers rsprof-quietbreak")
+    base = load_base(pid_of(rsp), FX_QUIET)
+    seven, mark = base + symbol_offset(FX_QUIET, "agentfx_seven"), base + symbol_offset(FX_QUIET, "agentfx_mark")
+    check(rsp.cmd("Z0,%x,1" % seven) == b"OK", "breakpoint at seven")
+    sig, f = parse_stop(rsp.cmd("vCont;c"))
+    check(sig == 5 and le64(f[RIP]) == seven, "stopped at seven's entry")
+    ret_site = le64(rsp.cmd("m%x,8" % le64(f[7])).decode())
+    check(rsp.cmd("z0,%x,1" % seven) == b"OK", "breakpoint at seven removed")
+    check(rsp.cmd("QRsprofQuiet:%x,1" % ret_site).startswith(b"E"), "no quiet flag where no breakpoint is")
+    check(rsp.cmd("QRsprofQuiet:%x,2" % ret_site).startswith(b"E"), "a flag other than 0 or 1 is refused")
+    check(rsp.cmd("Z0,%x,1" % ret_site) == b"OK" and rsp.cmd("QRsprofQuiet:%x,1" % ret_site) == b"OK",
+          "quiet breakpoint at seven's return site 0x%x" % ret_site)
+    check(rsp.cmd("Z0,%x,1" % mark) == b"OK", "breakpoint at mark")
+    loud_at = 100  # for one call the return site is made loud again
+    reported_loud = False
+    i = 0
+    while i < 150:
+        reply = rsp.cmd("vCont;c")
+        sig, f = parse_stop(reply)
+        check(sig == 5 and "swbreak" in f, "a breakpoint stop: %r" % reply[:120])
+        pc, sp = le64(f[RIP]), le64(f[7])
+        hits = quiet_hits(reply)
+        if i == loud_at:
+            check(pc == ret_site and not hits and le64(f[0]) == 7 * i,
+                  "with the flag cleared, seven's return stops like any breakpoint (rax = %d)" % (7 * i))
+            check(rsp.cmd("QRsprofQuiet:%x,1" % ret_site) == b"OK", "quiet again")
+            loud_at, reported_loud = -1, True
+            continue
+        check(pc == mark, "call %d: the only reported stop is at mark (got 0x%x)" % (i, pc))
+        tid = int(f["thread"].split(".")[-1], 16)
+        want = [] if reported_loud else [(tid, ret_site, sp + 8, 7 * i)]
+        check(hits == want, "call %d: quiet hits %r, expected %r (seven's return, 7 * i in rax, mark's caller's sp)"
+              % (i, hits, want))
+        reported_loud = False
+        if i + 1 == loud_at:
+            check(rsp.cmd("QRsprofQuiet:%x,0" % ret_site) == b"OK", "quiet flag cleared")
+        i += 1
+    check(rsp.cmd("z0,%x,1" % mark) == b"OK", "breakpoint at mark removed")
+    reply = rsp.cmd("vCont;c")
+    check(reply.startswith(b"W00"), "the program ran to its end: %r" % reply[:80])
+    rets = [h[3] for h in quiet_hits(reply)]
+    check(rets == [7 * k for k in range(150, n)],
+          "the exit reply carries the last %d quiet hits in order (got %d)" % (n - 150, len(rets)))
     rsp.close()
     agent.wait()
 
@@ -398,5 +464,6 @@ def cli():
 if __name__ == "__main__":
     if sys.argv[1] != "cli":
         require_ptrace()
-    {"threads": threads, "removed_breakpoints": removed_breakpoints, "stop_stack": stop_stack, "attach": attach,
+    {"threads": threads, "removed_breakpoints": removed_breakpoints, "stop_stack": stop_stack, "quiet_break": quiet_break,
+     "attach": attach,
      "protocol": protocol, "robustness": robustness, "disconnect": disconnect, "cli": cli}[sys.argv[1]]()
