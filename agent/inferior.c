@@ -554,29 +554,43 @@ static int emulate_displaced(struct inferior *inf, struct inf_thread *t, struct 
 }
 
 /* Records thread i's hit on quiet breakpoint b in the queue. With resume_now the thread is moved past the
- * breakpoint and continued, which needs the displaced instruction to be emulated: otherwise (or with a
- * full queue) nothing is taken and the hit stays to be reported like any other. Without resume_now the
- * thread stays stopped and steps over at the next resume. Returns 1 when taken. */
+ * breakpoint and continued: by emulating the displaced instruction, or, in a program with no other thread
+ * that could run past the restored instruction meanwhile, by a single step. When neither is possible (or
+ * the queue is full) nothing is taken and the hit stays to be reported like any other. Without resume_now
+ * the thread stays stopped and steps over at the next resume. Returns 1 when taken. */
 static int take_quiet_hit(struct inferior *inf, int i, struct inf_bp *b, int resume_now)
 {
   struct inf_thread *t = &inf->th[i];
   struct ptarch_gregs *r = inf_gregs(inf, t);
   if (!r || inf->nquiet == INF_MAX_QUIET_HITS)
     return 0;
-  struct inf_quiet_hit h = {t->tid, b->addr, ptarch_sp(r), ptarch_retval(r)};
-  if (resume_now) {
-    if (!emulate_displaced(inf, t, b))
-      return 0;
-    int sig = deliver_sig[i];
-    deliver_sig[i] = 0;
-    t->regs_valid = 0;
-    if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)sig) == 0)
-      t->running = 1;
-  } else {
+  inf->quiet[inf->nquiet] = (struct inf_quiet_hit){t->tid, b->addr, ptarch_sp(r), ptarch_retval(r)};
+  if (!resume_now) {
     t->reported_bp = b->addr;
+    t->pending = INF_EV_NONE;
+    inf->nquiet++;
+    return 1;
   }
-  inf->quiet[inf->nquiet++] = h;
-  t->pending = INF_EV_NONE;
+  int sig = deliver_sig[i]; /* a signal to pass on goes in with the step or the continue */
+  if (emulate_displaced(inf, t, b)) {
+    t->pending = INF_EV_NONE;
+  } else if (inf->nth == 1) {
+    t->pending = INF_EV_NONE;
+    deliver_sig[i] = 0;
+    int stepped = step_over(inf, t, b->addr, sig) == 0;
+    sig = 0;
+    if (!stepped) {
+      inf->nquiet++; /* the step met a signal or an exit, now queued for the client */
+      return 1;
+    }
+  } else {
+    return 0;
+  }
+  deliver_sig[i] = 0;
+  t->regs_valid = 0;
+  if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)sig) == 0)
+    t->running = 1;
+  inf->nquiet++;
   return 1;
 }
 

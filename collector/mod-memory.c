@@ -90,7 +90,9 @@ static int on_entry(struct trace *tr, const struct trace_hit *hit, void *data)
   if (tag->kind == K_FREE || tag->kind == K_RUST_DEALLOC)
     return on_free(s, tr, hit, tag->kind);
   struct rw_call *c;
-  int rc = retwatch_enter(&s->calls, tr, hit, &c);
+  /* The return handler needs only the result register, except posix_memalign's, which reads the block's
+   * address from memory while the thread still stands at the return. */
+  int rc = retwatch_enter(&s->calls, tr, hit, tag->kind != K_POSIX_MEMALIGN, &c);
   if (rc)
     return rc;
   if (!c) {

@@ -33,7 +33,9 @@ static int on_lock(struct trace *tr, const struct trace_hit *hit, void *data)
     }
   }
   struct rw_call *c;
-  int rc = retwatch_enter(&s->calls, tr, hit, &c);
+  /* An ordinary return breakpoint: the wait ends when the collector sees the return, not when the agent
+   * gets round to reporting a quiet hit. */
+  int rc = retwatch_enter(&s->calls, tr, hit, 0, &c);
   if (rc || !c)
     return rc;
   return trace_context(tr, hit, &c->node);

@@ -57,7 +57,8 @@ static int return_site(struct trace *tr, const struct trace_hit *hit, uint64_t *
   return trace_read_stack(tr, hit, sp, ret, 8);
 }
 
-int retwatch_enter(struct retwatch *w, struct trace *tr, const struct trace_hit *hit, struct rw_call **call)
+int retwatch_enter(struct retwatch *w, struct trace *tr, const struct trace_hit *hit, int quiet,
+                   struct rw_call **call)
 {
   *call = NULL;
   uint64_t ret, sp_after;
@@ -92,7 +93,7 @@ int retwatch_enter(struct retwatch *w, struct trace *tr, const struct trace_hit 
   c->sp_at_return = sp_after;
   c->tid = hit->tid;
   c->t0_ms = trace_elapsed_ms(tr);
-  rc = trace_break(tr, ret, w->on_return, w->owner);
+  rc = quiet ? trace_break_quiet(tr, ret, w->on_return, w->owner) : trace_break(tr, ret, w->on_return, w->owner);
   if (rc)
     return rc;
   *call = c;

@@ -32,8 +32,11 @@ void retwatch_init(struct retwatch *w, trace_bp_fn on_return, void *owner);
 void retwatch_destroy(struct retwatch *w);
 /* At a function's entry: places the return breakpoint and returns a record to fill, or sets *call = NULL when
  * this thread is already inside a watched call (a traced function called from another one: the outer call
- * accounts for it, and its `nested` count goes up). Returns 0 or a negative code. */
-int retwatch_enter(struct retwatch *w, struct trace *tr, const struct trace_hit *hit, struct rw_call **call);
+ * accounts for it, and its `nested` count goes up). With quiet, the return breakpoint is a quiet one
+ * (trace_break_quiet): the return handler must then use only the hit's registers and the record. Returns 0
+ * or a negative code. */
+int retwatch_enter(struct retwatch *w, struct trace *tr, const struct trace_hit *hit, int quiet,
+                   struct rw_call **call);
 /* The call in flight on thread tid, or NULL. */
 struct rw_call *retwatch_current(struct retwatch *w, int64_t tid);
 /* At a return breakpoint: the thread's call that returns here, or NULL (another thread, or recursion). */

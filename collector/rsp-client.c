@@ -223,6 +223,7 @@ static const struct {
     {"qXfer:threads:read", offsetof(struct rspc_features, xfer_threads)},
     {"binary-upload", offsetof(struct rspc_features, binary_upload)},
     {"rsprof-stopstack", offsetof(struct rspc_features, stop_stack)},
+    {"rsprof-quietbreak", offsetof(struct rspc_features, quiet_break)},
 };
 
 static void parse_supported(struct rspc *c, const char *r)
@@ -419,11 +420,21 @@ int rspc_parse_stop(const char *reply, size_t len, struct rspc_stop *out)
     return RS_E_PROTO;
   }
   if (reply[0] == 'W' || reply[0] == 'X') {
-    if (p < end && *p == ';' && !strncmp(p + 1, "process:", 8)) {
-      const char *v = p + 9;
-      uint64_t pid;
-      if (hex_parse_u64(&v, &pid) == 0)
-        out->pid = (int64_t)pid;
+    while (p < end && *p == ';') { /* ;process:PID and ;rsprof-quiet:… */
+      p++;
+      const char *semi = memchr(p, ';', (size_t)(end - p));
+      if (!semi)
+        semi = end;
+      if (!strncmp(p, "process:", 8)) {
+        const char *v = p + 8;
+        uint64_t pid;
+        if (hex_parse_u64(&v, &pid) == 0)
+          out->pid = (int64_t)pid;
+      } else if (!strncmp(p, "rsprof-quiet:", 13)) {
+        out->quiet = p + 13;
+        out->quiet_len = (size_t)(semi - out->quiet);
+      }
+      p = semi;
     }
     return 0;
   }
@@ -473,10 +484,39 @@ int rspc_parse_stop(const char *reply, size_t len, struct rspc_stop *out)
       }
     } else if (klen == 7 && !memcmp(p, "swbreak", 7)) {
       out->swbreak = 1;
+    } else if (klen == 12 && !memcmp(p, "rsprof-quiet", 12)) {
+      out->quiet = val;
+      out->quiet_len = vlen;
     }
     p = semi + 1;
   }
   return 0;
+}
+
+int rspc_next_quiet_hit(const char **p, const char *end, struct rspc_quiet_hit *h)
+{
+  if (*p >= end)
+    return 0;
+  uint64_t v[4];
+  const char *q = *p;
+  for (int i = 0; i < 4; i++) {
+    const char *stop = memchr(q, i < 3 ? '/' : ',', (size_t)(end - q));
+    if (!stop)
+      stop = end;
+    char tmp[20];
+    size_t n = (size_t)(stop - q);
+    if (n == 0 || n >= sizeof tmp || (i < 3 && stop == end))
+      return RS_E_PROTO;
+    memcpy(tmp, q, n);
+    tmp[n] = 0;
+    const char *t = tmp;
+    if (hex_parse_u64(&t, &v[i]) || *t)
+      return RS_E_PROTO;
+    q = stop < end ? stop + 1 : end;
+  }
+  *h = (struct rspc_quiet_hit){(int64_t)v[0], v[1], v[2], v[3]};
+  *p = q;
+  return 1;
 }
 
 int rspc_stop_reg(const struct rspc_stop *s, int regno, uint64_t *value)

@@ -28,6 +28,7 @@ struct rspc_features {
   size_t packet_size; /* the server's PacketSize (400 when it gave none) */
   int rsprof_ext;     /* any rsprof-…+ extension (rsprof-stepover: the server steps over its breakpoints) */
   int stop_stack;     /* rsprof-stopstack: QRsprofStopStack adds the stack window to breakpoint stops */
+  int quiet_break;    /* rsprof-quietbreak: QRsprofQuiet makes a breakpoint's hits travel with the next stop */
 };
 
 struct rspc;
@@ -84,6 +85,8 @@ struct rspc_stop {
   int swbreak;    /* the server reported a software breakpoint hit */
   const uint8_t *stack; /* rsprof-stopstack: the stack window at sp, borrowed from the reply (NULL: none) */
   size_t stack_len;
+  const char *quiet;    /* rsprof-quietbreak: the hits' text, borrowed from the reply (NULL: none) */
+  size_t quiet_len;
   int nregs;
   struct {
     int regno;
@@ -92,6 +95,14 @@ struct rspc_stop {
 };
 /* Parses a stop reply (S, T, W, X). Returns 0 or RS_E_PROTO. */
 int rspc_parse_stop(const char *reply, size_t len, struct rspc_stop *out);
+/* One hit on a quiet breakpoint, as a stop reply carries it. */
+struct rspc_quiet_hit {
+  int64_t tid;
+  uint64_t pc, sp, retval;
+};
+/* Parses the next hit of a stop's quiet list [*p, end) and advances *p. Returns 1 with *h, 0 at the end,
+ * or RS_E_PROTO. */
+int rspc_next_quiet_hit(const char **p, const char *end, struct rspc_quiet_hit *h);
 /* Looks up an expedited register in a stop; returns 1 and *value when present. */
 int rspc_stop_reg(const struct rspc_stop *s, int regno, uint64_t *value);
 /* Asks why the target stopped ('?') and parses the answer. */

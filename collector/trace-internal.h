@@ -24,6 +24,7 @@ struct trace_bp {
   struct trace_bp_owner owners[TRACE_MAX_BP_OWNERS];
   int nowners;
   unsigned idle_hits; /* hits in a row while parked: stops bought for nothing */
+  int quiet;          /* the agent records its hits without stopping (rsprof-quietbreak) */
 };
 
 struct trace_loaded {
@@ -81,6 +82,10 @@ struct trace {
   double start_ms;
   uint64_t events;
   uint64_t breakpoint_stops; /* every stop at one of our breakpoints, parked ones included: the tracing cost */
+  uint64_t quiet_stops;      /* ... of which the agent handled alone (quiet breakpoints) */
+  struct rspc_quiet_hit *quiet; /* the current stop's quiet hits, copied out of its reply */
+  size_t nquiet, quiet_cap;
+  int in_quiet_hit;          /* running a quiet hit's handlers: the program has gone on, nothing to read */
   uint64_t truncated_stacks;
   int progress;
   double last_progress_ms;

@@ -38,6 +38,7 @@ static void write_json(struct trace *tr, const char *path)
   program_json(tr, &j);
   json_key(&j, "events"), json_uint(&j, tr->events);
   json_key(&j, "breakpoint_stops"), json_uint(&j, tr->breakpoint_stops);
+  json_key(&j, "quiet_stops"), json_uint(&j, tr->quiet_stops);
   json_key(&j, "truncated_stacks"), json_uint(&j, tr->truncated_stacks);
   json_key(&j, "stack_window"), json_uint(&j, tr->window);
   json_key(&j, "stack_window_refills"), json_uint(&j, tr->window_refills);

@@ -86,8 +86,17 @@ int64_t trace_metric_value(struct trace *tr, uint32_t node, int metric)
   return cct_get(tr->cct, node, (size_t)metric);
 }
 
+/* A quiet hit's handler asked for the program's state, which has moved on since the hit. */
+static int quiet_hit_misuse(const char *what)
+{
+  LOG_ERR("%s called from a quiet breakpoint's handler (use trace_break for handlers that read the target)", what);
+  return RS_E_BAD_ARG;
+}
+
 int trace_read_memory(struct trace *tr, uint64_t addr, void *buf, size_t len)
 {
+  if (tr->in_quiet_hit)
+    return quiet_hit_misuse("trace_read_memory");
   if (tr->hit_stack_valid && addr >= tr->hit_stack_base && len <= tr->hit_stack_len &&
       addr - tr->hit_stack_base <= tr->hit_stack_len - len) {
     memcpy(buf, tr->stack_buf + (addr - tr->hit_stack_base), len); /* no round trip */
@@ -119,9 +128,23 @@ enum { MAX_IDLE_HITS = 8 };
 
 static int remove_parked(struct trace *tr);
 
-int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
+/* Makes the agent record the breakpoint's hits quietly (1) or report them (0). */
+static int set_quiet(struct trace *tr, struct trace_bp *bp, int quiet)
+{
+  const char *reply;
+  size_t rlen;
+  int rc = rspc_requestf(tr->c, &reply, &rlen, "QRsprofQuiet:%llx,%d", (unsigned long long)bp->addr, quiet);
+  if (rc == 0 && (rlen != 2 || memcmp(reply, "OK", 2)))
+    rc = RS_E_PROTO;
+  if (rc == 0)
+    bp->quiet = quiet;
+  return rc;
+}
+
+static int break_at(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data, int quiet)
 {
   struct trace_bp *bp = bp_lookup(tr, addr);
+  int fresh = !bp || bp->nowners == 0;
   if (bp && bp->nowners == 0) {
     tr->nparked--;
     bp->idle_hits = 0;
@@ -152,6 +175,15 @@ int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
     if (rc)
       return rc;
   }
+  /* Quiet while every owner is: a first quiet owner makes it so, any ordinary owner ends it. */
+  int want_quiet = quiet && rspc_features(tr->c)->quiet_break && (fresh || bp->quiet);
+  if (want_quiet != bp->quiet) {
+    int rc = set_quiet(tr, bp, want_quiet);
+    if (rc && !want_quiet) {
+      LOG_WARN("cannot make the breakpoint at 0x%llx report its hits: %s", (unsigned long long)addr, rs_strerror(rc));
+      return rc;
+    }
+  }
   for (int i = 0; i < bp->nowners; i++)
     if (bp->owners[i].fn == fn && bp->owners[i].data == data) {
       bp->owners[i].refs++;
@@ -164,6 +196,16 @@ int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
   bp->owners[bp->nowners].refs = 1;
   bp->nowners++;
   return 0;
+}
+
+int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
+{
+  return break_at(tr, addr, fn, data, 0);
+}
+
+int trace_break_quiet(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
+{
+  return break_at(tr, addr, fn, data, 1);
 }
 
 int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
@@ -471,6 +513,8 @@ static size_t widen_hit_stack(struct trace *tr, const struct trace_hit *hit, uin
 
 int trace_read_stack(struct trace *tr, const struct trace_hit *hit, uint64_t addr, void *buf, size_t len)
 {
+  if (tr->in_quiet_hit)
+    return quiet_hit_misuse("trace_read_stack");
   uint64_t sp;
   hit_stack(tr, hit, &sp);
   return trace_read_memory(tr, addr, buf, len);
@@ -478,6 +522,8 @@ int trace_read_stack(struct trace *tr, const struct trace_hit *hit, uint64_t add
 
 int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node)
 {
+  if (tr->in_quiet_hit)
+    return quiet_hit_misuse("trace_context");
   if (tr->hit_node_valid) {
     *node = tr->hit_node;
     return 0;
@@ -603,11 +649,86 @@ static void take_stop_stack(struct trace *tr, const struct rspc_stop *st)
   tr->hit_stack_valid = 1;
 }
 
+/* Counts a hit at bp and runs its owners; a breakpoint parked for MAX_IDLE_HITS hits in a row is removed
+ * instead. Returns 0 or the removal's error. */
+static int dispatch_hit(struct trace *tr, struct trace_bp *bp, const struct trace_hit *hit)
+{
+  tr->breakpoint_stops++;
+  if (bp->nowners == 0 && ++bp->idle_hits >= MAX_IDLE_HITS) {
+    uint64_t slot = (uint64_t)(bp - tr->bps);
+    tr->nparked--;
+    return remove_bp(tr, bp->addr, slot);
+  }
+  tr->hit_node_valid = 0;
+  /* Handlers may add or remove breakpoints (and so move the table): work on a copy of the owners. */
+  struct trace_bp_owner owners[TRACE_MAX_BP_OWNERS];
+  int nowners = bp->nowners;
+  memcpy(owners, bp->owners, sizeof owners);
+  for (int i = 0; i < nowners; i++) {
+    int rc = owners[i].fn(tr, hit, owners[i].data);
+    if (rc)
+      LOG_WARN("handler at 0x%llx failed: %s", (unsigned long long)hit->addr, rs_strerror(rc));
+  }
+  return 0;
+}
+
+/* Copies the stop's quiet hits out of its reply, before any request reuses the reply buffer. */
+static int take_quiet_hits(struct trace *tr, const struct rspc_stop *st)
+{
+  tr->nquiet = 0;
+  if (!st->quiet)
+    return 0;
+  const char *p = st->quiet, *end = st->quiet + st->quiet_len;
+  struct rspc_quiet_hit h;
+  int rc;
+  while ((rc = rspc_next_quiet_hit(&p, end, &h)) == 1) {
+    if (tr->nquiet == tr->quiet_cap) {
+      size_t cap = tr->quiet_cap ? tr->quiet_cap * 2 : 64;
+      struct rspc_quiet_hit *n = realloc(tr->quiet, cap * sizeof *n);
+      if (!n)
+        return -ENOMEM;
+      tr->quiet = n;
+      tr->quiet_cap = cap;
+    }
+    tr->quiet[tr->nquiet++] = h;
+  }
+  if (rc < 0)
+    LOG_ERR("a stop reply has a malformed list of quiet breakpoint hits: %.*s", (int)(end - st->quiet), st->quiet);
+  return rc;
+}
+
+/* Runs the handlers of the hits the agent recorded at quiet breakpoints before this stop, in their order.
+ * Their handlers see the thread, PC, SP and return register only (trace_break_quiet). */
+static int run_quiet_hits(struct trace *tr)
+{
+  const struct arch_desc *a = tr->arch;
+  int rc = 0;
+  tr->in_quiet_hit = 1;
+  for (size_t i = 0; i < tr->nquiet && rc == 0; i++) {
+    const struct rspc_quiet_hit *q = &tr->quiet[i];
+    struct trace_bp *bp = bp_lookup(tr, q->pc);
+    if (!bp)
+      continue; /* removed since */
+    struct col_regs regs = {.arch = a, .pc = q->pc};
+    col_regs_set(&regs, a->dwarf_sp, q->sp);
+    col_regs_set(&regs, a->regs[a->ret_reg].dwarf, q->retval);
+    struct trace_hit hit = {.tid = q->tid, .addr = q->pc, .regs = &regs};
+    tr->quiet_stops++;
+    rc = dispatch_hit(tr, bp, &hit);
+  }
+  tr->in_quiet_hit = 0;
+  tr->nquiet = 0;
+  return rc;
+}
+
 static int handle_trap(struct trace *tr, const struct rspc_stop *st)
 {
   struct col_regs regs;
   take_stop_stack(tr, st);
-  int rc = thread_regs(tr, st, &regs);
+  int rc = run_quiet_hits(tr);
+  if (rc)
+    return rc;
+  rc = thread_regs(tr, st, &regs);
   if (rc)
     return rc;
   struct trace_bp *bp = bp_lookup(tr, regs.pc);
@@ -617,23 +738,10 @@ static int handle_trap(struct trace *tr, const struct rspc_stop *st)
     LOG_DEBUG("SIGTRAP at 0x%llx is not one of our breakpoints", (unsigned long long)regs.pc);
     return 0;
   }
-  tr->breakpoint_stops++;
-  if (bp->nowners == 0 && ++bp->idle_hits >= MAX_IDLE_HITS) {
-    uint64_t slot = (uint64_t)(bp - tr->bps);
-    tr->nparked--;
-    return remove_bp(tr, bp->addr, slot);
-  }
   struct trace_hit hit = {.tid = st->tid ? st->tid : st->pid, .addr = bp->addr, .regs = &regs};
-  tr->hit_node_valid = 0;
-  /* Handlers may add or remove breakpoints (and so move the table): work on a copy of the owners. */
-  struct trace_bp_owner owners[TRACE_MAX_BP_OWNERS];
-  int nowners = bp->nowners;
-  memcpy(owners, bp->owners, sizeof owners);
-  for (int i = 0; i < nowners; i++) {
-    rc = owners[i].fn(tr, &hit, owners[i].data);
-    if (rc)
-      LOG_WARN("handler at 0x%llx failed: %s", (unsigned long long)hit.addr, rs_strerror(rc));
-  }
+  rc = dispatch_hit(tr, bp, &hit);
+  if (rc)
+    return rc;
   bp = bp_lookup(tr, hit.addr); /* still inserted (owned or parked) */
   if (bp && !rspc_features(tr->c)->rsprof_ext)
     return step_over(tr, st, hit.addr);
@@ -678,6 +786,14 @@ static int event_loop(struct trace *tr)
     }
     if (rc)
       return rc;
+    rc = take_quiet_hits(tr, &st);
+    if (rc)
+      return rc;
+    if (st.signal != GDB_SIGTRAP || st.kind != RSPC_STOP_SIGNAL) {
+      rc = run_quiet_hits(tr); /* handle_trap runs them once it has kept the stop's stack */
+      if (rc)
+        return rc;
+    }
     if (st.kind == RSPC_STOP_EXITED || st.kind == RSPC_STOP_TERMINATED) {
       tr->program_ended = 1;
       tr->exit_code = st.kind == RSPC_STOP_EXITED ? st.exit_code : -1;
@@ -859,6 +975,7 @@ static void trace_destroy(struct trace *tr)
   free(tr->bps);
   free(tr->free_slots);
   free(tr->stack_buf);
+  free(tr->quiet);
   free(tr->pcs);
 }
 

@@ -53,6 +53,11 @@ int trace_add_ranked_metric(struct trace *tr, const char *name, const char *unit
 
 /* Places (or shares) a breakpoint at a target address; fn runs at each hit with data. */
 int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
+/* The same for a handler that needs only the hit's thread, PC, stack pointer and integer return register:
+ * no stack, no memory, since it may run after the program went on. Through an agent with rsprof-quietbreak
+ * the hit costs no round trip: the handler runs when the next stop arrives, before that stop's handlers.
+ * A breakpoint that also has an ordinary handler reports every hit. */
+int trace_break_quiet(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
 /* Removes one registration of fn/data at addr. With none left the breakpoint stays inserted, parked: its hits
  * are resumed at once, and the next trace_break there costs no round trip (parked ones are removed in bulk
  * past a bound, and all at the end). */

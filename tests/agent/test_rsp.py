@@ -37,7 +37,8 @@ def non_emulated_address(binary, func):
     for line in body.strip().splitlines():
         addr, _, insn = line.partition(":")
         insn = insn.strip()
-        if not re.match(r"(push|endbr64|nop|mov\s+%rsp,%rbp|sub\s+\$0x[0-9a-f]+,%rsp)", insn):
+        # What the agent emulates (ptrace-x86_64.c): register-to-register mov and test among them.
+        if not re.match(r"(push|endbr64|nop|(mov|test)\s+%\w+,%\w+$|sub\s+\$0x[0-9a-f]+,%rsp)", insn):
             return int(addr.strip(), 16)
     fail("no suitable instruction in " + func)
 

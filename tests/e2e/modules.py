@@ -77,6 +77,8 @@ def check_heap(a):
             expect_eq("where Rust's allocations are counted", s["memory_rust"]["counted_at"], "libc")
             if a.stop_cost:
                 check_rust_stop_cost(a, s, va, vf)
+        if a.round_trips:
+            check_round_trips(a, s)
     else:
         # memtrace sees only what goes through the stub's allocator; valgrind also counts what the runtime
         # allocates with libc directly (e.g. pthread_getattr_np at start-up). That difference must not depend
@@ -94,6 +96,27 @@ def check_heap(a):
     expect_eq("program exit code", s["program"]["exit_code"], 0)
     if s["events"] < mem["allocs"]:
         t.fail("fewer events than allocations")
+
+
+def check_round_trips(a, s):
+    """Through the agent, the return breakpoints that read malloc's result are quiet: the agent records those
+    hits and the next stop reply carries them, so only entry stops wait for the collector: one per event, plus
+    one per posix_memalign, whose return handler reads memory (fx-alloc-c makes one per round). Without quiet
+    breakpoints every allocation would add a second. Compared between runs of n and 2n rounds, so start-up and
+    exit (free(NULL) stops at an entry without being an event) cancel out."""
+    more_argv = a.argv[:-1] + [str(2 * int(a.argv[-1])).rjust(len(a.argv[-1]), "0")]
+    if len(more_argv[-1]) != len(a.argv[-1]):
+        t.fail(f"pick a round count whose double has as many digits as {a.argv[-1]}")
+    _, _, s2, _, _ = run_traced(argparse.Namespace(**{**vars(a), "argv": more_argv}))
+    rounds = int(more_argv[-1]) - int(a.argv[-1])
+    waited = (s2["breakpoint_stops"] - s2["quiet_stops"]) - (s["breakpoint_stops"] - s["quiet_stops"])
+    events = s2["events"] - s["events"]
+    print(f"{rounds} more rounds: {s2['breakpoint_stops'] - s['breakpoint_stops']} more stops, "
+          f"{s2['quiet_stops'] - s['quiet_stops']} of them handled by the agent alone, {events} more events")
+    if waited > events + rounds:
+        t.fail(f"{waited} more stops waited for the collector: more than one per event plus one per round "
+               f"({events} + {rounds})")
+    print(f"ok {waited} more stops waited for the collector, at most {events} + {rounds}")
 
 
 def check_rust_stop_cost(a, s, va, vf):
@@ -299,6 +322,8 @@ def main():
     ap.add_argument("--preload")
     ap.add_argument("--collector-option", action="append", default=[],
                     help="passed on to every collector run (repeatable), e.g. --collector-option=--poll-us=0")
+    ap.add_argument("--round-trips", action="store_true",
+                    help="heap, fx-alloc-c through the agent: at most one stop per event waits for the collector")
     ap.add_argument("--stop-cost", action="store_true",
                     help="heap, Rust over libc's allocator: also bound the breakpoint stops per allocator call")
     ap.add_argument("argv", nargs="+")
