@@ -432,16 +432,17 @@ int inf_poll(struct inferior *inf, struct inf_stop *st)
     on_status(inf, tid, status);
   if (!inf->running || inf->pid == 0)
     return 0;
-  if (inf->exited) {
-    fill_exit(inf, st);
-    forget_process(inf);
-    return 1;
-  }
-  /* Hits on quiet breakpoints: recorded, stepped over by emulation and resumed at once, no stop. */
+  /* Hits on quiet breakpoints: recorded, stepped over and resumed at once, no stop. (A single step can
+   * meet the process's end, so the exit check comes after.) */
   for (int i = 0; i < inf->nth; i++) {
     struct inf_bp *b = want_run[i] ? quiet_hit_of(inf, &inf->th[i]) : NULL;
     if (b)
       take_quiet_hit(inf, i, b, 1);
+  }
+  if (inf->exited) {
+    fill_exit(inf, st);
+    forget_process(inf);
+    return 1;
   }
   struct inf_thread *t = pick_pending(inf, 1);
   if (t) {
