@@ -72,8 +72,9 @@ struct trace {
   int hit_stack_whole;    /* ... and it is all there is: opt->stack_bytes, or up to the end of the stack */
   uint64_t hit_stack_base;
   size_t hit_stack_len;
-  size_t window;          /* stack bytes taken first at each hit; doubles (up to opt->stack_bytes) when an
-                           * unwind needed more, so shallow programs move a fraction of the window */
+  size_t window;          /* stack bytes taken first at each hit; doubles (up to opt->stack_bytes) when
+                           * unwinds often need more, so shallow programs move a fraction of the window */
+  unsigned window_hits, window_short; /* unwinds in the current period, and those that needed more */
   size_t stop_window;     /* what the agent sends with each stop (rsprof-stopstack), 0 when it sends none */
   uint64_t window_refills; /* hits whose first window was too short for the unwind */
   int64_t g_thread;       /* thread selected for 'g' */

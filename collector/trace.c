@@ -31,8 +31,12 @@
 enum { GDB_SIGINT = 2, GDB_SIGTRAP = 5, GDB_SIGSTOP = 17 };
 
 /* The first stack window taken at each hit: enough for a dozen ordinary frames. Moving the whole
- * --stack-size window (16 KiB) at every stop cost about a sixth of each event on loopback. */
-enum { STACK_WINDOW_START = 2048 };
+ * --stack-size window (16 KiB) at every stop cost about a sixth of each event on loopback. A hit whose
+ * stack needs more reads the rest (one more round trip, ~25-50 µs); the window doubles only when, over at
+ * least WIDEN_MIN_UNWINDS unwinds of a period, one in WIDEN_SHARE needed more, since a wider window costs
+ * every hit (8 KiB instead of 2 KiB: ~15 µs per stop on the bench's Rust workload, whose few deep stacks
+ * are at start-up). */
+enum { STACK_WINDOW_START = 2048, WIDEN_MIN_UNWINDS = 64, WIDEN_SHARE = 4, WINDOW_PERIOD = 1024 };
 
 static volatile sig_atomic_t stop_signal;
 
@@ -488,15 +492,18 @@ static size_t hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t 
 }
 
 /* Reads the rest of the hit's stack window after an unwind ran out of it, and doubles the window taken
- * first from now on (telling the agent, when it sends the window with each stop). */
+ * first from now on when that happens often (telling the agent, when it sends the window with each stop). */
 static size_t widen_hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t sp)
 {
   tr->window_refills++;
+  tr->window_short++;
   tr->hit_stack_len = read_stack(tr, hit->tid, sp, tr->hit_stack_len, tr->opt->stack_bytes);
   tr->hit_stack_whole = 1;
   size_t wider = tr->window * 2 < tr->opt->stack_bytes ? tr->window * 2 : tr->opt->stack_bytes;
-  if (wider == tr->window)
+  if (wider == tr->window || tr->window_hits < WIDEN_MIN_UNWINDS ||
+      (uint64_t)tr->window_short * WIDEN_SHARE < tr->window_hits)
     return tr->hit_stack_len;
+  tr->window_hits = tr->window_short = 0;
   tr->window = wider;
   LOG_DEBUG("stack window widened to %zu bytes", wider);
   if (tr->stop_window) {
@@ -534,6 +541,8 @@ int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node)
   size_t n = 0;
   enum unw_end end = UNW_END_OUTERMOST;
   int rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, &n, &end);
+  if (++tr->window_hits > WINDOW_PERIOD) /* unwinds in this period, and (below) those that needed more */
+    tr->window_hits = tr->window_short = 0;
   if (rc == 0 && end == UNW_END_TRUNCATED && !tr->hit_stack_whole) {
     snap.len = widen_hit_stack(tr, hit, sp);
     rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, &n, &end);

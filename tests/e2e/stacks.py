@@ -2,13 +2,14 @@
 """Stack truth: the collector's stacks at each hit of a function equal gdb's bt at the same stops.
 
 usage: stacks.py --collector BIN --server agent|gdbserver [--agent BIN] [--gdb-remote] [--unordered]
-                 [--system-debug] --break FUNC [--min N]
+                 [--system-debug] [--wider-window] --break FUNC [--min N]
                  -- PROGRAM [ARGS...]
 Both the collector (through our agent or stock gdbserver) and gdb stop at every call of FUNC in a
 deterministic program; the i-th stacks must match frame by frame (function, and file:line where gdb has it)
 down to the outermost frame gdb shows. With --gdb-remote, gdb runs through our agent too.
 """
 import argparse
+import json
 import os
 import sys
 
@@ -25,6 +26,9 @@ def main():
     ap.add_argument("--break", dest="func", required=True)
     ap.add_argument("--min", type=int, default=50)
     ap.add_argument("--unordered", action="store_true", help="threads: compare the stacks as multisets")
+    ap.add_argument("--wider-window", action="store_true",
+                    help="the program's stacks often need more than the collector's first 2 KiB window: check "
+                    "that it took wider windows (every stack is still compared in full either way)")
     ap.add_argument("--system-debug", action="store_true",
                     help="both sides read /usr/lib/debug (default: neither does, so results do not depend on "
                     "which -dbg packages the machine has)")
@@ -37,10 +41,18 @@ def main():
     srv = t.Server(a.server, a.agent, a.argv)
     out_stacks = os.path.join(srv.tmp, "stacks.txt")
     profile = os.path.join(srv.tmp, "p.drcctprof")
+    summary = os.path.join(srv.tmp, "s.json")
     debug = [] if a.system_debug else ["--system-debug-dir", ""]
-    t.collector(a.collector, srv.port, "--trace", a.func, "--print-stacks", out_stacks, "-o", profile, *debug)
+    t.collector(a.collector, srv.port, "--trace", a.func, "--print-stacks", out_stacks, "-o", profile,
+                "--summary-json", summary, *debug)
     srv.wait()
     ours = t.collector_stacks(out_stacks)
+    if a.wider_window:
+        s = json.load(open(summary))
+        print(f"stack window {s['stack_window']} bytes after {s['stack_window_refills']} refills")
+        if s["stack_window"] <= 2048 or s["truncated_stacks"] != 0:
+            t.fail(f"a quarter of the stacks need more than 2 KiB, yet the window stayed at {s['stack_window']} "
+                   f"bytes (truncated stacks: {s['truncated_stacks']})")
 
     if a.gdb_remote:
         ref = t.Server("agent", a.agent, a.argv)
