@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "errors.h"
 
 uint64_t hit_arg(const struct trace_hit *hit, int i)
@@ -74,14 +75,10 @@ int retwatch_enter(struct retwatch *w, struct trace *tr, const struct trace_hit 
     /* A stale record whose return never came (longjmp, exception): forget it. */
     trace_unbreak(tr, w->calls[idx].ret_addr, w->on_return, w->owner);
   } else {
-    if (w->n == w->cap) {
-      size_t cap = w->cap ? w->cap * 2 : 16;
-      struct rw_call *n = realloc(w->calls, cap * sizeof *n);
-      if (!n)
-        return -ENOMEM;
-      w->calls = n;
-      w->cap = cap;
-    }
+    struct rw_call *n = rs_grow(w->calls, &w->cap, w->n + 1, sizeof *n, 16);
+    if (!n)
+      return -ENOMEM;
+    w->calls = n;
     idx = w->n++;
     rc = u64map_put(&w->slot_of, (uint64_t)hit->tid, idx);
     if (rc)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "binfind.h"
+#include "buf.h"
 #include "cct.h"
 #include "elf-entry.h"
 #include "errors.h"
@@ -691,14 +692,10 @@ static int take_quiet_hits(struct trace *tr, const struct rspc_stop *st)
   struct rspc_quiet_hit h;
   int rc;
   while ((rc = rspc_next_quiet_hit(&p, end, &h)) == 1) {
-    if (tr->nquiet == tr->quiet_cap) {
-      size_t cap = tr->quiet_cap ? tr->quiet_cap * 2 : 64;
-      struct rspc_quiet_hit *n = realloc(tr->quiet, cap * sizeof *n);
-      if (!n)
-        return -ENOMEM;
-      tr->quiet = n;
-      tr->quiet_cap = cap;
-    }
+    struct rspc_quiet_hit *n = rs_grow(tr->quiet, &tr->quiet_cap, tr->nquiet + 1, sizeof *n, 64);
+    if (!n)
+      return -ENOMEM;
+    tr->quiet = n;
     tr->quiet[tr->nquiet++] = h;
   }
   if (rc < 0)

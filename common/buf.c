@@ -97,6 +97,24 @@ int rs_buf_put_hex(struct rs_buf *b, const void *data, size_t n)
   return 0;
 }
 
+void *rs_grow(void *arr, size_t *cap, size_t need, size_t elem, size_t first)
+{
+  if (need <= *cap)
+    return arr;
+  size_t n = *cap ? *cap : first;
+  while (n < need) {
+    if (n > SIZE_MAX / 2 / elem)
+      return NULL;
+    n *= 2;
+  }
+  if (n > SIZE_MAX / elem)
+    return NULL;
+  void *p = realloc(arr, n * elem);
+  if (p)
+    *cap = n;
+  return p;
+}
+
 void rs_buf_consume(struct rs_buf *b, size_t n)
 {
   if (n >= b->len) {

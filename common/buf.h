@@ -30,4 +30,9 @@ int rs_buf_put_hex(struct rs_buf *b, const void *data, size_t n);
 /* Removes the first n bytes (n <= len). */
 void rs_buf_consume(struct rs_buf *b, size_t n);
 
+/* Growable arrays: returns arr, or arr reallocated for at least need elements of elem bytes (capacity
+ * *cap doubles, starting at first), updating *cap. Returns NULL when out of memory; arr is then
+ * unchanged and still owned by the caller. */
+void *rs_grow(void *arr, size_t *cap, size_t need, size_t elem, size_t first);
+
 #endif

@@ -1,5 +1,7 @@
 /* Unit tests of the common helpers: hex, bounded buffers, error messages, command-line parsing, arch tables. */
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "arch.h"
@@ -63,6 +65,26 @@ TEST(buf_respects_limit)
   ASSERT_EQ(rs_buf_printf(&b, "%d", 5), RS_E_LIMIT);
   ASSERT_TRUE(b.cap <= 11);
   rs_buf_free(&b);
+}
+
+TEST(grow_doubles_keeps_contents_and_refuses_overflow)
+{
+  size_t cap = 0;
+  uint32_t *a = rs_grow(NULL, &cap, 1, sizeof *a, 4);
+  ASSERT_TRUE(a != NULL);
+  ASSERT_EQ(cap, 4);
+  for (uint32_t i = 0; i < 4; i++)
+    a[i] = i * 7;
+  ASSERT_TRUE(rs_grow(a, &cap, 4, sizeof *a, 4) == a); /* room already: unchanged */
+  uint32_t *b = rs_grow(a, &cap, 9, sizeof *b, 4);
+  ASSERT_TRUE(b != NULL);
+  ASSERT_EQ(cap, 16); /* 4 -> 8 -> 16 */
+  for (uint32_t i = 0; i < 4; i++)
+    ASSERT_EQ(b[i], i * 7);
+  size_t before = cap;
+  ASSERT_TRUE(rs_grow(b, &cap, SIZE_MAX / 2, sizeof *b, 4) == NULL); /* would overflow size_t */
+  ASSERT_EQ(cap, before);
+  free(b);
 }
 
 TEST(error_messages_cover_both_ranges)
