@@ -405,21 +405,26 @@ static void report(struct inferior *inf, struct inf_thread *t, struct inf_stop *
   inf->running = 0;
 }
 
-/* Picks a thread with a queued event, rotating the start so no thread's hits starve. */
+/* Picks a thread with a queued event, rotating the start so no thread's hits starve. Hits on quiet
+ * breakpoints come last: reporting another event takes them into its reply instead (report()). */
 static struct inf_thread *pick_pending(struct inferior *inf, int only_wanted)
 {
-  for (int k = 0; k < inf->nth; k++) {
-    int i = (int)((report_rotor + (unsigned)k) % (unsigned)inf->nth);
-    struct inf_thread *t = &inf->th[i];
-    if (!t->pending || (only_wanted && !want_run[i]))
-      continue;
-    /* A hit on a breakpoint the client removed meanwhile is void; the PC already points back at it. */
-    if (t->pending == INF_EV_BKPT && !bp_find(inf, t->pending_addr)) {
-      t->pending = INF_EV_NONE;
-      continue;
+  for (int pass = 0; pass < 2; pass++) {
+    for (int k = 0; k < inf->nth; k++) {
+      int i = (int)((report_rotor + (unsigned)k) % (unsigned)inf->nth);
+      struct inf_thread *t = &inf->th[i];
+      if (!t->pending || (only_wanted && !want_run[i]))
+        continue;
+      /* A hit on a breakpoint the client removed meanwhile is void; the PC already points back at it. */
+      if (t->pending == INF_EV_BKPT && !bp_find(inf, t->pending_addr)) {
+        t->pending = INF_EV_NONE;
+        continue;
+      }
+      if (pass == 0 && quiet_hit_of(inf, t))
+        continue;
+      report_rotor = (unsigned)i + 1;
+      return t;
     }
-    report_rotor = (unsigned)i + 1;
-    return t;
   }
   return NULL;
 }

@@ -228,6 +228,51 @@ def quiet_break():
     agent.wait()
 
 
+def quiet_break_threads():
+    """Quiet hits with 4 threads: hits taken while other threads run, and hits found when the agent stops
+    every thread for another thread's stop, all arrive once and in each thread's order."""
+    n, nthreads = 500, 4
+    agent = Agent(["--", FX_QUIET, str(n), str(nthreads)])
+    rsp = Rsp(agent.port)
+    rsp.handshake()
+    base = load_base(pid_of(rsp), FX_QUIET)
+    seven, mark = base + symbol_offset(FX_QUIET, "agentfx_seven"), base + symbol_offset(FX_QUIET, "agentfx_mark")
+    check(rsp.cmd("Z0,%x,1" % seven) == b"OK", "breakpoint at seven")
+    sig, f = parse_stop(rsp.cmd("vCont;c"))
+    check(sig == 5 and le64(f[RIP]) == seven, "stopped at seven's entry")
+    ret_site = le64(rsp.cmd("m%x,8" % le64(f[7])).decode())
+    check(rsp.cmd("z0,%x,1" % seven) == b"OK", "breakpoint at seven removed")
+    check(rsp.cmd("Z0,%x,1" % ret_site) == b"OK" and rsp.cmd("QRsprofQuiet:%x,1" % ret_site) == b"OK",
+          "quiet breakpoint at seven's return site")
+    check(rsp.cmd("Z0,%x,1" % mark) == b"OK", "breakpoint at mark")
+    results, marks = {}, {}
+
+    def take(reply):
+        for tid, pc, _, ret in quiet_hits(reply):
+            if pc != ret_site:
+                fail("a quiet hit at 0x%x, not at the return site" % pc)
+            results.setdefault(tid, []).append(ret)
+
+    def on_stop(reply):
+        sig, f = parse_stop(reply)
+        if sig != 5 or "swbreak" not in f or le64(f[RIP]) != mark:
+            fail("unexpected stop (signal %s, pc 0x%x; mark 0x%x, return site 0x%x): %r"
+                 % (sig, le64(f[RIP]) if RIP in f else 0, mark, ret_site, reply[:160]))
+        take(reply)
+        tid = int(f["thread"].split(".")[-1], 16)
+        marks[tid] = marks.get(tid, 0) + 1
+
+    exit_reply = continue_until_exit(rsp, on_stop, nthreads * n + 10)
+    check(exit_reply is not None and exit_reply.startswith(b"W00"), "the program exited with status 0")
+    take(exit_reply)
+    print("quiet hits per thread:", sorted(len(v) for v in results.values()), "mark stops:", sorted(marks.values()))
+    check(len(results) == nthreads and all(v == [7 * i for i in range(n)] for v in results.values()),
+          "each thread's %d results arrived once, in order" % n)
+    check(sorted(marks.values()) == [n] * nthreads, "every call of mark stopped, and only those")
+    rsp.close()
+    agent.wait()
+
+
 def start_attach_fixture(steps):
     d = tempfile.mkdtemp(prefix="rsprof-agent-attach.")
     ready = os.path.join(d, "ready")
@@ -466,5 +511,6 @@ if __name__ == "__main__":
     if sys.argv[1] != "cli":
         require_ptrace()
     {"threads": threads, "removed_breakpoints": removed_breakpoints, "stop_stack": stop_stack, "quiet_break": quiet_break,
+     "quiet_break_threads": quiet_break_threads,
      "attach": attach,
      "protocol": protocol, "robustness": robustness, "disconnect": disconnect, "cli": cli}[sys.argv[1]]()
