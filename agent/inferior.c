@@ -12,6 +12,7 @@
 #include <sys/personality.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "errors.h"
@@ -237,6 +238,13 @@ static void remove_all_bps(struct inferior *inf)
   }
 }
 
+static uint64_t monotonic_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Records what one wait status means; never resumes anything itself except to deliver signals
  * the client asked us to pass through, which are then remembered for the next resume. */
 static void on_status(struct inferior *inf, pid_t tid, int status)
@@ -261,6 +269,7 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
       return;
   }
   t->running = 0;
+  t->stop_ns = monotonic_ns();
   /* Any ptrace stop clears a PTRACE_INTERRUPT still pending in the kernel ("any trap clears pending STOP
    * trap"), so the next stop_all must interrupt this thread again however this stop came about. An
    * interrupt that was sent while the thread sat in an unreported stop still fires after the resume: a
@@ -570,7 +579,7 @@ static int take_quiet_hit(struct inferior *inf, int i, struct inf_bp *b, int res
   struct ptarch_gregs *r = inf_gregs(inf, t);
   if (!r || inf->nquiet == INF_MAX_QUIET_HITS)
     return 0;
-  inf->quiet[inf->nquiet] = (struct inf_quiet_hit){t->tid, b->addr, ptarch_sp(r), ptarch_retval(r)};
+  inf->quiet[inf->nquiet] = (struct inf_quiet_hit){t->tid, b->addr, ptarch_sp(r), ptarch_retval(r), t->stop_ns};
   if (!resume_now) {
     t->reported_bp = b->addr;
     t->pending = INF_EV_NONE;

@@ -26,6 +26,7 @@ struct inf_thread {
   int pending_sig;
   uint64_t pending_addr; /* breakpoint address of a pending INF_EV_BKPT */
   uint64_t reported_bp;  /* breakpoint this thread last reported a hit at (step over it on resume) */
+  uint64_t stop_ns;      /* CLOCK_MONOTONIC when the agent saw the thread's latest stop */
   int regs_valid;
   struct ptarch_gregs regs;
 };
@@ -43,6 +44,7 @@ struct inf_bp {
 struct inf_quiet_hit {
   pid_t tid;
   uint64_t pc, sp, retval;
+  uint64_t ns; /* when the agent saw it (CLOCK_MONOTONIC) */
 };
 
 /* What the client is told after a stop. */

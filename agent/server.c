@@ -87,7 +87,7 @@ static void put_stop_stack(struct agent_server *s, struct rs_buf *b, uint64_t sp
 }
 
 /* The rsprof-quietbreak extension: "rsprof-quiet:" and the queued quiet hits, oldest first, as
- * TID/PC/SP/RETVAL (hex) separated by commas, between the separators before and after. Each hit is sent
+ * TID/PC/SP/RETVAL/NS (hex; NS: CLOCK_MONOTONIC nanoseconds when the agent saw the hit) separated by commas, between the separators before and after. Each hit is sent
  * once; nothing is written when none is queued. */
 static void put_quiet_hits(struct agent_server *s, struct rs_buf *b, const char *before, const char *after)
 {
@@ -98,8 +98,8 @@ static void put_quiet_hits(struct agent_server *s, struct rs_buf *b, const char 
   rs_buf_puts(b, "rsprof-quiet:");
   for (int i = 0; i < inf->nquiet; i++) {
     const struct inf_quiet_hit *h = &inf->quiet[i];
-    rs_buf_printf(b, "%s%x/%llx/%llx/%llx", i ? "," : "", (unsigned)h->tid, (unsigned long long)h->pc,
-                  (unsigned long long)h->sp, (unsigned long long)h->retval);
+    rs_buf_printf(b, "%s%x/%llx/%llx/%llx/%llx", i ? "," : "", (unsigned)h->tid, (unsigned long long)h->pc,
+                  (unsigned long long)h->sp, (unsigned long long)h->retval, (unsigned long long)h->ns);
   }
   rs_buf_puts(b, after);
   inf->nquiet = 0;
@@ -142,6 +142,8 @@ void agent_stop_reply(struct agent_server *s, const struct inf_stop *st)
     rs_buf_putc(b, ';');
     if (st->swbreak && s->swbreak_ok)
       rs_buf_puts(b, "swbreak:;");
+    if (t && s->stop_time) /* rsprof-stoptime: when the agent saw the stop */
+      rs_buf_printf(b, "rsprof-time:%llx;", (unsigned long long)t->stop_ns);
     put_quiet_hits(s, b, "", ";");
     if (r && st->swbreak && s->stop_stack_len)
       put_stop_stack(s, b, ptarch_sp(r));
@@ -475,7 +477,7 @@ static void handle_qsupported(struct agent_server *s, const char *pkt)
                 "PacketSize=%x;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
                 "qXfer:libraries-svr4:read+;qXfer:exec-file:read+;qXfer:threads:read+;"
                 "swbreak+;vContSupported+;binary-upload+;QPassSignals+;QDisableRandomization+;rsprof-stepover+;"
-                "rsprof-stopstack+;rsprof-quietbreak+%s",
+                "rsprof-stopstack+;rsprof-quietbreak+;rsprof-stoptime+%s",
                 AGENT_PACKET_SIZE, s->multiprocess ? ";multiprocess+" : "");
 }
 
@@ -702,6 +704,13 @@ static void dispatch(struct agent_server *s, char *pkt, size_t len)
         s->stop_stack_len = (size_t)n;
         reply_str(s, "OK");
       }
+    } else if (!strncmp(pkt, "QRsprofStopTime:", 16)) {
+      if ((pkt[16] != '0' && pkt[16] != '1') || pkt[17])
+        reply_err(s, 1);
+      else {
+        s->stop_time = pkt[16] == '1';
+        reply_str(s, "OK");
+      }
     } else if (!strncmp(pkt, "QRsprofQuiet:", 13)) {
       const char *q = pkt + 13;
       uint64_t addr, flag;
@@ -814,6 +823,7 @@ void agent_server_connect(struct agent_server *s, agent_send_fn send, void *ctx)
   s->noack = 0;
   s->done = 0;
   s->stop_stack_len = 0;
+  s->stop_time = 0;
   s->inf.nquiet = 0;
   s->extended = s->multi_mode;
   rsp_decoder_reset(&s->dec);

@@ -35,6 +35,7 @@ struct agent_server {
   int exit_code;       /* the launched program's exit status, for the agent's own */
   pid_t detached_child; /* a launched program the client detached from: still the agent's child */
   size_t stop_stack_len; /* QRsprofStopStack: stack bytes appended to breakpoint stop replies (0: off) */
+  int stop_time;         /* QRsprofStopTime: breakpoint and signal stop replies say when the agent saw the stop */
 };
 
 /* Prepares a server. argv (borrowed, NULL-terminated) is the program vRun starts by default.

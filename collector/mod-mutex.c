@@ -33,9 +33,9 @@ static int on_lock(struct trace *tr, const struct trace_hit *hit, void *data)
     }
   }
   struct rw_call *c;
-  /* An ordinary return breakpoint: the wait ends when the collector sees the return, not when the agent
-   * gets round to reporting a quiet hit. */
-  int rc = retwatch_enter(&s->calls, tr, hit, 0, &c);
+  /* The wait is the time between the entry and the return stop. With the agent's stop times the return
+   * breakpoint can be quiet (its time travels with the hit); on the collector's clock it must be reported. */
+  int rc = retwatch_enter(&s->calls, tr, hit, trace_exact_times(tr), &c);
   if (rc || !c)
     return rc;
   return trace_context(tr, hit, &c->node);
@@ -47,8 +47,9 @@ static int on_acquired(struct trace *tr, const struct trace_hit *hit, void *data
   struct rw_call *c = retwatch_match(&s->calls, hit);
   if (!c)
     return 0;
-  /* Measured on the collector's clock between the two stops, so it includes one breakpoint round trip. */
-  double waited = trace_elapsed_ms(tr) - c->t0_ms;
+  /* Between the two stops: on the agent's clock when it reports stop times, else on the collector's, which
+   * adds one breakpoint round trip. */
+  double waited = hit->ms - c->t0_ms;
   trace_event(tr);
   trace_count(tr, c->node, s->m_contended, 1);
   trace_count(tr, c->node, s->m_wait_us, (int64_t)(waited * 1000));

@@ -89,7 +89,7 @@ int retwatch_enter(struct retwatch *w, struct trace *tr, const struct trace_hit 
   c->ret_addr = ret;
   c->sp_at_return = sp_after;
   c->tid = hit->tid;
-  c->t0_ms = trace_elapsed_ms(tr);
+  c->t0_ms = hit->ms;
   rc = quiet ? trace_break_quiet(tr, ret, w->on_return, w->owner) : trace_break(tr, ret, w->on_return, w->owner);
   if (rc)
     return rc;

@@ -13,7 +13,7 @@ struct rw_call {
   int kind;
   uint64_t a, b, c;      /* the call's interesting arguments */
   uint32_t node;         /* calling context captured at entry */
-  double t0_ms;          /* when it was entered */
+  double t0_ms;          /* when it was entered (the entry hit's ms) */
   uint64_t ret_addr;
   uint64_t sp_at_return; /* tells this call's return apart from a recursive or nested one */
   int64_t tid;

@@ -224,6 +224,7 @@ static const struct {
     {"binary-upload", offsetof(struct rspc_features, binary_upload)},
     {"rsprof-stopstack", offsetof(struct rspc_features, stop_stack)},
     {"rsprof-quietbreak", offsetof(struct rspc_features, quiet_break)},
+    {"rsprof-stoptime", offsetof(struct rspc_features, stop_time)},
 };
 
 static void parse_supported(struct rspc *c, const char *r)
@@ -487,6 +488,9 @@ int rspc_parse_stop(const char *reply, size_t len, struct rspc_stop *out)
     } else if (klen == 12 && !memcmp(p, "rsprof-quiet", 12)) {
       out->quiet = val;
       out->quiet_len = vlen;
+    } else if (klen == 11 && !memcmp(p, "rsprof-time", 11)) {
+      const char *v = val;
+      out->has_time = hex_parse_u64(&v, &out->time_ns) == 0 && v == semi;
     }
     p = semi + 1;
   }
@@ -497,15 +501,16 @@ int rspc_next_quiet_hit(const char **p, const char *end, struct rspc_quiet_hit *
 {
   if (*p >= end)
     return 0;
-  uint64_t v[4];
+  enum { FIELDS = 5 }; /* TID/PC/SP/RET/NS */
+  uint64_t v[FIELDS];
   const char *q = *p;
-  for (int i = 0; i < 4; i++) {
-    const char *stop = memchr(q, i < 3 ? '/' : ',', (size_t)(end - q));
+  for (int i = 0; i < FIELDS; i++) {
+    const char *stop = memchr(q, i < FIELDS - 1 ? '/' : ',', (size_t)(end - q));
     if (!stop)
       stop = end;
     char tmp[20];
     size_t n = (size_t)(stop - q);
-    if (n == 0 || n >= sizeof tmp || (i < 3 && stop == end))
+    if (n == 0 || n >= sizeof tmp || (i < FIELDS - 1 && stop == end))
       return RS_E_PROTO;
     memcpy(tmp, q, n);
     tmp[n] = 0;
@@ -514,7 +519,7 @@ int rspc_next_quiet_hit(const char **p, const char *end, struct rspc_quiet_hit *
       return RS_E_PROTO;
     q = stop < end ? stop + 1 : end;
   }
-  *h = (struct rspc_quiet_hit){(int64_t)v[0], v[1], v[2], v[3]};
+  *h = (struct rspc_quiet_hit){(int64_t)v[0], v[1], v[2], v[3], v[4]};
   *p = q;
   return 1;
 }

@@ -29,6 +29,7 @@ struct rspc_features {
   int rsprof_ext;     /* any rsprof-…+ extension (rsprof-stepover: the server steps over its breakpoints) */
   int stop_stack;     /* rsprof-stopstack: QRsprofStopStack adds the stack window to breakpoint stops */
   int quiet_break;    /* rsprof-quietbreak: QRsprofQuiet makes a breakpoint's hits travel with the next stop */
+  int stop_time;      /* rsprof-stoptime: QRsprofStopTime:1 makes stop replies say when the agent saw them */
 };
 
 struct rspc;
@@ -87,6 +88,8 @@ struct rspc_stop {
   size_t stack_len;
   const char *quiet;    /* rsprof-quietbreak: the hits' text, borrowed from the reply (NULL: none) */
   size_t quiet_len;
+  uint64_t time_ns;     /* rsprof-stoptime: the agent's CLOCK_MONOTONIC at the stop (has_time) */
+  int has_time;
   int nregs;
   struct {
     int regno;
@@ -99,6 +102,7 @@ int rspc_parse_stop(const char *reply, size_t len, struct rspc_stop *out);
 struct rspc_quiet_hit {
   int64_t tid;
   uint64_t pc, sp, retval;
+  uint64_t ns; /* the agent's CLOCK_MONOTONIC at the hit */
 };
 /* Parses the next hit of a stop's quiet list [*p, end) and advances *p. Returns 1 with *h, 0 at the end,
  * or RS_E_PROTO. */

@@ -87,6 +87,9 @@ struct trace {
   struct rspc_quiet_hit *quiet; /* the current stop's quiet hits, copied out of its reply */
   size_t nquiet, quiet_cap;
   int in_quiet_hit;          /* running a quiet hit's handlers: the program has gone on, nothing to read */
+  int agent_times;           /* stop replies carry the agent's clock (rsprof-stoptime) */
+  double agent_offset_ms;    /* agent clock (ms) + this = trace_elapsed_ms scale; set at the first such stop */
+  int have_agent_offset;
   uint64_t truncated_stacks;
   int progress;
   double last_progress_ms;

@@ -91,6 +91,22 @@ int64_t trace_metric_value(struct trace *tr, uint32_t node, int metric)
   return cct_get(tr->cct, node, (size_t)metric);
 }
 
+int trace_exact_times(const struct trace *tr) { return tr->agent_times; }
+
+/* A hit's time on trace_elapsed_ms's scale: the agent's clock at the stop when it sends one, shifted by the
+ * offset seen at the first such stop; otherwise now. */
+static double hit_time_ms(struct trace *tr, int has_agent_time, uint64_t agent_ns)
+{
+  if (!tr->agent_times || !has_agent_time)
+    return trace_elapsed_ms(tr);
+  double ms = (double)agent_ns / 1e6;
+  if (!tr->have_agent_offset) {
+    tr->agent_offset_ms = trace_elapsed_ms(tr) - ms;
+    tr->have_agent_offset = 1;
+  }
+  return ms + tr->agent_offset_ms;
+}
+
 /* A quiet hit's handler asked for the program's state, which has moved on since the hit. */
 static int quiet_hit_misuse(const char *what)
 {
@@ -718,7 +734,7 @@ static int run_quiet_hits(struct trace *tr)
     struct col_regs regs = {.arch = a, .pc = q->pc};
     col_regs_set(&regs, a->dwarf_sp, q->sp);
     col_regs_set(&regs, a->regs[a->ret_reg].dwarf, q->retval);
-    struct trace_hit hit = {.tid = q->tid, .addr = q->pc, .regs = &regs};
+    struct trace_hit hit = {.tid = q->tid, .addr = q->pc, .regs = &regs, .ms = hit_time_ms(tr, 1, q->ns)};
     tr->quiet_stops++;
     rc = dispatch_hit(tr, bp, &hit);
   }
@@ -744,7 +760,8 @@ static int handle_trap(struct trace *tr, const struct rspc_stop *st)
     LOG_DEBUG("SIGTRAP at 0x%llx is not one of our breakpoints", (unsigned long long)regs.pc);
     return 0;
   }
-  struct trace_hit hit = {.tid = st->tid ? st->tid : st->pid, .addr = bp->addr, .regs = &regs};
+  struct trace_hit hit = {.tid = st->tid ? st->tid : st->pid, .addr = bp->addr, .regs = &regs,
+                          .ms = hit_time_ms(tr, st->has_time, st->time_ns)};
   rc = dispatch_hit(tr, bp, &hit);
   if (rc)
     return rc;
@@ -907,6 +924,10 @@ static int connect_and_load(struct trace *tr)
     tr->stop_window = tr->window;
     LOG_INFO("the agent sends the first %zu bytes of stack with each breakpoint stop", tr->window);
   }
+  /* ... and when it saw each stop, so durations between stops leave out the trip to us. */
+  if (rspc_features(tr->c)->stop_time && rspc_requestf(tr->c, &reply, &rlen, "QRsprofStopTime:1") == 0 &&
+      rlen == 2 && !memcmp(reply, "OK", 2))
+    tr->agent_times = 1;
   struct binfind_options bo = {.sysroot = o->sysroot, .cache_dir = o->cache_dir, .no_fetch = o->no_fetch};
   rc = binfind_new(tr->c, &bo, &tr->bf);
   if (rc)

@@ -19,6 +19,7 @@ struct trace_hit {
   int64_t tid;
   uint64_t addr;              /* the breakpoint address */
   const struct col_regs *regs;
+  double ms;                  /* when the thread stopped, on trace_elapsed_ms's scale (see trace_exact_times) */
 };
 
 typedef int (*trace_bp_fn)(struct trace *tr, const struct trace_hit *hit, void *data);
@@ -79,6 +80,9 @@ int64_t trace_metric_value(struct trace *tr, uint32_t node, int metric);
 int trace_read_memory(struct trace *tr, uint64_t addr, void *buf, size_t len);
 /* Milliseconds since tracing started (collector clock). */
 double trace_elapsed_ms(const struct trace *tr);
+/* Whether hits' times come from the agent's clock at the stop (rsprof-stoptime: exact to the agent's
+ * reaction, and available for quiet hits) rather than from the collector's when the stop arrived. */
+int trace_exact_times(const struct trace *tr);
 /* Total events counted so far (handlers call trace_event once per traced event). */
 void trace_event(struct trace *tr);
 

@@ -164,7 +164,7 @@ def stop_stack():
 
 
 def quiet_hits(reply):
-    """The rsprof-quiet records of a stop reply as (tid, pc, sp, retval) tuples."""
+    """The rsprof-quiet records of a stop reply as (tid, pc, sp, retval, ns) tuples."""
     text = reply.split(b";rsprof-stack:", 1)[0].decode()
     m = re.search(r"rsprof-quiet:([^;]*)", text)
     if not m:
@@ -181,7 +181,9 @@ def quiet_break():
     agent = Agent(["--", FX_QUIET, str(n)])
     rsp = Rsp(agent.port)
     sup = rsp.handshake()
-    check(b"rsprof-quietbreak+" in sup, "the agent offers rsprof-quietbreak")
+    check(b"rsprof-quietbreak+" in sup and b"rsprof-stoptime+" in sup, "the agent offers rsprof-quietbreak and -stoptime")
+    check(rsp.cmd("QRsprofStopTime:2").startswith(b"E"), "a stop-time flag other than 0 or 1 is refused")
+    check(rsp.cmd("QRsprofStopTime:1") == b"OK", "stop times turned on")
     base = load_base(pid_of(rsp), FX_QUIET)
     seven, mark = base + symbol_offset(FX_QUIET, "agentfx_seven"), base + symbol_offset(FX_QUIET, "agentfx_mark")
     check(rsp.cmd("Z0,%x,1" % seven) == b"OK", "breakpoint at seven")
@@ -196,6 +198,7 @@ def quiet_break():
     check(rsp.cmd("Z0,%x,1" % mark) == b"OK", "breakpoint at mark")
     loud_at = 100  # for one call the return site is made loud again
     reported_loud = False
+    last_ns = 0
     i = 0
     while i < 150:
         reply = rsp.cmd("vCont;c")
@@ -212,8 +215,18 @@ def quiet_break():
         check(pc == mark, "call %d: the only reported stop is at mark (got 0x%x)" % (i, pc))
         tid = int(f["thread"].split(".")[-1], 16)
         want = [] if reported_loud else [(tid, ret_site, sp + 8, 7 * i)]
-        check(hits == want, "call %d: quiet hits %r, expected %r (seven's return, 7 * i in rax, mark's caller's sp)"
-              % (i, hits, want))
+        check([h[:4] for h in hits] == want,
+              "call %d: quiet hits %r, expected %r (seven's return, 7 * i in rax, mark's caller's sp)" % (i, hits, want))
+        if i < 140:
+            stop_ns = int(f["rsprof-time"], 16)
+            times = [h[4] for h in hits] + [stop_ns]
+            check(last_ns < times[0] and times == sorted(times),
+                  "call %d: the agent's times of the hit and the stop come in order: %r" % (i, times))
+            last_ns = stop_ns
+        else:
+            check("rsprof-time" not in f, "call %d: no stop time once turned off" % i)
+        if i == 139:
+            check(rsp.cmd("QRsprofStopTime:0") == b"OK", "stop times turned off")
         reported_loud = False
         if i + 1 == loud_at:
             check(rsp.cmd("QRsprofQuiet:%x,0" % ret_site) == b"OK", "quiet flag cleared")
@@ -248,7 +261,7 @@ def quiet_break_threads():
     results, marks = {}, {}
 
     def take(reply):
-        for tid, pc, _, ret in quiet_hits(reply):
+        for tid, pc, _, ret, _ in quiet_hits(reply):
             if pc != ret_site:
                 fail("a quiet hit at 0x%x, not at the return site" % pc)
             results.setdefault(tid, []).append(ret)
