@@ -216,6 +216,56 @@ static int emulate_reg_reg(struct user_regs_struct *u, const uint8_t *p, size_t 
   return 1;
 }
 
+/* A register stored to the stack frame (opcode 89, 64- or 32-bit, to rbp or rsp + disp8/disp32): what a
+ * call's return site starts with in unoptimized code (`mov %rax,-8(%rbp)`). Only those bases: writes through
+ * /proc/PID/mem succeed even on read-only pages, so a store the CPU would fault on must not be emulated,
+ * and frame addresses are writable. Returns 1 when emulated, 0 for any other form, or the write's error. */
+static int emulate_frame_store(struct user_regs_struct *u, const uint8_t *p, size_t n, ptarch_write_fn wr,
+                               void *ctx)
+{
+  unsigned rex = 0, len = 0;
+  if (n >= 1 && (p[0] & 0xf0) == 0x40) {
+    rex = p[0];
+    len = 1;
+  }
+  if (rex & 3) /* REX.X or REX.B: an index register, or r12/r13 as the base */
+    return 0;
+  if (n < len + 2 || p[len] != 0x89)
+    return 0;
+  uint8_t modrm = p[len + 1];
+  unsigned mod = modrm >> 6, rm = modrm & 7;
+  len += 2;
+  uint64_t base;
+  if (mod != 1 && mod != 2)
+    return 0; /* registers (mod 11), no displacement or RIP-relative (mod 00): not a frame slot */
+  if (rm == 5) {
+    base = u->rbp;
+  } else if (rm == 4 && n > len && p[len] == 0x24) { /* SIB: base rsp, no index */
+    base = u->rsp;
+    len++;
+  } else {
+    return 0;
+  }
+  int32_t disp;
+  if (mod == 1) {
+    if (n < len + 1)
+      return 0;
+    disp = (int8_t)p[len];
+    len += 1;
+  } else {
+    if (n < len + 4)
+      return 0;
+    memcpy(&disp, p + len, 4);
+    len += 4;
+  }
+  uint64_t v = *gpr_by_num(u, ((modrm >> 3) & 7u) | ((rex & 4u) << 1));
+  int rc = wr(ctx, base + (uint64_t)(int64_t)disp, &v, (rex & 8) ? 8 : 4);
+  if (rc)
+    return rc;
+  u->rip += len;
+  return 1;
+}
+
 int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *p, size_t n, ptarch_write_fn wr, void *ctx)
 {
   struct user_regs_struct *u = U(r);
@@ -243,6 +293,9 @@ int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *p, size_t n, ptarch_wr
   }
   if (emulate_reg_reg(u, p, n)) /* mov rbp, rsp among them */
     return 1;
+  int rc = emulate_frame_store(u, p, n, wr, ctx);
+  if (rc)
+    return rc;
   if (n >= 4 && p[0] == 0x48 && (p[1] == 0x83 || p[1] == 0x81) && (p[2] == 0xec || p[2] == 0xc4)) {
     uint64_t imm;
     unsigned ilen;

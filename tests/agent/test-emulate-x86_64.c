@@ -181,20 +181,64 @@ TEST(mov_reg_reg_in_both_directions_and_widths)
   ASSERT_U64_EQ(r.k.eflags, 0x202); /* mov leaves the flags alone */
 }
 
+/* Encodings as GNU as emits them; each must store the register's bytes at the address the CPU would. */
+TEST(register_stores_to_the_stack_frame)
+{
+  struct {
+    uint8_t insn[8];
+    size_t len;
+    uint64_t addr; /* from base_regs() below */
+    size_t width;
+    uint64_t value;
+  } cases[] = {
+      {{0x48, 0x89, 0x45, 0xf8}, 4, 0x1234 - 8, 8, 0xfedcba9876543210ull},            /* mov %rax,-0x8(%rbp) */
+      {{0x89, 0x7d, 0xfc}, 3, 0x1234 - 4, 4, 0x0bad0bad},                            /* mov %edi,-0x4(%rbp) */
+      {{0x48, 0x89, 0x44, 0x24, 0x10}, 5, 0x7ffc0000 + 16, 8, 0xfedcba9876543210ull}, /* mov %rax,0x10(%rsp) */
+      {{0x4c, 0x89, 0xa5, 0x00, 0xff, 0xff, 0xff}, 7, 0x1234 - 0x100, 8, 0xaaaabbbbccccddddull}, /* %r12,-0x100(%rbp) */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    struct ptarch_gregs r = base_regs();
+    r.k.rax = 0xfedcba9876543210ull;
+    r.k.rdi = 0xffffffff0bad0badull;
+    r.k.r13 = 0x5000;
+    struct ptarch_gregs before = r;
+    struct fake_mem m = {0};
+    ASSERT_EQ(ptarch_emulate(&r, cases[i].insn, cases[i].len, fake_write, &m), 1);
+    ASSERT_U64_EQ(m.addr, cases[i].addr);
+    ASSERT_EQ(m.len, cases[i].width);
+    uint64_t v = 0;
+    memcpy(&v, m.data, m.len);
+    ASSERT_U64_EQ(v, cases[i].value);
+    ASSERT_U64_EQ(r.k.rip, 0x1000 + cases[i].len);
+    r.k.rip = before.k.rip;
+    ASSERT_MEM_EQ(&r, &before, sizeof r); /* nothing else changes: no register, no flag */
+  }
+}
+
 TEST(other_instructions_are_left_to_single_step)
 {
   struct ptarch_gregs r = base_regs(), before = r;
   const uint8_t call[] = {0xe8, 0, 0, 0, 0};
-  const uint8_t mov_mem[] = {0x89, 0x7d, 0xfc};
+  const uint8_t load[] = {0x48, 0x8b, 0x45, 0xf8};             /* mov -0x8(%rbp),%rax: reads memory */
   const uint8_t sub_rax[] = {0x48, 0x83, 0xe8, 0x08};
-  const uint8_t mov_to_mem[] = {0x48, 0x89, 0x45, 0xf8}; /* mov [rbp-8], rax: mod 01 */
-  const uint8_t test_byte[] = {0x84, 0xc0};              /* test al, al */
-  const uint8_t mov_16[] = {0x66, 0x89, 0xc3};            /* mov bx, ax */
-  ASSERT_EQ(ptarch_emulate(&r, mov_to_mem, sizeof mov_to_mem, fake_write, NULL), 0);
+  const uint8_t indexed[] = {0x48, 0x89, 0x04, 0xcb};          /* mov %rax,(%rbx,%rcx,8) */
+  const uint8_t absolute[] = {0x48, 0x89, 0x04, 0x25, 0, 0, 0, 0}; /* mov %rax,0x0 */
+  const uint8_t rip_rel[] = {0x48, 0x89, 0x05, 0x00, 0x10, 0, 0};  /* mov %rax,0x1000(%rip): maybe read-only */
+  const uint8_t via_rbx[] = {0x48, 0x89, 0x03};                    /* mov %rax,(%rbx): not a frame slot */
+  const uint8_t via_r13[] = {0x4d, 0x89, 0xa5, 0x00, 0x01, 0, 0};  /* mov %r12,0x100(%r13) */
+  const uint8_t cut_short[] = {0x48, 0x89, 0x85, 0x00, 0x01};  /* disp32 missing its last bytes */
+  const uint8_t test_byte[] = {0x84, 0xc0};                    /* test al, al */
+  const uint8_t mov_16[] = {0x66, 0x89, 0xc3};                  /* mov bx, ax */
+  ASSERT_EQ(ptarch_emulate(&r, load, sizeof load, fake_write, NULL), 0);
+  ASSERT_EQ(ptarch_emulate(&r, indexed, sizeof indexed, fake_write, NULL), 0);
+  ASSERT_EQ(ptarch_emulate(&r, absolute, sizeof absolute, fake_write, NULL), 0);
+  ASSERT_EQ(ptarch_emulate(&r, rip_rel, sizeof rip_rel, fake_write, NULL), 0);
+  ASSERT_EQ(ptarch_emulate(&r, via_rbx, sizeof via_rbx, fake_write, NULL), 0);
+  ASSERT_EQ(ptarch_emulate(&r, via_r13, sizeof via_r13, fake_write, NULL), 0);
+  ASSERT_EQ(ptarch_emulate(&r, cut_short, sizeof cut_short, fake_write, NULL), 0);
   ASSERT_EQ(ptarch_emulate(&r, test_byte, sizeof test_byte, fake_write, NULL), 0);
   ASSERT_EQ(ptarch_emulate(&r, mov_16, sizeof mov_16, fake_write, NULL), 0);
   ASSERT_EQ(ptarch_emulate(&r, call, sizeof call, fake_write, NULL), 0);
-  ASSERT_EQ(ptarch_emulate(&r, mov_mem, sizeof mov_mem, fake_write, NULL), 0);
   ASSERT_EQ(ptarch_emulate(&r, sub_rax, sizeof sub_rax, fake_write, NULL), 0);
   ASSERT_MEM_EQ(&r, &before, sizeof r);
 }
