@@ -714,8 +714,10 @@ static int take_quiet_hits(struct trace *tr, const struct rspc_stop *st)
     tr->quiet = n;
     tr->quiet[tr->nquiet++] = h;
   }
-  if (rc < 0)
-    LOG_ERR("a stop reply has a malformed list of quiet breakpoint hits: %.*s", (int)(end - st->quiet), st->quiet);
+  if (rc < 0) {
+    int shown = end - st->quiet > 200 ? 200 : (int)(end - st->quiet);
+    LOG_ERR("a stop reply has a malformed list of quiet breakpoint hits: %.*s", shown, st->quiet);
+  }
   return rc;
 }
 
