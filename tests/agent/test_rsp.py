@@ -172,6 +172,25 @@ def quiet_hits(reply):
     return [tuple(int(x, 16) for x in rec.split("/")) for rec in m.group(1).split(",")]
 
 
+def arm_quiet_fixture(rsp, check_refusals=False):
+    """Runs the quiet fixture to its first call of seven, puts a quiet breakpoint at that call's return site
+    and an ordinary one at mark; returns both addresses."""
+    base = load_base(pid_of(rsp), FX_QUIET)
+    seven, mark = base + symbol_offset(FX_QUIET, "agentfx_seven"), base + symbol_offset(FX_QUIET, "agentfx_mark")
+    check(rsp.cmd("Z0,%x,1" % seven) == b"OK", "breakpoint at seven")
+    sig, f = parse_stop(rsp.cmd("vCont;c"))
+    check(sig == 5 and le64(f[RIP]) == seven, "stopped at seven's entry")
+    ret_site = le64(rsp.cmd("m%x,8" % le64(f[7])).decode())
+    check(rsp.cmd("z0,%x,1" % seven) == b"OK", "breakpoint at seven removed")
+    if check_refusals:
+        check(rsp.cmd("QRsprofQuiet:%x,1" % ret_site).startswith(b"E"), "no quiet flag where no breakpoint is")
+        check(rsp.cmd("QRsprofQuiet:%x,2" % ret_site).startswith(b"E"), "a flag other than 0 or 1 is refused")
+    check(rsp.cmd("Z0,%x,1" % ret_site) == b"OK" and rsp.cmd("QRsprofQuiet:%x,1" % ret_site) == b"OK",
+          "quiet breakpoint at seven's return site 0x%x" % ret_site)
+    check(rsp.cmd("Z0,%x,1" % mark) == b"OK", "breakpoint at mark")
+    return ret_site, mark
+
+
 def quiet_break():
     """The rsprof-quietbreak extension: a hit on a quiet breakpoint is not reported; the thread goes on, and
     the next stop reply (an exit's included) carries the hit's thread, PC, SP and return-value register.
@@ -184,18 +203,7 @@ def quiet_break():
     check(b"rsprof-quietbreak+" in sup and b"rsprof-stoptime+" in sup, "the agent offers rsprof-quietbreak and -stoptime")
     check(rsp.cmd("QRsprofStopTime:2").startswith(b"E"), "a stop-time flag other than 0 or 1 is refused")
     check(rsp.cmd("QRsprofStopTime:1") == b"OK", "stop times turned on")
-    base = load_base(pid_of(rsp), FX_QUIET)
-    seven, mark = base + symbol_offset(FX_QUIET, "agentfx_seven"), base + symbol_offset(FX_QUIET, "agentfx_mark")
-    check(rsp.cmd("Z0,%x,1" % seven) == b"OK", "breakpoint at seven")
-    sig, f = parse_stop(rsp.cmd("vCont;c"))
-    check(sig == 5 and le64(f[RIP]) == seven, "stopped at seven's entry")
-    ret_site = le64(rsp.cmd("m%x,8" % le64(f[7])).decode())
-    check(rsp.cmd("z0,%x,1" % seven) == b"OK", "breakpoint at seven removed")
-    check(rsp.cmd("QRsprofQuiet:%x,1" % ret_site).startswith(b"E"), "no quiet flag where no breakpoint is")
-    check(rsp.cmd("QRsprofQuiet:%x,2" % ret_site).startswith(b"E"), "a flag other than 0 or 1 is refused")
-    check(rsp.cmd("Z0,%x,1" % ret_site) == b"OK" and rsp.cmd("QRsprofQuiet:%x,1" % ret_site) == b"OK",
-          "quiet breakpoint at seven's return site 0x%x" % ret_site)
-    check(rsp.cmd("Z0,%x,1" % mark) == b"OK", "breakpoint at mark")
+    ret_site, mark = arm_quiet_fixture(rsp, check_refusals=True)
     loud_at = 100  # for one call the return site is made loud again
     reported_loud = False
     last_ns = 0
@@ -248,16 +256,7 @@ def quiet_break_threads():
     agent = Agent(["--", FX_QUIET, str(n), str(nthreads)])
     rsp = Rsp(agent.port)
     rsp.handshake()
-    base = load_base(pid_of(rsp), FX_QUIET)
-    seven, mark = base + symbol_offset(FX_QUIET, "agentfx_seven"), base + symbol_offset(FX_QUIET, "agentfx_mark")
-    check(rsp.cmd("Z0,%x,1" % seven) == b"OK", "breakpoint at seven")
-    sig, f = parse_stop(rsp.cmd("vCont;c"))
-    check(sig == 5 and le64(f[RIP]) == seven, "stopped at seven's entry")
-    ret_site = le64(rsp.cmd("m%x,8" % le64(f[7])).decode())
-    check(rsp.cmd("z0,%x,1" % seven) == b"OK", "breakpoint at seven removed")
-    check(rsp.cmd("Z0,%x,1" % ret_site) == b"OK" and rsp.cmd("QRsprofQuiet:%x,1" % ret_site) == b"OK",
-          "quiet breakpoint at seven's return site")
-    check(rsp.cmd("Z0,%x,1" % mark) == b"OK", "breakpoint at mark")
+    ret_site, mark = arm_quiet_fixture(rsp)
     results, marks = {}, {}
 
     def take(reply):
