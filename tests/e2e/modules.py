@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """End-to-end checks of the tracing modules against independent references (valgrind, the fixtures' own counts).
 
-usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] [--collector-option OPT]
-                  -- PROGRAM [ARGS...]
+usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] [--tls]
+                  [--collector-option OPT] -- PROGRAM [ARGS...]
 CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, clone, sigint, preload.
 """
 import argparse
+import atexit
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,12 +27,40 @@ def fixture_counts(text):
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])} if lines else {}
 
 
+_tls_dir = None
+
+
+def tls_options():
+    """(agent options, collector options) for mutual TLS with certificates made by deploy/make-tls.sh for
+    "localhost" (made once per run)."""
+    global _tls_dir
+    if not shutil.which("openssl"):
+        t.skip("openssl is not installed (needed to make the test certificates)")
+    if _tls_dir is None:
+        _tls_dir = tempfile.mkdtemp(prefix="rsprof-e2e-tls-")
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "make-tls.sh")
+        atexit.register(shutil.rmtree, _tls_dir, True)
+        r = subprocess.run([script, _tls_dir, "localhost", "rsprof-host"], capture_output=True, text=True)
+        if r.returncode != 0:
+            t.fail("make-tls.sh failed: " + r.stderr)
+    p = lambda name: os.path.join(_tls_dir, name)  # noqa: E731
+    return (["--tls-cert", p("board.pem"), "--tls-key", p("board.key"), "--tls-ca", p("ca.pem")],
+            ["--tls-ca", p("ca.pem"), "--tls-cert", p("host.pem"), "--tls-key", p("host.key"),
+             "--log-level", "info"])  # info: the collector says the connection is TLS
+
+
 def run_traced(a, *collector_args, agent_args=(), server=None):
-    srv = t.Server(server or a.server, a.agent, a.argv, extra=agent_args)
+    host, tls_agent, tls_collector = "127.0.0.1", [], []
+    if a.tls:
+        host = "localhost"  # the name the agent's certificate is for
+        tls_agent, tls_collector = tls_options()
+    srv = t.Server(server or a.server, a.agent, a.argv, extra=[*tls_agent, *agent_args])
     prof = os.path.join(srv.tmp, "p.drcctprof")
     summ = os.path.join(srv.tmp, "s.json")
     out = t.collector(a.collector, srv.port, "--module", a.module, "-o", prof, "--summary-json", summ,
-                      *a.collector_option, *collector_args)
+                      *tls_collector, *a.collector_option, *collector_args, host=host)
+    if a.tls and "(TLS)" not in out.stderr:
+        t.fail("the collector did not report a TLS connection:\n" + out.stderr[-2000:])
     status = srv.wait()
     summary = json.load(open(summ))
     return srv, prof, summary, out, status
@@ -330,6 +361,7 @@ def main():
     ap.add_argument("--server", default="agent", choices=["agent", "gdbserver"])
     ap.add_argument("--module", default="memory")
     ap.add_argument("--preload")
+    ap.add_argument("--tls", action="store_true", help="the agent and the collector talk over mutual TLS")
     ap.add_argument("--collector-option", action="append", default=[],
                     help="passed on to every collector run (repeatable), e.g. --collector-option=--poll-us=0")
     ap.add_argument("--round-trips", action="store_true",

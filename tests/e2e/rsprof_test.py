@@ -93,8 +93,8 @@ def _close_servers():
         srv.close()
 
 
-def collector(binary, port, *args, timeout=120, check=True):
-    cmd = [binary, "--connect", f"127.0.0.1:{port}", "--no-progress", *args]
+def collector(binary, port, *args, timeout=120, check=True, host="127.0.0.1"):
+    cmd = [binary, "--connect", f"{host}:{port}", "--no-progress", *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and out.returncode != 0:
         fail(f"collector exited {out.returncode}: {' '.join(cmd)}\n{out.stdout}\n{out.stderr}")
