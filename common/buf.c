@@ -101,7 +101,7 @@ void *rs_grow(void *arr, size_t *cap, size_t need, size_t elem, size_t first)
 {
   if (need <= *cap)
     return arr;
-  size_t n = *cap ? *cap : first;
+  size_t n = *cap ? *cap : first ? first : 1;
   while (n < need) {
     if (n > SIZE_MAX / 2 / elem)
       return NULL;
