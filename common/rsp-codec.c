@@ -70,10 +70,11 @@ static void set_event(struct rsp_event *ev, enum rsp_event_kind kind, const stru
   ev->len = kind == RSP_EV_PACKET ? d->len : 0;
 }
 
-/* The bytes that frame a packet; inside a payload they are escaped. */
-static int is_framing_byte(uint8_t c) { return c == '#' || c == '$' || c == '}' || c == '*'; }
+/* The bytes that frame a packet; inside a payload they are escaped. Bitwise, not short-circuit, so the
+ * block loops below vectorize. */
+static int is_framing_byte(uint8_t c) { return (c == '#') | (c == '$') | (c == '}') | (c == '*'); }
 
-/* Large payloads are scanned in blocks: a fixed-length test the compiler vectorizes, then a plain copy. */
+/* Large payloads are handled in blocks: fixed-length loops the compiler vectorizes, then a plain copy. */
 enum { BLOCK = 32 };
 
 static int block_has_framing(const uint8_t *p)
@@ -82,6 +83,21 @@ static int block_has_framing(const uint8_t *p)
   for (int i = 0; i < BLOCK; i++)
     framing |= is_framing_byte(p[i]);
   return framing;
+}
+
+/* The RSP checksum's running sum (mod 256) over n bytes. */
+static uint8_t add_bytes(uint8_t sum, const uint8_t *p, size_t n)
+{
+  unsigned acc = sum;
+  for (; n >= BLOCK; n -= BLOCK, p += BLOCK) {
+    unsigned block = 0;
+    for (int i = 0; i < BLOCK; i++)
+      block += p[i];
+    acc += block;
+  }
+  for (; n; n--)
+    acc += *p++;
+  return (uint8_t)acc;
 }
 
 /* Copies the plain payload bytes from p on (up to a framing byte, the end of the input or the size limit)
@@ -93,10 +109,8 @@ static const uint8_t *copy_plain(struct rsp_decoder *d, const uint8_t *p, const 
   uint8_t *out = d->payload + d->len;
   uint8_t sum = d->sum;
   while (stop - p >= BLOCK && !block_has_framing(p)) {
-    for (int i = 0; i < BLOCK; i++) {
-      out[i] = p[i];
-      sum = (uint8_t)(sum + p[i]);
-    }
+    memcpy(out, p, BLOCK);
+    sum = add_bytes(sum, p, BLOCK);
     out += BLOCK;
     p += BLOCK;
   }
@@ -223,10 +237,14 @@ int rsp_decoder_next(struct rsp_decoder *d, const uint8_t **buf, size_t *len, st
 int rsp_escape_binary(struct rs_buf *out, const void *data, size_t len)
 {
   const uint8_t *src = data;
-  size_t extra = 0;
-  for (size_t i = 0; i < len; i++)
-    extra += is_framing_byte(src[i]);
-  int rc = rs_buf_reserve(out, len + extra);
+  /* Room for the worst case (every byte escaped) saves a counting pass; near the buffer's limit, count. */
+  int rc = len <= SIZE_MAX / 2 ? rs_buf_reserve(out, 2 * len) : RS_E_LIMIT;
+  if (rc == RS_E_LIMIT) {
+    size_t extra = 0;
+    for (size_t i = 0; i < len; i++)
+      extra += is_framing_byte(src[i]);
+    rc = rs_buf_reserve(out, len + extra);
+  }
   if (rc)
     return rc;
   uint8_t *dst = out->data + out->len;
@@ -248,7 +266,7 @@ int rsp_escape_binary(struct rs_buf *out, const void *data, size_t len)
       }
     }
   }
-  out->len += len + extra;
+  out->len = (size_t)(dst - out->data);
   out->data[out->len] = 0;
   return 0;
 }
@@ -282,9 +300,7 @@ int rsp_encode_packet(struct rs_buf *out, const void *payload, size_t len)
       out->data[start] = 0;
     return rc;
   }
-  uint8_t sum = 0;
-  for (size_t i = start + 1; i < out->len; i++)
-    sum += out->data[i];
+  uint8_t sum = add_bytes(0, out->data + start + 1, out->len - start - 1);
   char trailer[3] = {'#'};
   hex_encode(trailer + 1, &sum, 1);
   return rs_buf_append(out, trailer, 3);

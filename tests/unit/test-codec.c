@@ -434,6 +434,28 @@ TEST(escape_and_unescape_binary)
   rs_buf_free(&out);
 }
 
+/* The escaper reserves room for every byte escaped; a buffer whose limit is below that but above what the
+ * payload needs still takes it (then it counts first), and one below what it needs refuses, unchanged. */
+TEST(escape_near_the_buffer_limit)
+{
+  uint8_t data[1000];
+  for (int i = 0; i < 1000; i++)
+    data[i] = i % 100 == 7 ? '#' : (uint8_t)('a' + i % 26); /* 10 bytes to escape */
+  struct rs_buf out;
+  rs_buf_init(&out, 1010);
+  ASSERT_EQ(rsp_escape_binary(&out, data, sizeof data), 0);
+  ASSERT_EQ(out.len, 1010);
+  ASSERT_EQ(rsp_unescape_binary(out.data, out.len), 1000);
+  ASSERT_MEM_EQ(out.data, data, 1000);
+  rs_buf_free(&out);
+  rs_buf_init(&out, 1009);
+  ASSERT_EQ(rs_buf_puts(&out, "$"), 0);
+  ASSERT_EQ(rsp_escape_binary(&out, data, sizeof data), RS_E_LIMIT);
+  ASSERT_EQ(out.len, 1);
+  ASSERT_STR_EQ((char *)out.data, "$");
+  rs_buf_free(&out);
+}
+
 TEST(acks_and_interrupt_between_packets)
 {
   struct events e = {0};
