@@ -35,8 +35,7 @@ enum { GDB_SIGINT = 2, GDB_SIGTRAP = 5, GDB_SIGSTOP = 17 };
  * --stack-size window (16 KiB) at every stop cost about a sixth of each event on loopback. A hit whose
  * stack needs more reads the rest (one more round trip, ~25-50 µs); the window doubles only when, over at
  * least WIDEN_MIN_UNWINDS unwinds of a period, one in WIDEN_SHARE needed more, since a wider window costs
- * every hit (8 KiB instead of 2 KiB: ~15 µs per stop on the bench's Rust workload, whose few deep stacks
- * are at start-up). */
+ * every hit (a forced 8 KiB first window costs the bench's C workload ~14 µs per stop more than 2 KiB). */
 enum { STACK_WINDOW_START = 2048, WIDEN_MIN_UNWINDS = 64, WIDEN_SHARE = 4, WINDOW_PERIOD = 1024 };
 
 static volatile sig_atomic_t stop_signal;
