@@ -575,7 +575,30 @@ int rspc_continue(struct rspc *c, int signal)
   } else {
     n = signal ? snprintf(pkt, sizeof pkt, "C%02x", signal & 0xff) : snprintf(pkt, sizeof pkt, "c");
   }
-  /* Whatever is still owed would be mistaken for the stop reply. */
+  /* Replies still owed (a breakpoint re-inserted after a step, say) come before the stop reply: collect
+   * them after sending, so the resume does not wait a round trip for them. */
+  int rc = send_packet(c, pkt, (size_t)n);
+  const char *r;
+  size_t rl;
+  while (rc == 0 && c->owed) {
+    rc = rspc_recv(c, c->reply_timeout_ms, &r, &rl);
+    if (rc == 0 && rspc_is_error(r, rl))
+      LOG_WARN("rsp: the server refused a request sent before resuming (%.*s)", (int)rl, r);
+  }
+  return rc;
+}
+
+static int expect_ok(const char *r, size_t n, int unsupported_ok);
+
+int rspc_step_over(struct rspc *c, int64_t pid, int64_t tid, uint64_t addr, int kind, unsigned timeout_ms,
+                   struct rspc_stop *out)
+{
+  if (!c->features.vcont) { /* Hc + s: no pipelining, the plain sequence */
+    int rc = rspc_remove_breakpoint(c, addr, kind);
+    if (rc == 0)
+      rc = rspc_step(c, pid, tid, timeout_ms, out);
+    return rc ? rc : rspc_insert_breakpoint(c, addr, kind);
+  }
   const char *r;
   size_t rl;
   while (c->owed) {
@@ -583,7 +606,26 @@ int rspc_continue(struct rspc *c, int signal)
     if (rc)
       return rc;
   }
-  return send_packet(c, pkt, (size_t)n);
+  char pkt[96], ptid[48];
+  rspc_format_ptid(c, ptid, sizeof ptid, pid, tid);
+  int n = snprintf(pkt, sizeof pkt, "z0,%llx,%x", (unsigned long long)addr, kind);
+  int rc = rspc_send(c, pkt, (size_t)n);
+  n = snprintf(pkt, sizeof pkt, "vCont;s:%s", ptid);
+  if (rc == 0)
+    rc = send_packet(c, pkt, (size_t)n);
+  if (rc == 0)
+    rc = rspc_recv(c, c->reply_timeout_ms, &r, &rl);
+  int removed = rc == 0 && expect_ok(r, rl, 0) == 0;
+  if (rc == 0)
+    rc = rspc_wait_stop(c, timeout_ms, out);
+  if (rc)
+    return rc;
+  if (!removed)
+    return -EIO; /* the thread trapped on the breakpoint again instead of stepping */
+  if (out->kind != RSPC_STOP_SIGNAL)
+    return 0; /* the process ended during the step: nothing to re-insert */
+  n = snprintf(pkt, sizeof pkt, "Z0,%llx,%x", (unsigned long long)addr, kind);
+  return rspc_send(c, pkt, (size_t)n);
 }
 
 int rspc_step(struct rspc *c, int64_t pid, int64_t tid, unsigned timeout_ms, struct rspc_stop *out)

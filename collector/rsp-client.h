@@ -113,7 +113,8 @@ int rspc_stop_reg(const struct rspc_stop *s, int regno, uint64_t *value);
 int rspc_query_stop(struct rspc *c, struct rspc_stop *out);
 
 /* Resumes all threads (vCont;c when supported, else c; a nonzero signal goes to the last stopped thread)
- * without waiting. Returns 0 or a transport error. */
+ * without waiting for the stop; replies still owed to earlier packets are collected after sending (a refused
+ * one is logged). Returns 0 or a transport error. */
 int rspc_continue(struct rspc *c, int signal);
 /* Waits for the next stop reply (console 'O' packets are logged and skipped). Returns 0, RS_E_TIMEOUT,
  * RS_E_DISCONNECTED or RS_E_PROTO. */
@@ -122,6 +123,12 @@ int rspc_wait_stop(struct rspc *c, unsigned timeout_ms, struct rspc_stop *out);
  * stop. Used to move off a breakpoint: gdbserver does not step over a client's breakpoint at the PC.
  * Returns like rspc_wait_stop. */
 int rspc_step(struct rspc *c, int64_t pid, int64_t tid, unsigned timeout_ms, struct rspc_stop *out);
+/* Moves one thread off a breakpoint at addr that the server keeps in place (stock gdbserver): removes it,
+ * single-steps the thread (the others stay stopped) and re-inserts it. The removal and the step go out
+ * together and the re-insertion's reply is left for the next rspc_continue, so this costs one round trip
+ * instead of three. Returns like rspc_wait_stop, or -EIO when the removal was refused. */
+int rspc_step_over(struct rspc *c, int64_t pid, int64_t tid, uint64_t addr, int kind, unsigned timeout_ms,
+                   struct rspc_stop *out);
 /* Selects the thread for later operations: op 'g' (registers, memory) or 'c'. pid 0 without multiprocess;
  * tid -1 means all threads, 0 any. Returns 0, -EIO or a transport error. */
 int rspc_select_thread(struct rspc *c, char op, int64_t pid, int64_t tid);

@@ -25,6 +25,7 @@ struct trace_bp {
   int nowners;
   unsigned idle_hits; /* hits in a row while parked: stops bought for nothing */
   int quiet;          /* the agent records its hits without stopping (rsprof-quietbreak) */
+  int used_stack;     /* its last hit's handlers read the stack: fetch the window with the registers */
 };
 
 struct trace_loaded {
@@ -70,6 +71,7 @@ struct trace {
   int hit_node_valid;
   int hit_stack_valid;    /* stack_buf holds the current hit's window: [hit_stack_base, + hit_stack_len) */
   int hit_stack_whole;    /* ... and it is all there is: opt->stack_bytes, or up to the end of the stack */
+  int hit_stack_used;     /* the current hit's handlers asked for its stack */
   uint64_t hit_stack_base;
   size_t hit_stack_len;
   size_t window;          /* stack bytes taken first at each hit; doubles (up to opt->stack_bytes) when

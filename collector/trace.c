@@ -400,13 +400,9 @@ static int on_entry(struct trace *tr, const struct trace_hit *hit, void *data)
 
 /* ---- registers and stacks ---- */
 
-static int fill_regs_from_g(struct trace *tr, struct col_regs *r)
+/* Sets r's core registers from a 'g' reply's bytes. */
+static void regs_from_g(const struct trace *tr, const uint8_t *raw, size_t len, struct col_regs *r)
 {
-  uint8_t raw[4096];
-  size_t len = 0;
-  int rc = rspc_read_registers(tr->c, raw, sizeof raw, &len);
-  if (rc)
-    return rc;
   const struct arch_desc *a = tr->arch;
   size_t off = 0;
   for (size_t i = 0; i < a->ncore_regs && off + a->regs[i].bits / 8 <= len; i++) {
@@ -419,12 +415,54 @@ static int fill_regs_from_g(struct trace *tr, struct col_regs *r)
       col_regs_set(r, a->regs[i].dwarf, v);
     off += sz;
   }
+}
+
+static int fill_regs_from_g(struct trace *tr, struct col_regs *r)
+{
+  uint8_t raw[4096];
+  size_t len = 0;
+  int rc = rspc_read_registers(tr->c, raw, sizeof raw, &len);
+  if (rc == 0)
+    regs_from_g(tr, raw, len, r);
+  return rc;
+}
+
+/* The stack window a hit at sp on thread tid should read first: the current window, cut at the end of the
+ * thread's stack once a read found it. */
+static size_t first_window(struct trace *tr, int64_t tid, uint64_t sp)
+{
+  uint64_t limit;
+  if (u64map_get(&tr->stack_end, (uint64_t)tid, &limit) && limit > sp && limit - sp < tr->window)
+    return (size_t)(limit - sp);
+  return tr->window;
+}
+
+/* Registers and the first stack window in one round trip ('g' and 'x' pipelined), for a server whose stop
+ * replies carry neither in full (stock gdbserver): every hit needs registers and most need the stack. */
+static int capture_regs_and_stack(struct trace *tr, const struct rspc_stop *st, uint64_t sp, struct col_regs *r)
+{
+  int64_t tid = st->tid ? st->tid : st->pid;
+  size_t want = first_window(tr, tid, sp), got = 0, len = 0;
+  uint8_t raw[4096];
+  int rc = rspc_capture(tr->c, st->pid, st->tid, raw, sizeof raw, &len, sp, tr->stack_buf, want, &got);
+  if (rc)
+    return rc;
+  if (st->tid)
+    tr->g_thread = st->tid;
+  regs_from_g(tr, raw, len, r);
+  if (got > 0 && got < want)
+    u64map_put(&tr->stack_end, (uint64_t)tid, sp + got); /* the stack ends there: later windows stop short */
+  tr->hit_stack_base = sp;
+  tr->hit_stack_len = got;
+  tr->hit_stack_whole = got < tr->window || tr->window == tr->opt->stack_bytes;
+  tr->hit_stack_valid = 1;
   return 0;
 }
 
 /* Registers for the stopped thread: the stop reply's expedited values when they cover everything the
- * unwinder needs (our agent sends them), else one 'g' request. */
-static int thread_regs(struct trace *tr, const struct rspc_stop *st, struct col_regs *r)
+ * unwinder needs (our agent sends them), else one 'g' request, with the stack window read alongside when
+ * with_stack (the breakpoint's handlers used the stack last time). */
+static int thread_regs(struct trace *tr, const struct rspc_stop *st, int with_stack, struct col_regs *r)
 {
   const struct arch_desc *a = tr->arch;
   memset(r, 0, sizeof *r);
@@ -446,6 +484,9 @@ static int thread_regs(struct trace *tr, const struct rspc_stop *st, struct col_
     needed &= ~(1u << a->dwarf_ra_column); /* x86_64's return-address column is rip, kept in pc */
   if (have_pc && (r->valid & needed) == needed)
     return 0;
+  uint64_t sp;
+  if (with_stack && !tr->hit_stack_valid && tr->window && rspc_stop_reg(st, a->sp_reg, &sp))
+    return capture_regs_and_stack(tr, st, sp, r);
   if (st->tid && st->tid != tr->g_thread) {
     int rc = rspc_select_thread(tr->c, 'g', st->pid, st->tid);
     if (rc)
@@ -498,6 +539,7 @@ static size_t hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t 
 {
   *sp = 0;
   col_regs_get(hit->regs, tr->arch->dwarf_sp, sp);
+  tr->hit_stack_used = 1;
   if (!tr->hit_stack_valid) {
     tr->hit_stack_len = read_stack(tr, hit->tid, *sp, 0, tr->window);
     tr->hit_stack_whole = tr->hit_stack_len < tr->window || tr->window == tr->opt->stack_bytes;
@@ -638,12 +680,9 @@ static int write_stack_text(struct trace *tr, int64_t tid, const uint64_t *pcs, 
  * Our agent steps over breakpoints itself (it advertises rsprof-), which saves these round trips. */
 static int step_over(struct trace *tr, const struct rspc_stop *st, uint64_t addr)
 {
-  int rc = rspc_remove_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
-  if (rc)
-    return rc;
   struct rspc_stop after;
   tr->hit_stack_valid = 0;
-  rc = rspc_step(tr->c, st->pid, st->tid, rspc_reply_timeout(tr->c), &after);
+  int rc = rspc_step_over(tr->c, st->pid, st->tid, addr, (int)tr->arch->bkpt_len, rspc_reply_timeout(tr->c), &after);
   if (rc)
     return rc;
   if (after.kind != RSPC_STOP_SIGNAL) {
@@ -654,7 +693,7 @@ static int step_over(struct trace *tr, const struct rspc_stop *st, uint64_t addr
   }
   if (after.signal != GDB_SIGTRAP)
     tr->signal_to_deliver = after.signal; /* the program's own signal arrived during the step */
-  return rspc_insert_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+  return 0;
 }
 
 /* Keeps the stack window that came with the stop (rsprof-stopstack) as the hit's, before any other request
@@ -744,6 +783,15 @@ static int run_quiet_hits(struct trace *tr)
   return rc;
 }
 
+/* Our breakpoint a thread trapped on with the PC at pc (some servers report it past the trap instruction). */
+static struct trace_bp *bp_at_trap(struct trace *tr, uint64_t pc)
+{
+  struct trace_bp *bp = bp_lookup(tr, pc);
+  if (!bp && tr->arch->pc_after_bkpt)
+    bp = bp_lookup(tr, pc - tr->arch->pc_after_bkpt);
+  return bp;
+}
+
 static int handle_trap(struct trace *tr, const struct rspc_stop *st)
 {
   struct col_regs regs;
@@ -751,22 +799,25 @@ static int handle_trap(struct trace *tr, const struct rspc_stop *st)
   int rc = run_quiet_hits(tr);
   if (rc)
     return rc;
-  rc = thread_regs(tr, st, &regs);
+  uint64_t pc;
+  struct trace_bp *bp = rspc_stop_reg(st, tr->arch->pc_reg, &pc) ? bp_at_trap(tr, pc) : NULL;
+  rc = thread_regs(tr, st, bp && bp->used_stack, &regs);
   if (rc)
     return rc;
-  struct trace_bp *bp = bp_lookup(tr, regs.pc);
-  if (!bp && tr->arch->pc_after_bkpt)
-    bp = bp_lookup(tr, regs.pc - tr->arch->pc_after_bkpt);
+  bp = bp_at_trap(tr, regs.pc);
   if (!bp) {
     LOG_DEBUG("SIGTRAP at 0x%llx is not one of our breakpoints", (unsigned long long)regs.pc);
     return 0;
   }
   struct trace_hit hit = {.tid = st->tid ? st->tid : st->pid, .addr = bp->addr, .regs = &regs,
                           .ms = hit_time_ms(tr, st->has_time, st->time_ns)};
+  tr->hit_stack_used = 0;
   rc = dispatch_hit(tr, bp, &hit);
   if (rc)
     return rc;
   bp = bp_lookup(tr, hit.addr); /* still inserted (owned or parked) */
+  if (bp)
+    bp->used_stack = tr->hit_stack_used;
   if (bp && !rspc_features(tr->c)->rsprof_ext)
     return step_over(tr, st, hit.addr);
   return 0;
