@@ -87,8 +87,9 @@ static void put_stop_stack(struct agent_server *s, struct rs_buf *b, uint64_t sp
 }
 
 /* The rsprof-quietbreak extension: "rsprof-quiet:" and the queued quiet hits, oldest first, as
- * TID/PC/SP/RETVAL/NS (hex; NS: CLOCK_MONOTONIC nanoseconds when the agent saw the hit) separated by commas, between the separators before and after. Each hit is sent
- * once; nothing is written when none is queued. */
+ * TID/PC/SP/RETVAL/NS (hex; NS: CLOCK_MONOTONIC nanoseconds when the agent saw the hit) separated by
+ * commas, between the separators before and after. Each hit is sent once; nothing is written when none
+ * is queued. */
 static void put_quiet_hits(struct agent_server *s, struct rs_buf *b, const char *before, const char *after)
 {
   struct inferior *inf = &s->inf;

@@ -200,6 +200,19 @@ int rspc_requestf(struct rspc *c, const char **reply, size_t *rlen, const char *
   return rc;
 }
 
+static int expect_ok(const char *r, size_t n, int unsupported_ok);
+
+int rspc_request_ok(struct rspc *c, const char *fmt, ...)
+{
+  const char *r;
+  size_t n;
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = vrequestf(c, &r, &n, fmt, ap);
+  va_end(ap);
+  return rc ? rc : expect_ok(r, n, 0);
+}
+
 int rspc_interrupt(struct rspc *c) { return send_raw(c, "\x03", 1); }
 
 /* An "Exx" error reply (and "E.text" from newer servers). */
@@ -588,8 +601,6 @@ int rspc_continue(struct rspc *c, int signal)
   return rc;
 }
 
-static int expect_ok(const char *r, size_t n, int unsupported_ok);
-
 int rspc_step_over(struct rspc *c, int64_t pid, int64_t tid, uint64_t addr, int kind, unsigned timeout_ms,
                    struct rspc_stop *out)
 {
@@ -868,10 +879,7 @@ int rspc_write_memory(struct rspc *c, uint64_t addr, const void *buf, size_t len
 
 static int breakpoint(struct rspc *c, char op, uint64_t addr, int kind)
 {
-  const char *r;
-  size_t n;
-  int rc = rspc_requestf(c, &r, &n, "%c0,%llx,%x", op, (unsigned long long)addr, kind);
-  return rc ? rc : expect_ok(r, n, 0);
+  return rspc_request_ok(c, "%c0,%llx,%x", op, (unsigned long long)addr, kind);
 }
 
 int rspc_insert_breakpoint(struct rspc *c, uint64_t addr, int kind) { return breakpoint(c, 'Z', addr, kind); }

@@ -52,6 +52,9 @@ const char *rspc_supported_reply(const struct rspc *c);
 int rspc_request(struct rspc *c, const char *payload, size_t len, const char **reply, size_t *rlen);
 int rspc_requestf(struct rspc *c, const char **reply, size_t *rlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Sends a formatted packet whose only good reply is "OK". Returns 0, -EIO for any other reply,
+ * RS_E_UNSUPPORTED for an empty one, or a transport error. */
+int rspc_request_ok(struct rspc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Pipelining: rspc_send queues a packet that expects a reply; rspc_recv returns the replies in order.
  * rspc_recv's reply is borrowed like rspc_request's. Both return 0 or the errors above; after RS_E_TIMEOUT

@@ -151,11 +151,7 @@ static int remove_parked(struct trace *tr);
 /* Makes the agent record the breakpoint's hits quietly (1) or report them (0). */
 static int set_quiet(struct trace *tr, struct trace_bp *bp, int quiet)
 {
-  const char *reply;
-  size_t rlen;
-  int rc = rspc_requestf(tr->c, &reply, &rlen, "QRsprofQuiet:%llx,%d", (unsigned long long)bp->addr, quiet);
-  if (rc == 0 && (rlen != 2 || memcmp(reply, "OK", 2)))
-    rc = RS_E_PROTO;
+  int rc = rspc_request_ok(tr->c, "QRsprofQuiet:%llx,%d", (unsigned long long)bp->addr, quiet);
   if (rc == 0)
     bp->quiet = quiet;
   return rc;
@@ -427,14 +423,23 @@ static int fill_regs_from_g(struct trace *tr, struct col_regs *r)
   return rc;
 }
 
-/* The stack window a hit at sp on thread tid should read first: the current window, cut at the end of the
- * thread's stack once a read found it. */
-static size_t first_window(struct trace *tr, int64_t tid, uint64_t sp)
+/* want bytes of stack from sp, cut at the end of thread tid's stack once a read found it. */
+static size_t within_stack(struct trace *tr, int64_t tid, uint64_t sp, size_t want)
 {
   uint64_t limit;
-  if (u64map_get(&tr->stack_end, (uint64_t)tid, &limit) && limit > sp && limit - sp < tr->window)
+  if (u64map_get(&tr->stack_end, (uint64_t)tid, &limit) && limit > sp && limit - sp < want)
     return (size_t)(limit - sp);
-  return tr->window;
+  return want;
+}
+
+/* Makes [sp, sp + len) of stack_buf the current hit's window; asked is what was requested, so a shorter
+ * window ended at the end of the stack. */
+static void keep_hit_stack(struct trace *tr, uint64_t sp, size_t len, size_t asked)
+{
+  tr->hit_stack_base = sp;
+  tr->hit_stack_len = len;
+  tr->hit_stack_whole = len < asked || asked >= tr->opt->stack_bytes;
+  tr->hit_stack_valid = 1;
 }
 
 /* Registers and the first stack window in one round trip ('g' and 'x' pipelined), for a server whose stop
@@ -442,7 +447,7 @@ static size_t first_window(struct trace *tr, int64_t tid, uint64_t sp)
 static int capture_regs_and_stack(struct trace *tr, const struct rspc_stop *st, uint64_t sp, struct col_regs *r)
 {
   int64_t tid = st->tid ? st->tid : st->pid;
-  size_t want = first_window(tr, tid, sp), got = 0, len = 0;
+  size_t want = within_stack(tr, tid, sp, tr->window), got = 0, len = 0;
   uint8_t raw[4096];
   int rc = rspc_capture(tr->c, st->pid, st->tid, raw, sizeof raw, &len, sp, tr->stack_buf, want, &got);
   if (rc)
@@ -452,10 +457,7 @@ static int capture_regs_and_stack(struct trace *tr, const struct rspc_stop *st, 
   regs_from_g(tr, raw, len, r);
   if (got > 0 && got < want)
     u64map_put(&tr->stack_end, (uint64_t)tid, sp + got); /* the stack ends there: later windows stop short */
-  tr->hit_stack_base = sp;
-  tr->hit_stack_len = got;
-  tr->hit_stack_whole = got < tr->window || tr->window == tr->opt->stack_bytes;
-  tr->hit_stack_valid = 1;
+  keep_hit_stack(tr, sp, got, tr->window);
   return 0;
 }
 
@@ -513,9 +515,7 @@ static int probe_stack(void *ctx, uint64_t addr, size_t len)
  * the readable end and remember it for the thread. */
 static size_t read_stack(struct trace *tr, int64_t tid, uint64_t sp, size_t from, size_t want)
 {
-  uint64_t limit;
-  if (u64map_get(&tr->stack_end, (uint64_t)tid, &limit) && limit > sp && limit - sp < want)
-    want = (size_t)(limit - sp);
+  want = within_stack(tr, tid, sp, want);
   if (want <= from)
     return want;
   size_t got = 0;
@@ -540,12 +540,8 @@ static size_t hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t 
   *sp = 0;
   col_regs_get(hit->regs, tr->arch->dwarf_sp, sp);
   tr->hit_stack_used = 1;
-  if (!tr->hit_stack_valid) {
-    tr->hit_stack_len = read_stack(tr, hit->tid, *sp, 0, tr->window);
-    tr->hit_stack_whole = tr->hit_stack_len < tr->window || tr->window == tr->opt->stack_bytes;
-    tr->hit_stack_base = *sp;
-    tr->hit_stack_valid = 1;
-  }
+  if (!tr->hit_stack_valid)
+    keep_hit_stack(tr, *sp, read_stack(tr, hit->tid, *sp, 0, tr->window), tr->window);
   return tr->hit_stack_len;
 }
 
@@ -565,10 +561,7 @@ static size_t widen_hit_stack(struct trace *tr, const struct trace_hit *hit, uin
   tr->window = wider;
   LOG_DEBUG("stack window widened to %zu bytes", wider);
   if (tr->stop_window) {
-    const char *reply;
-    size_t rlen;
-    if (rspc_requestf(tr->c, &reply, &rlen, "QRsprofStopStack:%zx", wider) == 0 && rlen == 2 &&
-        !memcmp(reply, "OK", 2))
+    if (rspc_request_ok(tr->c, "QRsprofStopStack:%zx", wider) == 0)
       tr->stop_window = wider;
     else
       LOG_WARN("the agent refused a %zu-byte stack window; reading the rest of deeper stacks per hit", wider);
@@ -706,11 +699,7 @@ static void take_stop_stack(struct trace *tr, const struct rspc_stop *st)
     return;
   size_t n = st->stack_len < tr->opt->stack_bytes ? st->stack_len : tr->opt->stack_bytes;
   memcpy(tr->stack_buf, st->stack, n);
-  tr->hit_stack_base = sp;
-  tr->hit_stack_len = n;
-  /* A window shorter than asked for ended at the end of the stack's mapping. */
-  tr->hit_stack_whole = n < tr->stop_window || n == tr->opt->stack_bytes;
-  tr->hit_stack_valid = 1;
+  keep_hit_stack(tr, sp, n, tr->stop_window);
 }
 
 /* Counts a hit at bp and runs its owners; a breakpoint parked for MAX_IDLE_HITS hits in a row is removed
@@ -795,13 +784,9 @@ static struct trace_bp *bp_at_trap(struct trace *tr, uint64_t pc)
 static int handle_trap(struct trace *tr, const struct rspc_stop *st)
 {
   struct col_regs regs;
-  take_stop_stack(tr, st);
-  int rc = run_quiet_hits(tr);
-  if (rc)
-    return rc;
   uint64_t pc;
   struct trace_bp *bp = rspc_stop_reg(st, tr->arch->pc_reg, &pc) ? bp_at_trap(tr, pc) : NULL;
-  rc = thread_regs(tr, st, bp && bp->used_stack, &regs);
+  int rc = thread_regs(tr, st, bp && bp->used_stack, &regs);
   if (rc)
     return rc;
   bp = bp_at_trap(tr, regs.pc);
@@ -861,14 +846,13 @@ static int event_loop(struct trace *tr)
     }
     if (rc)
       return rc;
+    /* Copy what the reply carries before any request reuses its buffer; the quiet hits happened first. */
+    take_stop_stack(tr, &st);
     rc = take_quiet_hits(tr, &st);
+    if (rc == 0)
+      rc = run_quiet_hits(tr);
     if (rc)
       return rc;
-    if (st.signal != GDB_SIGTRAP || st.kind != RSPC_STOP_SIGNAL) {
-      rc = run_quiet_hits(tr); /* handle_trap runs them once it has kept the stop's stack */
-      if (rc)
-        return rc;
-    }
     if (st.kind == RSPC_STOP_EXITED || st.kind == RSPC_STOP_TERMINATED) {
       tr->program_ended = 1;
       tr->exit_code = st.kind == RSPC_STOP_EXITED ? st.exit_code : -1;
@@ -971,14 +955,12 @@ static int connect_and_load(struct trace *tr)
   /* Our agent can send the stack window with each breakpoint stop: one round trip per event less. */
   tr->window = o->stack_bytes < STACK_WINDOW_START ? o->stack_bytes : STACK_WINDOW_START;
   if (rspc_features(tr->c)->stop_stack && tr->window &&
-      rspc_requestf(tr->c, &reply, &rlen, "QRsprofStopStack:%zx", tr->window) == 0 && rlen == 2 &&
-      !memcmp(reply, "OK", 2)) {
+      rspc_request_ok(tr->c, "QRsprofStopStack:%zx", tr->window) == 0) {
     tr->stop_window = tr->window;
     LOG_INFO("the agent sends the first %zu bytes of stack with each breakpoint stop", tr->window);
   }
   /* ... and when it saw each stop, so durations between stops leave out the trip to us. */
-  if (rspc_features(tr->c)->stop_time && rspc_requestf(tr->c, &reply, &rlen, "QRsprofStopTime:1") == 0 &&
-      rlen == 2 && !memcmp(reply, "OK", 2))
+  if (rspc_features(tr->c)->stop_time && rspc_request_ok(tr->c, "QRsprofStopTime:1") == 0)
     tr->agent_times = 1;
   struct binfind_options bo = {.sysroot = o->sysroot, .cache_dir = o->cache_dir, .no_fetch = o->no_fetch};
   rc = binfind_new(tr->c, &bo, &tr->bf);
