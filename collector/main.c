@@ -66,7 +66,7 @@ static void usage(FILE *out)
           "  -V, --version              print the version\n"
           "\n"
           "modules:\n");
-  trace_list_modules(out);
+  tracer_list_modules(out);
   fprintf(out,
           "\n"
           "exit status: 0 success; 1 error (connection, protocol, output); 2 usage; 3 leak (--fail-on-leak);\n"
@@ -128,7 +128,7 @@ static int bad_value(const char *opt, const char *value)
 static int add_modules(struct col_options *o, char *list)
 {
   for (char *save = NULL, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-    if (!trace_find_module(name)) {
+    if (!tracer_find_module(name)) {
       fprintf(stderr, "%s: unknown module '%s' (see --help)\n", prog, name);
       return COL_EXIT_USAGE;
     }
@@ -272,5 +272,8 @@ int main(int argc, char **argv)
   if (rc)
     return rc;
   tracer_calls_configure(&o);
-  return trace_run(&o);
+  const struct tracer_module *mods[COL_MAX_LIST];
+  for (size_t i = 0; i < o.nmodules; i++)
+    mods[i] = tracer_find_module(o.modules[i]); /* known: parse_args checked every name */
+  return trace_run(&o, mods, o.nmodules);
 }

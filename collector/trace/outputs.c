@@ -1,13 +1,17 @@
-/* The run's summaries: --summary-json for pipelines and --summary (text) for people. */
+/* What a run leaves behind: the modules' final accounting, the drcctprof profile, --summary-json for
+ * pipelines and --summary (text) for people. */
+#include "outputs.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "errors.h"
 #include "log.h"
+#include "frames.h"
+#include "profile-write.h"
 #include "summary.h"
 #include "target.h"
-#include "trace-internal.h"
 
 static void program_json(struct trace *tr, struct json_out *j)
 {
@@ -58,7 +62,7 @@ static void write_json(struct trace *tr, const char *path)
     LOG_ERR("cannot write %s: %s", path, strerror(errno));
 }
 
-static void write_text(struct trace *tr, trace_symbolize_fn sym, const char *path)
+static void write_text(struct trace *tr, const char *path)
 {
   FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
   if (!f) {
@@ -81,16 +85,29 @@ static void write_text(struct trace *tr, trace_symbolize_fn sym, const char *pat
     if (!tr->metric_titles[m])
       continue; /* companion metrics (frees, ...) show beside the ranked ones */
     fputc('\n', f);
-    summary_top_contexts(f, tr->cct, tr->metrics, m, 5, tr->metric_titles[m], sym, tr);
+    summary_top_contexts(f, tr->cct, tr->metrics, m, 5, tr->metric_titles[m], trace_symbolize_pc, tr);
   }
   if (f != stdout)
     fclose(f);
 }
 
-void trace_write_summaries(struct trace *tr, trace_symbolize_fn sym)
+void trace_write_outputs(struct trace *tr)
 {
+  for (size_t k = 0; k < tr->nmods; k++)
+    if (tr->mods[k].mod->finish)
+      tr->mods[k].mod->finish(tr, tr->mods[k].state);
+  if (tr->opt->output) {
+    struct profile_info info = {.program = tr->target && tr->target->exec_path ? tr->target->exec_path : "program",
+                                .pid = tr->target ? tr->target->pid : 0};
+    int rc = profile_write_drcctprof(tr->cct, tr->metrics, tr->nmetrics, trace_symbolize_pc, tr, &info,
+                                     tr->opt->output);
+    if (rc)
+      LOG_ERR("cannot write %s: %s", tr->opt->output, rs_strerror(rc));
+    else
+      LOG_INFO("wrote %s", tr->opt->output);
+  }
   if (tr->opt->summary_json)
     write_json(tr, tr->opt->summary_json);
   if (tr->opt->summary_text)
-    write_text(tr, sym, tr->opt->summary_text);
+    write_text(tr, tr->opt->summary_text);
 }

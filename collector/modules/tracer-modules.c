@@ -8,7 +8,7 @@ static const struct tracer_module *const all_modules[] = {
     &tracer_memtrace, &tracer_memory, &tracer_mutex, &tracer_calls, &tracer_clone,
 };
 
-const struct tracer_module *trace_find_module(const char *name)
+const struct tracer_module *tracer_find_module(const char *name)
 {
   for (size_t i = 0; i < sizeof all_modules / sizeof all_modules[0]; i++)
     if (strcmp(all_modules[i]->name, name) == 0)
@@ -16,7 +16,7 @@ const struct tracer_module *trace_find_module(const char *name)
   return NULL;
 }
 
-void trace_list_modules(FILE *out)
+void tracer_list_modules(FILE *out)
 {
   for (size_t i = 0; i < sizeof all_modules / sizeof all_modules[0]; i++)
     fprintf(out, "  %-9s %s\n", all_modules[i]->name, all_modules[i]->help);

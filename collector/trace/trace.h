@@ -42,11 +42,6 @@ struct tracer_module {
   void (*destroy)(void *state);
 };
 
-/* Looks a module up by name; NULL when unknown. */
-const struct tracer_module *trace_find_module(const char *name);
-/* Lists every module's name and help on out. */
-void trace_list_modules(FILE *out);
-
 /* Registers a metric (before tracing starts); returns its index for trace_count(). */
 int trace_add_metric(struct trace *tr, const char *name, const char *unit);
 /* The same, for a metric whose top contexts the text summary lists under title. */
@@ -89,7 +84,8 @@ void trace_event(struct trace *tr);
 /* Calls fn for each function symbol of m whose name (linkage or demangled) equals name. */
 int trace_find_function(struct col_module *m, const char *name, uint64_t *addr);
 
-/* Runs a whole session with these options; returns a collector exit status (enum col_exit). */
-int trace_run(const struct col_options *o);
+/* Runs a whole session with these options and tracing modules (nmods of them, at most 8); returns a
+ * collector exit status (enum col_exit). */
+int trace_run(const struct col_options *o, const struct tracer_module *const *mods, size_t nmods);
 
 #endif

@@ -1,6 +1,6 @@
 /* The tracing session's state, shared by the files that make up the session (not by tracing modules). */
-#ifndef RSPROF_COL_TRACE_INTERNAL_H
-#define RSPROF_COL_TRACE_INTERNAL_H
+#ifndef RSPROF_COL_TRACE_STATE_H
+#define RSPROF_COL_TRACE_STATE_H
 
 #include <stdio.h>
 
@@ -102,10 +102,5 @@ struct trace {
   int exit_code;
   int term_signal;
 };
-
-typedef profile_symbolize_fn trace_symbolize_fn;
-
-/* Writes --summary-json and --summary from the session and its modules (trace-summary.c). */
-void trace_write_summaries(struct trace *tr, trace_symbolize_fn sym);
 
 #endif

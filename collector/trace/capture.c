@@ -1,0 +1,289 @@
+/* Capturing a hit: the thread's registers, its stack window (how much to take first, when to read more and
+ * widen it), target memory, and the unwind into a calling-context node. */
+#include "capture.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "cct.h"
+#include "errors.h"
+#include "frames.h"
+#include "log.h"
+#include "rsp-client.h"
+#include "stack-window.h"
+#include "u64map.h"
+#include "unwind.h"
+
+/* The first stack window taken at each hit: enough for a dozen ordinary frames. Moving the whole
+ * --stack-size window (16 KiB) at every stop cost about a sixth of each event on loopback. A hit whose
+ * stack needs more reads the rest (one more round trip, ~25-50 µs); the window doubles only when, over at
+ * least WIDEN_MIN_UNWINDS unwinds of a period, one in WIDEN_SHARE needed more, since a wider window costs
+ * every hit (a forced 8 KiB first window costs the bench's C workload ~14 µs per stop more than 2 KiB). */
+enum { STACK_WINDOW_START = 2048, WIDEN_MIN_UNWINDS = 64, WIDEN_SHARE = 4, WINDOW_PERIOD = 1024 };
+
+int trace_capture_init(struct trace *tr)
+{
+  const struct col_options *o = tr->opt;
+  tr->window = o->stack_bytes < STACK_WINDOW_START ? o->stack_bytes : STACK_WINDOW_START;
+  /* Our agent can send the stack window with each breakpoint stop: one round trip per event less. */
+  if (rspc_features(tr->c)->stop_stack && tr->window &&
+      rspc_request_ok(tr->c, "QRsprofStopStack:%zx", tr->window) == 0) {
+    tr->stop_window = tr->window;
+    LOG_INFO("the agent sends the first %zu bytes of stack with each breakpoint stop", tr->window);
+  }
+  return 0;
+}
+
+/* A quiet hit's handler asked for the program's state, which has moved on since the hit. */
+static int quiet_hit_misuse(const char *what)
+{
+  LOG_ERR("%s called from a quiet breakpoint's handler (use trace_break for handlers that read the target)", what);
+  return RS_E_BAD_ARG;
+}
+
+int trace_read_memory(struct trace *tr, uint64_t addr, void *buf, size_t len)
+{
+  if (tr->in_quiet_hit)
+    return quiet_hit_misuse("trace_read_memory");
+  if (tr->hit_stack_valid && addr >= tr->hit_stack_base && len <= tr->hit_stack_len &&
+      addr - tr->hit_stack_base <= tr->hit_stack_len - len) {
+    memcpy(buf, tr->stack_buf + (addr - tr->hit_stack_base), len); /* no round trip */
+    return 0;
+  }
+  size_t got = 0;
+  int rc = rspc_read_memory(tr->c, addr, buf, len, &got);
+  if (rc)
+    return rc;
+  return got == len ? 0 : -EIO;
+}
+
+/* Sets r's core registers from a 'g' reply's bytes. */
+static void regs_from_g(const struct trace *tr, const uint8_t *raw, size_t len, struct col_regs *r)
+{
+  const struct arch_desc *a = tr->arch;
+  size_t off = 0;
+  for (size_t i = 0; i < a->ncore_regs && off + a->regs[i].bits / 8 <= len; i++) {
+    size_t sz = a->regs[i].bits / 8;
+    uint64_t v = 0;
+    memcpy(&v, raw + off, sz < 8 ? sz : 8); /* both supported targets are little-endian */
+    if ((int)i == a->pc_reg)
+      r->pc = v;
+    else
+      col_regs_set(r, a->regs[i].dwarf, v);
+    off += sz;
+  }
+}
+
+static int fill_regs_from_g(struct trace *tr, struct col_regs *r)
+{
+  uint8_t raw[4096];
+  size_t len = 0;
+  int rc = rspc_read_registers(tr->c, raw, sizeof raw, &len);
+  if (rc == 0)
+    regs_from_g(tr, raw, len, r);
+  return rc;
+}
+
+/* want bytes of stack from sp, cut at the end of thread tid's stack once a read found it. */
+static size_t within_stack(struct trace *tr, int64_t tid, uint64_t sp, size_t want)
+{
+  uint64_t limit;
+  if (u64map_get(&tr->stack_end, (uint64_t)tid, &limit) && limit > sp && limit - sp < want)
+    return (size_t)(limit - sp);
+  return want;
+}
+
+/* Makes [sp, sp + len) of stack_buf the current hit's window; asked is what was requested, so a shorter
+ * window ended at the end of the stack. */
+static void keep_hit_stack(struct trace *tr, uint64_t sp, size_t len, size_t asked)
+{
+  tr->hit_stack_base = sp;
+  tr->hit_stack_len = len;
+  tr->hit_stack_whole = len < asked || asked >= tr->opt->stack_bytes;
+  tr->hit_stack_valid = 1;
+}
+
+/* Registers and the first stack window in one round trip ('g' and 'x' pipelined), for a server whose stop
+ * replies carry neither in full (stock gdbserver): every hit needs registers and most need the stack. */
+static int capture_regs_and_stack(struct trace *tr, const struct rspc_stop *st, uint64_t sp, struct col_regs *r)
+{
+  int64_t tid = st->tid ? st->tid : st->pid;
+  size_t want = within_stack(tr, tid, sp, tr->window), got = 0, len = 0;
+  uint8_t raw[4096];
+  int rc = rspc_capture(tr->c, st->pid, st->tid, raw, sizeof raw, &len, sp, tr->stack_buf, want, &got);
+  if (rc)
+    return rc;
+  if (st->tid)
+    tr->g_thread = st->tid;
+  regs_from_g(tr, raw, len, r);
+  if (got > 0 && got < want)
+    u64map_put(&tr->stack_end, (uint64_t)tid, sp + got); /* the stack ends there: later windows stop short */
+  keep_hit_stack(tr, sp, got, tr->window);
+  return 0;
+}
+
+/* Registers for the stopped thread: the stop reply's expedited values when they cover everything the
+ * unwinder needs (our agent sends them), else one 'g' request, with the stack window read alongside when
+ * with_stack (the breakpoint's handlers used the stack last time). */
+int trace_capture_regs(struct trace *tr, const struct rspc_stop *st, int with_stack, struct col_regs *r)
+{
+  const struct arch_desc *a = tr->arch;
+  memset(r, 0, sizeof *r);
+  r->arch = a;
+  int have_pc = 0;
+  for (int i = 0; i < st->nregs; i++) {
+    int regno = st->regs[i].regno;
+    if (regno < 0 || (size_t)regno >= a->nregs)
+      continue;
+    if (regno == a->pc_reg) {
+      r->pc = st->regs[i].value;
+      have_pc = 1;
+    } else {
+      col_regs_set(r, a->regs[regno].dwarf, st->regs[i].value);
+    }
+  }
+  uint32_t needed = (a->dwarf_max >= 32 ? 0xffffffffu : ((1u << a->dwarf_max) - 1));
+  if (a->lr_reg < 0)
+    needed &= ~(1u << a->dwarf_ra_column); /* x86_64's return-address column is rip, kept in pc */
+  if (have_pc && (r->valid & needed) == needed)
+    return 0;
+  uint64_t sp;
+  if (with_stack && !tr->hit_stack_valid && tr->window && rspc_stop_reg(st, a->sp_reg, &sp))
+    return capture_regs_and_stack(tr, st, sp, r);
+  if (st->tid && st->tid != tr->g_thread) {
+    int rc = rspc_select_thread(tr->c, 'g', st->pid, st->tid);
+    if (rc)
+      return rc;
+    tr->g_thread = st->tid;
+  }
+  return fill_regs_from_g(tr, r);
+}
+
+struct stack_probe {
+  struct trace *tr;
+  uint64_t sp;
+};
+
+static int probe_stack(void *ctx, uint64_t addr, size_t len)
+{
+  struct stack_probe *p = ctx;
+  size_t n = 0;
+  return rspc_read_memory(p->tr->c, addr, p->tr->stack_buf + (addr - p->sp), len, &n) == 0 && n == len;
+}
+
+/* Reads stack bytes [sp + from, sp + want) into the same offsets of stack_buf and returns the end offset of
+ * what was read. Near the top of a stack the read runs past the mapping and fails as a whole, so then find
+ * the readable end and remember it for the thread. */
+static size_t read_stack(struct trace *tr, int64_t tid, uint64_t sp, size_t from, size_t want)
+{
+  want = within_stack(tr, tid, sp, want);
+  if (want <= from)
+    return want;
+  size_t got = 0;
+  int rc = rspc_read_memory(tr->c, sp + from, tr->stack_buf + from, want - from, &got);
+  if (rc == 0 && got == want - from)
+    return want;
+  struct stack_probe probe = {tr, sp};
+  uint64_t end = stack_readable_end(sp + from, want - from, 4096, probe_stack, &probe);
+  if (end == sp + from) {
+    LOG_DEBUG("stack at 0x%llx is unreadable", (unsigned long long)(sp + from));
+    return from;
+  }
+  u64map_put(&tr->stack_end, (uint64_t)tid, end);
+  return (size_t)(end - sp);
+}
+
+/* The current hit's stack window, read once per hit. */
+static size_t hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t *sp)
+{
+  *sp = 0;
+  col_regs_get(hit->regs, tr->arch->dwarf_sp, sp);
+  tr->hit_stack_used = 1;
+  if (!tr->hit_stack_valid)
+    keep_hit_stack(tr, *sp, read_stack(tr, hit->tid, *sp, 0, tr->window), tr->window);
+  return tr->hit_stack_len;
+}
+
+/* Reads the rest of the hit's stack window after an unwind ran out of it, and doubles the window taken
+ * first from now on when that happens often (telling the agent, when it sends the window with each stop). */
+static size_t widen_hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t sp)
+{
+  tr->window_refills++;
+  tr->window_short++;
+  tr->hit_stack_len = read_stack(tr, hit->tid, sp, tr->hit_stack_len, tr->opt->stack_bytes);
+  tr->hit_stack_whole = 1;
+  size_t wider = tr->window * 2 < tr->opt->stack_bytes ? tr->window * 2 : tr->opt->stack_bytes;
+  if (wider == tr->window || tr->window_hits < WIDEN_MIN_UNWINDS ||
+      (uint64_t)tr->window_short * WIDEN_SHARE < tr->window_hits)
+    return tr->hit_stack_len;
+  tr->window_hits = tr->window_short = 0;
+  tr->window = wider;
+  LOG_DEBUG("stack window widened to %zu bytes", wider);
+  if (tr->stop_window) {
+    if (rspc_request_ok(tr->c, "QRsprofStopStack:%zx", wider) == 0)
+      tr->stop_window = wider;
+    else
+      LOG_WARN("the agent refused a %zu-byte stack window; reading the rest of deeper stacks per hit", wider);
+  }
+  return tr->hit_stack_len;
+}
+
+int trace_read_stack(struct trace *tr, const struct trace_hit *hit, uint64_t addr, void *buf, size_t len)
+{
+  if (tr->in_quiet_hit)
+    return quiet_hit_misuse("trace_read_stack");
+  uint64_t sp;
+  hit_stack(tr, hit, &sp);
+  return trace_read_memory(tr, addr, buf, len);
+}
+
+int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node)
+{
+  if (tr->in_quiet_hit)
+    return quiet_hit_misuse("trace_context");
+  if (tr->hit_node_valid) {
+    *node = tr->hit_node;
+    return 0;
+  }
+  uint64_t sp;
+  size_t got = hit_stack(tr, hit, &sp);
+  struct unw_snapshot snap = {.base = sp, .data = tr->stack_buf, .len = got};
+  size_t n = 0;
+  enum unw_end end = UNW_END_OUTERMOST;
+  int rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, &n, &end);
+  if (++tr->window_hits > WINDOW_PERIOD) /* unwinds in this period, and (below) those that needed more */
+    tr->window_hits = tr->window_short = 0;
+  if (rc == 0 && end == UNW_END_TRUNCATED && !tr->hit_stack_whole) {
+    snap.len = widen_hit_stack(tr, hit, sp);
+    rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, &n, &end);
+  }
+  if (rc || n == 0) {
+    tr->pcs[0] = hit->regs->pc;
+    n = 1;
+    end = UNW_END_BAD;
+  }
+  int truncated = end == UNW_END_TRUNCATED || end == UNW_END_MAX_FRAMES;
+  if (truncated)
+    tr->truncated_stacks++;
+  rc = cct_insert_path(tr->cct, (uint32_t)hit->tid, tr->pcs, n, truncated ? CCT_PATH_TRUNCATED : 0, node);
+  if (rc)
+    return rc;
+  if (tr->stacks_out)
+    trace_print_stack(tr, hit->tid, tr->pcs, n, truncated);
+  tr->hit_node = *node;
+  tr->hit_node_valid = 1;
+  return 0;
+}
+
+/* Keeps the stack window that came with the stop (rsprof-stopstack) as the hit's, before any other request
+ * reuses the reply buffer it points into. */
+void trace_capture_stop_stack(struct trace *tr, const struct rspc_stop *st)
+{
+  uint64_t sp;
+  tr->hit_stack_valid = 0;
+  if (!st->stack || st->stack_len == 0 || !rspc_stop_reg(st, (int)tr->arch->sp_reg, &sp))
+    return;
+  size_t n = st->stack_len < tr->opt->stack_bytes ? st->stack_len : tr->opt->stack_bytes;
+  memcpy(tr->stack_buf, st->stack, n);
+  keep_hit_stack(tr, sp, n, tr->stop_window);
+}

@@ -1,0 +1,21 @@
+/* Capturing a hit: registers, the stack window and its policy, memory reads, and the unwind into a
+ * calling-context node (trace_context and trace_read_* in trace.h are the modules' side of it). */
+#ifndef RSPROF_COL_TRACE_CAPTURE_H
+#define RSPROF_COL_TRACE_CAPTURE_H
+
+#include "trace-state.h"
+
+struct rspc_stop;
+
+/* Chooses the first stack window and, through an agent with rsprof-stopstack, asks it to send that
+ * window with each stop. Call once connected. Returns 0. */
+int trace_capture_init(struct trace *tr);
+/* Registers of the stopped thread in r: the stop reply's expedited values when they cover everything the
+ * unwinder needs, else a 'g' request, pipelined with the first stack window when with_stack. Returns 0 or
+ * a request's error. */
+int trace_capture_regs(struct trace *tr, const struct rspc_stop *st, int with_stack, struct col_regs *r);
+/* Makes the stack window that came with the stop (rsprof-stopstack) the hit's, before any other request
+ * reuses the reply buffer it points into; with none, the hit has no window yet. */
+void trace_capture_stop_stack(struct trace *tr, const struct rspc_stop *st);
+
+#endif

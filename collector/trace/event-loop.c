@@ -1,0 +1,215 @@
+/* The session's event loop: resume, wait for the next stop, run the quiet hits it carries and the handlers of
+ * the breakpoint it is at, and step over that breakpoint where the server does not. */
+#include "event-loop.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "breakpoints.h"
+#include "buf.h"
+#include "capture.h"
+#include "counters.h"
+#include "errors.h"
+#include "log.h"
+#include "rsp-client.h"
+
+/* Signal numbers as the remote protocol carries them (gdb's numbering, not the host's). */
+enum { GDB_SIGINT = 2, GDB_SIGTRAP = 5, GDB_SIGSTOP = 17 };
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+  stop_signal = sig;
+}
+
+void trace_catch_stop_signals(void)
+{
+  struct sigaction sa = {.sa_handler = on_stop_signal};
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int trace_exact_times(const struct trace *tr) { return tr->agent_times; }
+
+/* A hit's time on trace_elapsed_ms's scale: the agent's clock at the stop when it sends one, shifted by the
+ * offset seen at the first such stop; otherwise now. */
+static double hit_time_ms(struct trace *tr, int has_agent_time, uint64_t agent_ns)
+{
+  if (!tr->agent_times || !has_agent_time)
+    return trace_elapsed_ms(tr);
+  double ms = (double)agent_ns / 1e6;
+  if (!tr->have_agent_offset) {
+    tr->agent_offset_ms = trace_elapsed_ms(tr) - ms;
+    tr->have_agent_offset = 1;
+  }
+  return ms + tr->agent_offset_ms;
+}
+
+/* Stock gdbserver leaves a breakpoint at the PC in place when resuming, so the thread would trap again at
+ * once: take it out, step that one thread past it (the others stay stopped), and put it back, as gdb does.
+ * Our agent steps over breakpoints itself (it advertises rsprof-), which saves these round trips. */
+static int step_over(struct trace *tr, const struct rspc_stop *st, uint64_t addr)
+{
+  struct rspc_stop after;
+  tr->hit_stack_valid = 0;
+  int rc = rspc_step_over(tr->c, st->pid, st->tid, addr, (int)tr->arch->bkpt_len, rspc_reply_timeout(tr->c), &after);
+  if (rc)
+    return rc;
+  if (after.kind != RSPC_STOP_SIGNAL) {
+    tr->program_ended = 1;
+    tr->exit_code = after.kind == RSPC_STOP_EXITED ? after.exit_code : -1;
+    tr->term_signal = after.kind == RSPC_STOP_TERMINATED ? after.signal : 0;
+    return 0;
+  }
+  if (after.signal != GDB_SIGTRAP)
+    tr->signal_to_deliver = after.signal; /* the program's own signal arrived during the step */
+  return 0;
+}
+
+
+/* Copies the stop's quiet hits out of its reply, before any request reuses the reply buffer. */
+static int take_quiet_hits(struct trace *tr, const struct rspc_stop *st)
+{
+  tr->nquiet = 0;
+  if (!st->quiet)
+    return 0;
+  const char *p = st->quiet, *end = st->quiet + st->quiet_len;
+  struct rspc_quiet_hit h;
+  int rc;
+  while ((rc = rspc_next_quiet_hit(&p, end, &h)) == 1) {
+    struct rspc_quiet_hit *n = rs_grow(tr->quiet, &tr->quiet_cap, tr->nquiet + 1, sizeof *n, 64);
+    if (!n)
+      return -ENOMEM;
+    tr->quiet = n;
+    tr->quiet[tr->nquiet++] = h;
+  }
+  if (rc < 0) {
+    int shown = end - st->quiet > 200 ? 200 : (int)(end - st->quiet);
+    LOG_ERR("a stop reply has a malformed list of quiet breakpoint hits: %.*s", shown, st->quiet);
+  }
+  return rc;
+}
+
+/* Runs the handlers of the hits the agent recorded at quiet breakpoints before this stop, in their order.
+ * Their handlers see the thread, PC, SP and return register only (trace_break_quiet). */
+static int run_quiet_hits(struct trace *tr)
+{
+  const struct arch_desc *a = tr->arch;
+  int rc = 0;
+  tr->in_quiet_hit = 1;
+  for (size_t i = 0; i < tr->nquiet && rc == 0; i++) {
+    const struct rspc_quiet_hit *q = &tr->quiet[i];
+    struct trace_bp *bp = trace_bp_lookup(tr, q->pc);
+    if (!bp)
+      continue; /* removed since */
+    struct col_regs regs = {.arch = a, .pc = q->pc};
+    col_regs_set(&regs, a->dwarf_sp, q->sp);
+    col_regs_set(&regs, a->regs[a->ret_reg].dwarf, q->retval);
+    struct trace_hit hit = {.tid = q->tid, .addr = q->pc, .regs = &regs, .ms = hit_time_ms(tr, 1, q->ns)};
+    tr->quiet_stops++;
+    rc = trace_bp_dispatch(tr, bp, &hit);
+  }
+  tr->in_quiet_hit = 0;
+  tr->nquiet = 0;
+  return rc;
+}
+
+
+static int handle_trap(struct trace *tr, const struct rspc_stop *st)
+{
+  struct col_regs regs;
+  uint64_t pc;
+  struct trace_bp *bp = rspc_stop_reg(st, tr->arch->pc_reg, &pc) ? trace_bp_at_trap(tr, pc) : NULL;
+  int rc = trace_capture_regs(tr, st, bp && bp->used_stack, &regs);
+  if (rc)
+    return rc;
+  bp = trace_bp_at_trap(tr, regs.pc);
+  if (!bp) {
+    LOG_DEBUG("SIGTRAP at 0x%llx is not one of our breakpoints", (unsigned long long)regs.pc);
+    return 0;
+  }
+  struct trace_hit hit = {.tid = st->tid ? st->tid : st->pid, .addr = bp->addr, .regs = &regs,
+                          .ms = hit_time_ms(tr, st->has_time, st->time_ns)};
+  tr->hit_stack_used = 0;
+  rc = trace_bp_dispatch(tr, bp, &hit);
+  if (rc)
+    return rc;
+  bp = trace_bp_lookup(tr, hit.addr); /* still inserted (owned or parked) */
+  if (bp)
+    bp->used_stack = tr->hit_stack_used;
+  if (bp && !rspc_features(tr->c)->rsprof_ext)
+    return step_over(tr, st, hit.addr);
+  return 0;
+}
+
+void trace_show_progress(struct trace *tr, int final)
+{
+  if (!tr->progress)
+    return;
+  double t = trace_now_ms();
+  if (!final && t - tr->last_progress_ms < 1000)
+    return;
+  double rate = (tr->events - tr->last_progress_events) * 1000.0 / (t - tr->last_progress_ms + 1e-9);
+  fprintf(stderr, "\rrsprof: %llu events (%.0f/s)%s", (unsigned long long)tr->events, rate, final ? "\n" : "");
+  tr->last_progress_ms = t;
+  tr->last_progress_events = tr->events;
+}
+
+/* Runs until the program exits, the duration passes, or a signal asks us to stop. */
+int trace_event_loop(struct trace *tr)
+{
+  int sig_to_deliver = 0;
+  for (;;) {
+    tr->hit_stack_valid = 0; /* the program runs again: the captured window goes stale */
+    int rc = rspc_continue(tr->c, sig_to_deliver);
+    if (rc)
+      return rc;
+    sig_to_deliver = 0;
+    struct rspc_stop st;
+    for (;;) {
+      rc = rspc_wait_stop(tr->c, 200, &st);
+      if (rc != RS_E_TIMEOUT)
+        break;
+      trace_show_progress(tr, 0);
+      int over_time = tr->opt->duration_ms && trace_elapsed_ms(tr) >= (double)tr->opt->duration_ms;
+      if ((stop_signal || over_time) && !tr->interrupting) {
+        LOG_INFO("stopping: %s", stop_signal ? "signal received" : "duration reached");
+        tr->interrupting = 1;
+        rspc_interrupt(tr->c);
+      }
+    }
+    if (rc)
+      return rc;
+    /* Copy what the reply carries before any request reuses its buffer; the quiet hits happened first. */
+    trace_capture_stop_stack(tr, &st);
+    rc = take_quiet_hits(tr, &st);
+    if (rc == 0)
+      rc = run_quiet_hits(tr);
+    if (rc)
+      return rc;
+    if (st.kind == RSPC_STOP_EXITED || st.kind == RSPC_STOP_TERMINATED) {
+      tr->program_ended = 1;
+      tr->exit_code = st.kind == RSPC_STOP_EXITED ? st.exit_code : -1;
+      tr->term_signal = st.kind == RSPC_STOP_TERMINATED ? st.signal : 0;
+      return 0;
+    }
+    if (st.signal == GDB_SIGTRAP) {
+      rc = handle_trap(tr, &st);
+      if (rc)
+        return rc;
+      if (tr->program_ended)
+        return 0;
+      sig_to_deliver = tr->signal_to_deliver;
+      tr->signal_to_deliver = 0;
+    } else if (!(tr->interrupting && (st.signal == GDB_SIGINT || st.signal == GDB_SIGSTOP || st.signal == 0))) {
+      sig_to_deliver = st.signal; /* the program's own signal: pass it on, as gdb does by default */
+    }
+    if (tr->interrupting || stop_signal ||
+        (tr->opt->duration_ms && trace_elapsed_ms(tr) >= (double)tr->opt->duration_ms))
+      return 0;
+  }
+}

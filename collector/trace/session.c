@@ -1,0 +1,204 @@
+/* The tracing session from start to end: connect, set up the tracing modules and the target's libraries, run
+ * the event loop, leave the program running or gone, and write the outputs however the run ended. */
+#include "trace.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "binfind.h"
+#include "breakpoints.h"
+#include "capture.h"
+#include "cct.h"
+#include "counters.h"
+#include "errors.h"
+#include "event-loop.h"
+#include "libraries.h"
+#include "log.h"
+#include "modmap.h"
+#include "module.h"
+#include "outputs.h"
+#include "rsp-client.h"
+#include "target.h"
+#include "trace-state.h"
+#include "u64map.h"
+#include "unwind.h"
+
+static int start_modules(struct trace *tr, const struct tracer_module *const *mods, size_t nmods)
+{
+  if (nmods > TRACE_MAX_TRACERS) {
+    LOG_ERR("at most %d tracing modules at once", TRACE_MAX_TRACERS);
+    return RS_E_LIMIT;
+  }
+  for (size_t i = 0; i < nmods; i++) {
+    const struct tracer_module *m = mods[i];
+    tr->mods[tr->nmods].mod = m;
+    int rc = m->init(tr, &tr->mods[tr->nmods].state);
+    if (rc) {
+      LOG_ERR("module %s: %s", m->name, rs_strerror(rc));
+      return rc;
+    }
+    tr->nmods++;
+  }
+  return 0;
+}
+
+static void end_program(struct trace *tr)
+{
+  if (tr->program_ended || !tr->c)
+    return;
+  /* The program is stopped (we interrupted it, or an error stopped us at a stop): leave it running or gone. */
+  trace_bp_remove_all(tr);
+  if (tr->opt->kill_at_end) {
+    rspc_kill(tr->c);
+    LOG_INFO("killed the program");
+  } else {
+    rspc_detach(tr->c);
+    LOG_INFO("detached; the program keeps running");
+  }
+}
+
+static int connect_and_load(struct trace *tr)
+{
+  const struct col_options *o = tr->opt;
+  struct rspc_options ro = {
+      .host = o->host, .port = o->port, .tls_ca = o->tls_ca, .tls_cert = o->tls_cert, .tls_key = o->tls_key,
+      .tls_psk_file = o->tls_psk_file, .tls_psk_identity = o->tls_psk_identity,
+      .connect_timeout_ms = o->connect_timeout_ms, .retries = o->retries, .retry_delay_ms = 500,
+      .reply_timeout_ms = 10000, .poll_us = o->poll_us,
+  };
+  int rc = rspc_connect(&ro, &tr->c);
+  if (rc) {
+    LOG_ERR("cannot connect to %s:%u: %s", o->host, o->port, rs_strerror(rc));
+    return rc;
+  }
+  const char *reply;
+  size_t rlen;
+  rc = rspc_request(tr->c, "?", 1, &reply, &rlen);
+  if (rc)
+    return rc;
+  struct rspc_stop st;
+  if (rspc_parse_stop(reply, rlen, &st) == 0 && st.kind != RSPC_STOP_SIGNAL) {
+    LOG_ERR("the program is not running (it has already exited)");
+    tr->program_ended = 1;
+    return RS_E_EXITED;
+  }
+  trace_capture_init(tr);
+  /* Our agent can say when it saw each stop, so durations between stops leave out the trip to us. */
+  if (rspc_features(tr->c)->stop_time && rspc_request_ok(tr->c, "QRsprofStopTime:1") == 0)
+    tr->agent_times = 1;
+  struct binfind_options bo = {.sysroot = o->sysroot, .cache_dir = o->cache_dir, .no_fetch = o->no_fetch};
+  rc = binfind_new(tr->c, &bo, &tr->bf);
+  if (rc)
+    return rc;
+  rc = target_load(tr->c, tr->bf, &tr->target);
+  if (rc) {
+    LOG_ERR("cannot read the target's state: %s", rs_strerror(rc));
+    return rc;
+  }
+  tr->arch = tr->target->arch;
+  return 0;
+}
+
+static int trace_init(struct trace *tr, const struct col_options *o)
+{
+  memset(tr, 0, sizeof *tr);
+  tr->opt = o;
+  tr->start_ms = trace_now_ms();
+  u64map_init(&tr->bp_index);
+  u64map_init(&tr->stack_end);
+  tr->stack_buf = malloc(o->stack_bytes ? o->stack_bytes : 1);
+  tr->pcs = malloc((o->max_frames ? o->max_frames : 1) * sizeof *tr->pcs);
+  if (!tr->stack_buf || !tr->pcs)
+    return -ENOMEM;
+  tr->progress = o->progress < 0 ? isatty(STDERR_FILENO) : o->progress;
+  tr->last_progress_ms = tr->start_ms;
+  int rc = col_modmap_new(&tr->map);
+  if (!rc)
+    rc = unw_ctx_new(&tr->unw);
+  return rc;
+}
+
+static void trace_destroy(struct trace *tr)
+{
+  for (size_t k = 0; k < tr->nmods; k++)
+    if (tr->mods[k].mod->destroy)
+      tr->mods[k].mod->destroy(tr->mods[k].state);
+  if (tr->stacks_out && tr->stacks_out != stdout)
+    fclose(tr->stacks_out);
+  if (tr->c)
+    rspc_close(tr->c);
+  if (tr->cct)
+    cct_free(tr->cct);
+  if (tr->unw)
+    unw_ctx_free(tr->unw);
+  if (tr->map)
+    col_modmap_free(tr->map);
+  for (size_t i = 0; i < tr->nloaded; i++) {
+    col_module_close(tr->loaded[i].module);
+    free(tr->loaded[i].remote);
+  }
+  if (tr->target)
+    target_free(tr->target);
+  if (tr->bf)
+    binfind_free(tr->bf);
+  u64map_free(&tr->bp_index);
+  u64map_free(&tr->stack_end);
+  free(tr->bps);
+  free(tr->free_slots);
+  free(tr->stack_buf);
+  free(tr->quiet);
+  free(tr->pcs);
+}
+
+int trace_run(const struct col_options *o, const struct tracer_module *const *mods, size_t nmods)
+{
+  struct trace tr;
+  int rc = trace_init(&tr, o);
+  int status = COL_EXIT_ERROR;
+  if (rc)
+    goto out;
+  trace_catch_stop_signals();
+
+  if (o->system_debug_dir)
+    col_module_set_system_debug_dir(o->system_debug_dir[0] ? o->system_debug_dir : NULL);
+  rc = start_modules(&tr, mods, nmods);
+  if (rc)
+    goto out;
+  rc = cct_new(tr.nmetrics, &tr.cct);
+  if (rc)
+    goto out;
+  if (o->print_stacks) {
+    tr.stacks_out = strcmp(o->print_stacks, "-") == 0 ? stdout : fopen(o->print_stacks, "w");
+    if (!tr.stacks_out) {
+      LOG_ERR("cannot write %s: %s", o->print_stacks, strerror(errno));
+      goto out;
+    }
+  }
+  rc = connect_and_load(&tr);
+  if (rc)
+    goto out;
+  rc = trace_libs_discover(&tr);
+  if (rc)
+    LOG_WARN("library discovery: %s", rs_strerror(rc));
+  rc = trace_event_loop(&tr);
+  if (rc)
+    LOG_ERR("tracing stopped early: %s; writing what was collected", rs_strerror(rc));
+  end_program(&tr);
+  trace_show_progress(&tr, 1);
+  trace_write_outputs(&tr);
+  status = rc ? COL_EXIT_ERROR : COL_EXIT_OK;
+  if (!rc) {
+    for (size_t k = 0; k < tr.nmods && status == COL_EXIT_OK; k++)
+      if (tr.mods[k].mod->verdict)
+        status = tr.mods[k].mod->verdict(&tr, tr.mods[k].state, o);
+    if (status == COL_EXIT_OK && tr.term_signal)
+      status = COL_EXIT_TARGET;
+  }
+out:
+  trace_destroy(&tr);
+  return status;
+}
+
