@@ -29,7 +29,7 @@ echo "ok: static aarch64 agent built ($(stat -c %s "$agent") bytes unstripped)"
   -o "$work/test-common"
 # The step-over emulation's unit tests (pure code: no ptrace needed, so QEMU can run them).
 "$cc" -std=gnu11 -O1 -static -Wall -Wextra -Werror -D_GNU_SOURCE -I"$src/common" -I"$work/build/common" \
-  -I"$src/agent" -I"$src/tests/harness" "$src"/common/*.c "$src/agent/ptrace-aarch64.c" \
+  -I"$src/agent/ptrace" -I"$src/tests/harness" "$src"/common/*.c "$src/agent/ptrace/ptrace-aarch64.c" \
   "$src/tests/agent/test-emulate-aarch64.c" "$src/tests/harness/test-main.c" -o "$work/test-emulate"
 echo "ok: unit tests built for aarch64"
 
