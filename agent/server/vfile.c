@@ -1,12 +1,13 @@
 /* Read-only host I/O (vFile): lets a client fetch the target's binaries. Anything that would
  * modify the board's files is refused with EACCES. */
+#include "vfile.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent-internal.h"
 #include "hex.h"
 
 #define FIO_EACCES 13
