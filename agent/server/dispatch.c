@@ -546,6 +546,7 @@ static void h_vrun(struct agent_server *s, struct packet *p)
     inf_kill(&s->inf);
   int rc = inf_launch(&s->inf, argv, s->disable_aslr);
   if (rc) {
+    LOG_WARN("vRun: cannot start %s: %s", argv[0], rs_strerror(rc));
     agent_reply_err(s, 1);
     return;
   }

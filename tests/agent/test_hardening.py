@@ -1,0 +1,67 @@
+"""rsprof-agent against broken or hostile input (programs that cannot start, files that would block,
+misbehaving clients): each case checks that the agent answers, keeps its state and keeps serving."""
+import os
+import subprocess
+import sys
+
+from agenttest import AGENT, Agent, Rsp, check, fail, parse_stop, require_ptrace, spawn
+
+FX_GDB = os.environ["FX_GDB"]
+FX_ATTACH = os.environ["FX_ATTACH"]
+
+
+def vrun(rsp, *argv):
+    return rsp.cmd("vRun;" + ";".join(a.encode().hex() for a in argv))
+
+
+def bad_launch():
+    # Without --multi a program that cannot be started is a start-up error: exit 1, say why.
+    missing = "/nonexistent/rsprof-no-such-program"
+    p = spawn([AGENT, "--listen", "127.0.0.1:0", "--", missing], stdout=subprocess.PIPE,
+              stderr=subprocess.PIPE)
+    try:
+        _, err = p.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        fail("the agent did not exit after failing to start %s" % missing)
+    err = err.decode(errors="replace")
+    check(p.returncode == 1, "a failed launch exits 1 (got %s)" % p.returncode)
+    check(missing in err and "No such file or directory" in err and "Listening" not in err,
+          "the message names the program and the reason, before listening: %r" % err.strip())
+    not_exec = os.path.join(os.path.dirname(FX_GDB), "CMakeFiles")  # a directory: EACCES
+    r = subprocess.run([AGENT, "--listen", "127.0.0.1:0", "--", not_exec], capture_output=True, text=True,
+                       timeout=20)
+    check(r.returncode == 1 and "Permission denied" in r.stderr, "a directory as program: exit 1, EACCES")
+
+    # In --multi mode a bad vRun is an error reply and the agent goes on serving.
+    agent = Agent(["--multi"])
+    rsp = Rsp(agent.port)
+    rsp.handshake()
+    r = vrun(rsp, missing)
+    check(r.startswith(b"E"), "vRun of a missing program answers an error (%r)" % r)
+    check(rsp.cmd("?") == b"W00", "and no process is left behind")
+    r = vrun(rsp, FX_GDB)
+    check(r.startswith(b"T05"), "a later vRun of a good program works (%r)" % r[:20])
+    # An attached program is replaced (killed) by a vRun, even one that then fails.
+    proc = spawn([FX_ATTACH, "/dev/null", "100000"], stdout=subprocess.DEVNULL)
+    r = rsp.cmd("vAttach;%x" % proc.pid)
+    check(r.startswith(b"T"), "vAttach to a running program (%r)" % r[:20])
+    r = vrun(rsp, missing)
+    check(r.startswith(b"E"), "vRun of a missing program after an attach answers an error")
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        fail("the attached program was not killed by the vRun")
+    check(rsp.cmd("?") == b"W00", "no process is left after the failed vRun")
+    r = vrun(rsp, FX_GDB)
+    check(r.startswith(b"T05"), "and the agent still launches programs")
+    check(rsp.cmd("vKill;1") == b"OK", "vKill")
+    rsp.close()
+    check(agent.proc.poll() is None, "the agent is still running")
+    agent.kill()
+
+
+if __name__ == "__main__":
+    require_ptrace()
+    {"bad_launch": bad_launch}[sys.argv[1]]()
