@@ -1,5 +1,5 @@
 /* Read-only host I/O (vFile): lets a client fetch the target's binaries. Anything that would
- * modify the board's files is refused with EACCES. */
+ * modify the board's files is refused with EACCES, and only regular files and directories are opened. */
 #include "vfile.h"
 
 #include <errno.h>
@@ -48,6 +48,28 @@ static char *hex_path(char *p, char **end)
   return p;
 }
 
+/* Only regular files and directories are served. Opening a FIFO blocks until a writer appears (the
+ * agent's only thread, with the program stopped), and opening a device can act on it (a watchdog
+ * starts counting), so the type is checked with stat() before open() touches anything, and again on
+ * the descriptor in case the path changed in between; O_NONBLOCK keeps that second look from
+ * blocking. Returns the descriptor or a negative errno (-EINVAL for other file types). */
+static int open_servable(const char *path)
+{
+  struct stat st;
+  if (stat(path, &st))
+    return -errno;
+  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+    return -EINVAL;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  if (fstat(fd, &st) || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))) {
+    close(fd);
+    return -EINVAL;
+  }
+  return fd;
+}
+
 static void put_be(struct rs_buf *b, uint64_t v, int bytes)
 {
   uint8_t tmp[8];
@@ -78,9 +100,9 @@ void agent_handle_vfile(struct agent_server *s, char *pkt, size_t len)
       }
     if (slot < 0)
       return fail(s, 24); /* EMFILE */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_servable(path);
     if (fd < 0)
-      return fail(s, fio_errno(errno));
+      return fail(s, fio_errno(-fd));
     s->vfd[slot] = fd;
     rs_buf_printf(&s->reply, "F%x", (unsigned)slot);
   } else if (!strncmp(pkt, "pread:", 6)) {

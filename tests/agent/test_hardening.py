@@ -1,8 +1,10 @@
 """rsprof-agent against broken or hostile input (programs that cannot start, files that would block,
 misbehaving clients): each case checks that the agent answers, keeps its state and keeps serving."""
 import os
+import socket
 import subprocess
 import sys
+import tempfile
 
 from agenttest import AGENT, Agent, Rsp, check, fail, parse_stop, require_ptrace, spawn
 
@@ -62,6 +64,45 @@ def bad_launch():
     agent.kill()
 
 
+def vfile_special():
+    """vFile:open serves regular files and directories only: a FIFO would block the agent in open()
+    (and keep the program stopped), a device could act on being opened."""
+    d = tempfile.mkdtemp(prefix="rsprof-vfile.")
+    fifo = os.path.join(d, "fifo")
+    os.mkfifo(fifo)
+    sock_path = os.path.join(d, "sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(sock_path)
+    agent = Agent(["--", FX_GDB])
+    rsp = Rsp(agent.port, timeout=15)
+    rsp.handshake()
+    einval = b"F-1,16"  # gdb's File-I/O EINVAL (22)
+    for what, path in (("a FIFO", fifo), ("a character device", "/dev/null"), ("a socket", sock_path)):
+        try:
+            r = rsp.cmd("vFile:open:%s,0,0" % path.encode().hex())
+        except socket.timeout:
+            fail("vFile:open of %s got no reply (the agent is blocked)" % what)
+        check(r == einval, "vFile:open of %s is refused with EINVAL (%r)" % (what, r))
+    r = rsp.cmd("vFile:open:%s,0,0" % d.encode().hex())
+    check(r.startswith(b"F") and not r.startswith(b"F-"), "a directory still opens (%r)" % r)
+    check(rsp.cmd("vFile:close:%s" % r[1:].decode()) == b"F0", "and closes")
+    r = rsp.cmd("vFile:open:%s,0,0" % FX_GDB.encode().hex())
+    check(r.startswith(b"F") and not r.startswith(b"F-"), "a regular file opens (%r)" % r)
+    fd = r[1:].decode()
+    body = rsp.cmd("vFile:pread:%s,4,0" % fd)
+    check(body == b"F4;\x7fELF", "and reads (%r)" % body)
+    check(rsp.cmd("vFile:close:%s" % fd) == b"F0", "and closes")
+    sig, _ = parse_stop(rsp.cmd("?"))
+    check(sig == 5, "the program is still stopped where it was")
+    check(len(rsp.cmd("g")) > 100, "and its registers still read")
+    rsp.send("k")
+    agent.wait()
+    listener.close()
+    for f in (fifo, sock_path):
+        os.unlink(f)
+    os.rmdir(d)
+
+
 if __name__ == "__main__":
     require_ptrace()
-    {"bad_launch": bad_launch}[sys.argv[1]]()
+    {"bad_launch": bad_launch, "vfile_special": vfile_special}[sys.argv[1]]()
