@@ -15,16 +15,22 @@
 #define FIO_EINVAL 22
 #define FIO_ENOENT 2
 
-/* gdb's File-I/O errno values are the common POSIX ones; others become EIO (5) here. */
+/* gdb's File-I/O errno values (the "Errno Values" table of the Remote Protocol appendix) are Linux's
+ * numbers except ENAMETOOLONG; an errno the table lacks is sent as EUNKNOWN. */
+#define FIO_ENAMETOOLONG 91
+#define FIO_EUNKNOWN 9999
+
 static int fio_errno(int e)
 {
   switch (e) {
   case EPERM: case ENOENT: case EINTR: case EBADF: case EACCES: case EFAULT: case EBUSY:
   case EEXIST: case ENODEV: case ENOTDIR: case EISDIR: case EINVAL: case ENFILE: case EMFILE:
-  case EFBIG: case ENOSPC: case ESPIPE: case EROFS: case ENAMETOOLONG:
+  case EFBIG: case ENOSPC: case ESPIPE: case EROFS:
     return e;
+  case ENAMETOOLONG:
+    return FIO_ENAMETOOLONG;
   default:
-    return 5;
+    return FIO_EUNKNOWN;
   }
 }
 
@@ -115,7 +121,7 @@ void agent_handle_vfile(struct agent_server *s, char *pkt, size_t len)
       b = AGENT_PACKET_SIZE / 2;
     rs_buf_reset(&s->doc);
     if (rs_buf_reserve(&s->doc, b + 1))
-      return fail(s, 5);
+      return fail(s, FIO_EUNKNOWN);
     ssize_t n = pread(s->vfd[a], s->doc.data, b, (off_t)c);
     if (n < 0)
       return fail(s, fio_errno(errno));
