@@ -622,6 +622,11 @@ int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struc
 {
   if (inf->pid == 0)
     return RS_E_NO_PROCESS;
+  /* Refused before anything moves: once some threads run, a PTRACE_CONT failing on a bad signal
+   * would leave the others stopped while the process counts as running. */
+  for (int i = 0; i < n; i++)
+    if (acts[i].sig < 0 || acts[i].sig > 64)
+      return RS_E_BAD_ARG;
   for (int i = 0; i < inf->nth; i++) {
     const struct inf_resume *a = action_for(acts, n, inf->th[i].tid);
     want_run[i] = a && a->act != INF_ACT_STOP;

@@ -250,9 +250,10 @@ static void h_resume(struct agent_server *s, struct packet *p)
   int sig = 0;
   if (kind == 'C' || kind == 'S') {
     uint64_t v;
-    if (hex_parse_u64(&q, &v) || v > 255)
+    /* A signal the host cannot deliver is refused before anything changes (PTRACE_CONT would fail
+     * with the program left stopped and no reply). */
+    if (hex_parse_u64(&q, &v) || v > 255 || (sig = agent_sig_from_gdb((int)v)) < 0)
       return resume_error(s);
-    sig = agent_sig_from_gdb((int)v);
     if (*q == ';')
       q++;
   }
@@ -296,9 +297,8 @@ static void h_vcont(struct agent_server *s, struct packet *p)
       return resume_error(s);
     if (c == 'C' || c == 'S') {
       uint64_t v;
-      if (hex_parse_u64(&q, &v) || v > 255)
+      if (hex_parse_u64(&q, &v) || v > 255 || (sig = agent_sig_from_gdb((int)v)) < 0)
         return resume_error(s);
-      sig = agent_sig_from_gdb((int)v);
     }
     pid_t tid = -1;
     if (*q == ':') {

@@ -35,5 +35,5 @@ int agent_sig_from_gdb(int gsig)
     return 33 + (gsig - 45);
   if (gsig == 78)
     return 64;
-  return gsig;
+  return -1;
 }

@@ -1,6 +1,7 @@
 """rsprof-agent against broken or hostile input (programs that cannot start, files that would block,
 misbehaving clients): each case checks that the agent answers, keeps its state and keeps serving."""
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -112,6 +113,35 @@ def vfile_special():
     os.rmdir(d)
 
 
+def proc_state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(") ", 1)[1][0]
+
+
+def bad_signal():
+    """A resume with a signal number the agent cannot map to a Linux signal is refused with an error
+    reply, and the program stays exactly as it was."""
+    agent = Agent(["--", FX_GDB])
+    rsp = Rsp(agent.port, timeout=10)
+    rsp.handshake()
+    pid = int(re.match(rb"QCp([0-9a-f]+)\.", rsp.cmd("qC")).group(1), 16)
+    before_stop, before_regs = rsp.cmd("?"), rsp.cmd("g")
+    # 0xff, 0x80 and 0x99 are beyond gdb's signal table; 7 is GDB_SIGNAL_EMT, which Linux lacks.
+    for packet in ("vCont;Cff", "C80", "S99", "vCont;S99:p%x.%x" % (pid, pid), "C07", "vCont;C07;c",
+                   "C80;1234"):
+        try:
+            r = rsp.cmd(packet)
+        except socket.timeout:
+            fail("%s got no reply" % packet)
+        check(r.startswith(b"E"), "%s is refused with an error reply (%r)" % (packet, r))
+        check(proc_state(pid) == "t", "the program is still in its ptrace stop")
+        check(rsp.cmd("?") == before_stop, "'?' still reports the same stop")
+        check(rsp.cmd("g") == before_regs, "and 'g' the same registers (the PC is untouched)")
+    r = rsp.cmd("vCont;c")
+    check(r.startswith(b"W07"), "a valid resume then runs the program to its exit (%r)" % r)
+    agent.wait()
+
+
 if __name__ == "__main__":
     require_ptrace()
-    {"bad_launch": bad_launch, "vfile_special": vfile_special}[sys.argv[1]]()
+    {"bad_launch": bad_launch, "vfile_special": vfile_special, "bad_signal": bad_signal}[sys.argv[1]]()
