@@ -221,10 +221,6 @@ static void h_breakpoint(struct agent_server *s, struct packet *p)
 static void do_resume(struct agent_server *s, struct inf_resume *acts, int n)
 {
   struct inf_stop st;
-  if (s->inf.pid == 0) {
-    agent_reply_err(s, 1);
-    return;
-  }
   int rc = inf_resume(&s->inf, acts, n, &st);
   if (rc == 1) {
     agent_report_stop(s, &st);
@@ -578,8 +574,8 @@ static void h_vattach(struct agent_server *s, struct packet *p)
 
 #define PK(prefix, fn, flags) {prefix, sizeof prefix - 1, fn, flags}
 
-/* The first entry whose prefix matches answers; a packet no entry matches gets the empty reply.
- * Resumes check for a process in do_resume, after parsing, so a malformed resume is answered first. */
+/* The first entry whose prefix matches answers; a packet no entry matches gets the empty reply. A
+ * guard that fails is answered (and sent) at once, also for the handlers that send their own reply. */
 static const struct packet_handler packets[] = {
     PK("?", h_stop_reason, 0),
     PK("g", h_read_regs, PK_PROCESS | PK_THREAD),
@@ -594,11 +590,11 @@ static const struct packet_handler packets[] = {
     PK("z0", h_breakpoint, PK_PROCESS),
     PK("Z", h_unsupported, 0),
     PK("z", h_unsupported, 0),
-    PK("c", h_resume, PK_OWN_REPLY),
-    PK("C", h_resume, PK_OWN_REPLY),
-    PK("s", h_resume, PK_OWN_REPLY),
-    PK("S", h_resume, PK_OWN_REPLY),
-    PK("vCont;", h_vcont, PK_OWN_REPLY),
+    PK("c", h_resume, PK_PROCESS | PK_OWN_REPLY),
+    PK("C", h_resume, PK_PROCESS | PK_OWN_REPLY),
+    PK("s", h_resume, PK_PROCESS | PK_OWN_REPLY),
+    PK("S", h_resume, PK_PROCESS | PK_OWN_REPLY),
+    PK("vCont;", h_vcont, PK_PROCESS | PK_OWN_REPLY),
     PK("vCont?", h_vcont_query, 0),
     PK("H", h_set_thread, 0),
     PK("T", h_thread_alive, 0),

@@ -142,6 +142,25 @@ def bad_signal():
     agent.wait()
 
 
+def no_process_resume():
+    """In extended mode with no program, a resume is answered with an error (it used to get no reply
+    at all, leaving the client waiting for a stop that could never come)."""
+    agent = Agent(["--multi"])
+    rsp = Rsp(agent.port, timeout=10)
+    rsp.handshake()
+    for packet in ("c", "C05", "s", "S05", "vCont;c", "vCont;s:1", "c1234"):
+        try:
+            r = rsp.cmd(packet)
+        except socket.timeout:
+            fail("%s without a process got no reply" % packet)
+        check(r == b"E01", "%s without a process gets E01 (%r)" % (packet, r))
+    check(rsp.cmd("?") == b"W00", "the agent still answers")
+    rsp.close()
+    agent.kill()
+
+
+TESTS = [bad_launch, vfile_special, bad_signal, no_process_resume]
+
 if __name__ == "__main__":
     require_ptrace()
-    {"bad_launch": bad_launch, "vfile_special": vfile_special, "bad_signal": bad_signal}[sys.argv[1]]()
+    {f.__name__: f for f in TESTS}[sys.argv[1]]()
