@@ -43,7 +43,7 @@ void agent_server_free(struct agent_server *s)
 static void process_input(struct agent_server *s)
 {
   size_t used = 0;
-  while (used < s->in.len && !s->done) {
+  while (used < s->in.len && !s->done && !s->hold) {
     if (s->inf.running) {
       /* Only acks and the interrupt byte matter while running; a packet waits for the stop. */
       uint8_t c = s->in.data[used];
@@ -111,6 +111,7 @@ void agent_server_connect(struct agent_server *s, agent_send_fn send, void *ctx)
   s->done = 0;
   s->stop_stack_len = 0;
   s->stop_time = 0;
+  s->hold = 0;
   s->inf.nquiet = 0;
   s->extended = s->multi_mode;
   rsp_decoder_reset(&s->dec);
@@ -141,13 +142,22 @@ void agent_server_disconnect(struct agent_server *s)
 void agent_server_feed(struct agent_server *s, const void *data, size_t len)
 {
   if (rs_buf_append(&s->in, data, len)) {
-    /* The client sent far more than it could have pending: drop the backlog rather than grow. */
+    /* Only a transport that ignored agent_server_input_room() gets here: drop rather than grow. */
     LOG_WARN("input backlog over the limit; dropping it");
     rs_buf_reset(&s->in);
     rsp_decoder_reset(&s->dec);
     return;
   }
   process_input(s);
+}
+
+size_t agent_server_input_room(const struct agent_server *s) { return s->in.limit - s->in.len; }
+
+void agent_server_hold(struct agent_server *s, int hold)
+{
+  s->hold = hold;
+  if (!hold && s->send)
+    process_input(s);
 }
 
 void agent_server_child_event(struct agent_server *s)

@@ -17,8 +17,15 @@ void agent_server_connect(struct agent_server *s, agent_send_fn send, void *ctx)
 /* The client went away: kill a launched program, detach from an attached one. */
 void agent_server_disconnect(struct agent_server *s);
 
-/* Bytes arrived from the client. */
+/* Bytes arrived from the client (at most agent_server_input_room() of them, or some are dropped). */
 void agent_server_feed(struct agent_server *s, const void *data, size_t len);
+/* How many bytes agent_server_feed() can take now. Input waits in the server while the program runs
+ * or while held; a transport that stops reading when this is 0 drops nothing and lets TCP push back. */
+size_t agent_server_input_room(const struct agent_server *s);
+/* Flow control from the transport: with hold set (its output backlog passed its bound) the server
+ * processes no more packets, so it produces no replies beyond the current one and resumes nothing;
+ * clearing it processes what waited. A stop reply of a program already running is still sent. */
+void agent_server_hold(struct agent_server *s, int hold);
 /* Wait statuses may be available (SIGCHLD): report a stop if one happened. */
 void agent_server_child_event(struct agent_server *s);
 

@@ -6,8 +6,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 
-from agenttest import AGENT, Agent, Rsp, check, fail, parse_stop, require_ptrace, spawn
+from agenttest import (AGENT, Agent, Rsp, check, fail, frame, load_base, parse_stop, require_ptrace, spawn,
+                       symbol_offset)
 
 FX_GDB = os.environ["FX_GDB"]
 FX_ATTACH = os.environ["FX_ATTACH"]
@@ -159,7 +161,102 @@ def no_process_resume():
     agent.kill()
 
 
-TESTS = [bad_launch, vfile_special, bad_signal, no_process_resume]
+def status_kb(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    fail("no %s in /proc/%d/status" % (field, pid))
+
+
+def ctxt_switches(pid):
+    return status_kb(pid, "voluntary_ctxt_switches") + status_kb(pid, "nonvoluntary_ctxt_switches")
+
+
+def sanitized(pid):
+    """Whether the agent runs with AddressSanitizer (its shadow memory makes RSS meaningless)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
+def libc_text(pid):
+    """Start and size of the largest executable mapping of libc in pid: memory that reads in full."""
+    best = (0, 0)
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 6 and "libc.so" in fields[5] and "x" in fields[1]:
+                lo, hi = (int(v, 16) for v in fields[0].split("-"))
+                best = max(best, (hi - lo, lo))
+    check(best[0] >= 0x20000, "libc's text is mapped (%d bytes)" % best[0])
+    return best[1], best[0]
+
+
+def slow_client():
+    """A client that stops reading while its requests would produce ~100 MiB of replies (stop replies
+    with stack windows, then 64 KiB binary reads): the agent buffers a bounded backlog, stops reading
+    requests and stops resuming the program, and after the client reads again every reply arrives,
+    complete and in order. The pause is 15 s (a stuck client in the field stalls for longer; what
+    matters is that nothing grows or moves meanwhile)."""
+    agent = Agent(["--", os.environ["FX_QUIET"], "1000000"])
+    rsp = Rsp(agent.port, timeout=60)
+    stall_and_drain(agent, rsp)
+
+
+def stall_and_drain(agent, rsp):
+    """The body of slow_client on a connected client (test_tls.py runs it over TLS)."""
+    rsp.handshake()
+    pid = int(re.match(rb"QCp([0-9a-f]+)\.", rsp.cmd("qC")).group(1), 16)
+    mark = load_base(pid, os.environ["FX_QUIET"]) + symbol_offset(os.environ["FX_QUIET"], "agentfx_mark")
+    check(rsp.cmd("Z0,%x,1" % mark) == b"OK", "breakpoint at agentfx_mark")
+    check(rsp.cmd("QRsprofStopStack:20000") == b"OK", "stop replies carry up to 128 KiB of stack")
+    r = rsp.cmd("vCont;c")  # the dynamic linker runs; the first hit is agentfx_mark(0)
+    sig, f = parse_stop(r)
+    check(sig == 5 and int.from_bytes(bytes.fromhex(f[5]), "little") == 0, "first stop: agentfx_mark(0)")
+    base, size = libc_text(pid)
+    stops, reads = 8000, 1500
+    # Each read has its own length, so a reply that went missing or out of order shows.
+    lengths = [0x10000 - 16 * i for i in range(reads)]
+    batch = b"".join(frame("vCont;c") for _ in range(stops))
+    batch += b"".join(frame("x%x,%x" % (base + (i * 0x1000) % (size - 0x10000), n)) for i, n in enumerate(lengths))
+    agent_pid = agent.proc.pid
+    switches = ctxt_switches(pid)
+    rsp.send_raw(batch)
+    peak, samples = 0, []
+    for _ in range(30):
+        time.sleep(0.5)
+        peak = max(peak, status_kb(agent_pid, "VmRSS"))
+        samples.append(ctxt_switches(pid))
+    # Every stop is a context switch of the program: fewer than one per queued resume means the agent
+    # stopped resuming it, and an unchanged count over the second half of the pause that it stays held.
+    ran = samples[-1] - switches
+    check(ran < stops, "the agent stopped resuming the program (%d context switches for %d resumes)"
+          % (ran, stops))
+    check(samples[-1] == samples[len(samples) // 2], "the program stays held while the client does not read")
+    check(proc_state(pid) == "t", "the program is in a ptrace stop")
+    print("measured: agent VmRSS peak %d kB while the client did not read, VmHWM %d kB"
+          % (peak, status_kb(agent_pid, "VmHWM")))
+    if sanitized(agent_pid):
+        print("note: sanitizer build, RSS not compared")
+    else:
+        check(peak < 8 * 1024, "the agent's RSS stayed under 8 MB (%d kB)" % peak)
+    for i in range(1, stops + 1):
+        sig, f = parse_stop(rsp.recv())
+        arg = int.from_bytes(bytes.fromhex(f.get(5, "00")), "little") if sig == 5 else -1
+        if arg != i:
+            fail("stop reply %d is for call %d (signal %s): a reply was lost or reordered" % (i, arg, sig))
+    print("ok: %d stop replies arrived complete and in order" % stops)
+    for i, n in enumerate(lengths):
+        r = rsp.recv()
+        if r[:1] != b"b" or len(r) != n + 1:
+            fail("read %d: expected %d bytes, got %d (%r...)" % (i, n, len(r) - 1, r[:20]))
+    print("ok: %d binary reads arrived complete and in order" % reads)
+    check(rsp.cmd("qC").startswith(b"QC"), "the stream is in step afterwards")
+    rsp.send("k")
+    agent.wait()
+
+
+TESTS = [bad_launch, vfile_special, bad_signal, no_process_resume, slow_client]
 
 if __name__ == "__main__":
     require_ptrace()
