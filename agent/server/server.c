@@ -69,6 +69,7 @@ static void process_input(struct agent_server *s)
       break;
     switch (ev.kind) {
     case RSP_EV_PACKET:
+      s->spoke = 1;
       if (!s->noack)
         agent_send_raw(s, "+", 1);
       if (ev.len == 0) {
@@ -112,6 +113,7 @@ void agent_server_connect(struct agent_server *s, agent_send_fn send, void *ctx)
   s->stop_stack_len = 0;
   s->stop_time = 0;
   s->hold = 0;
+  s->spoke = 0;
   s->inf.nquiet = 0;
   s->extended = s->multi_mode;
   rsp_decoder_reset(&s->dec);
@@ -150,6 +152,8 @@ void agent_server_feed(struct agent_server *s, const void *data, size_t len)
   }
   process_input(s);
 }
+
+int agent_server_client_spoke(const struct agent_server *s) { return s->spoke; }
 
 size_t agent_server_input_room(const struct agent_server *s) { return s->in.limit - s->in.len; }
 

@@ -17,6 +17,11 @@ void agent_server_connect(struct agent_server *s, agent_send_fn send, void *ctx)
 /* The client went away: kill a launched program, detach from an attached one. */
 void agent_server_disconnect(struct agent_server *s);
 
+/* Whether the client has sent one well-formed packet since it connected. A peer that has not was
+ * never a client (a port scan, a stuck handshake): the transport may drop it without
+ * agent_server_disconnect(), leaving the session as it was. */
+int agent_server_client_spoke(const struct agent_server *s);
+
 /* Bytes arrived from the client (at most agent_server_input_room() of them, or some are dropped). */
 void agent_server_feed(struct agent_server *s, const void *data, size_t len);
 /* How many bytes agent_server_feed() can take now. Input waits in the server while the program runs

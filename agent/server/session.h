@@ -38,6 +38,7 @@ struct agent_server {
   size_t stop_stack_len; /* QRsprofStopStack: stack bytes appended to breakpoint stop replies (0: off) */
   int stop_time;         /* QRsprofStopTime: breakpoint and signal stop replies say when the agent saw the stop */
   int hold;              /* the transport's output backlog is over its bound: no packet is processed */
+  int spoke;             /* the client has sent a well-formed packet since it connected */
 };
 
 /* Sends bytes to the client as they are (acks); nothing happens while no client is connected. */

@@ -24,6 +24,7 @@ struct net {
   int sigchld_fd;
   uv_signal_t sigterm, sigint;
   uv_tcp_t client;
+  uv_timer_t idle;    /* runs from accept until the client's first well-formed packet */
   int have_client;
   int closing_client;
   struct agent_server *s;
@@ -194,9 +195,10 @@ static void close_client(struct net *n)
   if (!n->have_client || n->closing_client)
     return;
   n->closing_client = 1;
-  /* A peer that never completed the TLS handshake was never a client: it must not be able to end
-   * the session (killing a launched program) just by connecting. */
-  int was_client = !n->tconn || agent_tls_conn_established(n->tconn);
+  uv_timer_stop(&n->idle);
+  /* A peer that never completed the TLS handshake, or never sent a well-formed packet, was never a
+   * client: it must not be able to end the session (killing a launched program) just by connecting. */
+  int was_client = (!n->tconn || agent_tls_conn_established(n->tconn)) && agent_server_client_spoke(n->s);
   if (n->tconn) {
     agent_tls_conn_destroy(n->tconn);
     n->tconn = NULL;
@@ -221,7 +223,8 @@ static void maybe_finish(struct net *n)
   if (n->s->quit && !n->have_client) {
     if (!uv_is_closing((uv_handle_t *)&n->listener))
       uv_close((uv_handle_t *)&n->listener, on_closed_noop);
-    uv_handle_t *sigs[] = {(uv_handle_t *)&n->sigchld, (uv_handle_t *)&n->sigterm, (uv_handle_t *)&n->sigint};
+    uv_handle_t *sigs[] = {(uv_handle_t *)&n->sigchld, (uv_handle_t *)&n->sigterm, (uv_handle_t *)&n->sigint,
+                           (uv_handle_t *)&n->idle};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
       if (!uv_is_closing(sigs[i]))
         uv_close(sigs[i], on_closed_noop);
@@ -251,7 +254,19 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
   } else {
     agent_server_feed(n->s, buf->base, (size_t)nread);
   }
+  if (agent_server_client_spoke(n->s))
+    uv_timer_stop(&n->idle);
   flow(n);
+  maybe_finish(n);
+}
+
+static void on_idle(uv_timer_t *h)
+{
+  struct net *n = h->data;
+  if (!n->have_client || n->closing_client || agent_server_client_spoke(n->s))
+    return;
+  LOG_WARN("closing a connection that sent no valid packet in %u s (--idle-timeout)", n->o->idle_timeout);
+  close_client(n);
   maybe_finish(n);
 }
 
@@ -266,6 +281,9 @@ static void accept_client(struct net *n)
   }
   n->have_client = 1;
   n->served++;
+  /* A silent peer must not hold the one client slot for ever. */
+  if (n->o->idle_timeout)
+    uv_timer_start(&n->idle, on_idle, (uint64_t)n->o->idle_timeout * 1000, 0);
   uv_tcp_nodelay(&n->client, 1);
   LOG_INFO("client connected");
   if (n->tls) {
@@ -409,6 +427,8 @@ int agent_net_run(struct agent_server *s, const struct agent_net_opts *o)
   }
   n->sigchld.data = n;
   uv_poll_start(&n->sigchld, UV_READABLE, on_sigchld);
+  uv_timer_init(n->loop, &n->idle);
+  n->idle.data = n;
   uv_signal_init(n->loop, &n->sigterm);
   uv_signal_init(n->loop, &n->sigint);
   n->sigterm.data = n->sigint.data = n;

@@ -19,6 +19,8 @@ struct agent_net_opts {
   uint16_t port;
   const char *port_file; /* written with the bound port once listening */
   int once;              /* in multi mode, exit after the first client leaves */
+  unsigned idle_timeout; /* seconds a new connection has to send its first well-formed packet, TLS
+                            handshake included, before it is closed; 0: no limit */
   struct agent_tls_opts tls;
 };
 

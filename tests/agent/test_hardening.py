@@ -256,7 +256,56 @@ def stall_and_drain(agent, rsp):
     agent.wait()
 
 
-TESTS = [bad_launch, vfile_special, bad_signal, no_process_resume, slow_client]
+def wait_closed(sock, what):
+    """Reads until the agent closes sock (it sends nothing to a silent peer)."""
+    sock.settimeout(30)
+    try:
+        while sock.recv(4096):
+            pass
+    except socket.timeout:
+        fail("%s was never disconnected" % what)
+    except ConnectionError:
+        pass
+
+
+def idle_timeout():
+    """A peer that connects and sends nothing valid holds the agent's one client slot only until the
+    idle timeout (here --idle-timeout 1); it was never a client, so the launched program lives on.
+    A client that spoke in time may then be silent as long as it likes."""
+    agent = Agent(["--idle-timeout", "1", "--", FX_GDB])
+    idle = socket.create_connection(("127.0.0.1", agent.port), timeout=10)
+    garbage = socket.create_connection(("127.0.0.1", agent.port), timeout=10)
+    check(garbage.recv(10) == b"", "a second connection is refused while the idle one holds the slot")
+    garbage.close()
+    idle.sendall(b"+++garbage$qC#00")  # acks, noise and a bad checksum are not a valid packet
+    wait_closed(idle, "a peer sending nothing valid")
+    print("ok: the silent peer was disconnected")
+    idle.close()
+    check(agent.proc.poll() is None, "the agent did not treat it as its client leaving")
+    rsp = None
+    for _ in range(100):  # the agent may still be closing the idle connection
+        try:
+            rsp = Rsp(agent.port, timeout=10)
+            rsp.handshake()
+            break
+        except (ConnectionError, EOFError):
+            rsp = None
+            time.sleep(0.05)
+    check(rsp is not None, "the slot is free again: a new client is served")
+    sig, _ = parse_stop(rsp.cmd("?"))
+    check(sig == 5, "the launched program is still there, stopped at its start")
+    time.sleep(2.5)  # longer than the timeout: a client that spoke is not idle-timed out
+    check(rsp.cmd("qC").startswith(b"QC"), "a client that spoke in time may stay silent past the timeout")
+    rsp.send("k")
+    agent.wait()
+    r = subprocess.run([AGENT, "--help"], capture_output=True, text=True)
+    check("--idle-timeout SECONDS" in r.stdout and "default 10" in r.stdout, "--help documents it")
+    r = subprocess.run([AGENT, "--idle-timeout", "x", "--listen", "127.0.0.1:0", "--", FX_GDB],
+                       capture_output=True, text=True, timeout=20)
+    check(r.returncode == 2 and "--idle-timeout" in r.stderr, "a bad value is a usage error")
+
+
+TESTS = [bad_launch, vfile_special, bad_signal, no_process_resume, slow_client, idle_timeout]
 
 if __name__ == "__main__":
     require_ptrace()

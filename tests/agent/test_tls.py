@@ -125,6 +125,38 @@ def flow():
     shutil.rmtree(D, ignore_errors=True)
 
 
+def idle():
+    """A peer that never starts the TLS handshake, and one that completes it but sends no packet, are
+    closed after --idle-timeout; the launched program lives on and a real client is served."""
+    require_ptrace()
+    make_certs()
+    from test_hardening import wait_closed
+    agent = Agent(["--idle-timeout", "1", "--tls-cert", p("board.pem"), "--tls-key", p("board.key"),
+                   "--tls-ca", p("ca.pem"), "--", os.environ["FX_GDB"]])
+    raw = socket.create_connection(("127.0.0.1", agent.port), timeout=10)
+    wait_closed(raw, "a peer that never starts the handshake")
+    raw.close()
+    print("ok: a peer that never starts the handshake is disconnected")
+    silent = tls_rsp(agent.port)
+    wait_closed(silent.sock, "a TLS peer that sends no packet")
+    silent.close()
+    print("ok: a peer that completes the handshake but sends no packet is disconnected")
+    check(agent.proc.poll() is None, "neither ended the session")
+    for _ in range(100):  # the agent may still be closing the previous connection
+        try:
+            rsp = tls_rsp(agent.port)
+            r = rsp.cmd("?")
+            break
+        except (ConnectionError, EOFError, ssl.SSLError):
+            time.sleep(0.05)
+    else:
+        fail("no TLS client was served after the idle peers")
+    check(r.startswith(b"T05"), "a TLS client is served and finds the program stopped at its start")
+    rsp.send("k")
+    agent.wait()
+    shutil.rmtree(D, ignore_errors=True)
+
+
 def main():
     make_certs()
     # ...and an unrelated CA issues a certificate the agent must not accept.
@@ -154,4 +186,4 @@ def main():
 
 
 if __name__ == "__main__":
-    {"main": main, "flow": flow}[sys.argv[1] if len(sys.argv) > 1 else "main"]()
+    {"main": main, "flow": flow, "idle": idle}[sys.argv[1] if len(sys.argv) > 1 else "main"]()
