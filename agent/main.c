@@ -1,4 +1,5 @@
 /* rsprof-agent: command-line entry point; launches or attaches, then serves RSP clients. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,9 @@ static void usage(FILE *out)
           "      --multi              extended mode: stay up across clients, clients start programs\n"
           "      --once               with --multi: exit after the first client leaves\n"
           "      --port-file FILE     write the bound port number to FILE\n"
+          "      --idle-timeout SECONDS  close a connection that sends no valid packet within\n"
+          "                           SECONDS of connecting, TLS handshake included\n"
+          "                           (default 10; 0: wait for ever)\n"
           "      --env NAME=VALUE     add to the launched program's environment (repeatable),\n"
           "                           e.g. --env LD_PRELOAD=/usr/lib/librsprof_preload.so\n"
           "      --tls-cert FILE      server certificate (PEM); enables TLS\n"
@@ -36,7 +40,7 @@ static void usage(FILE *out)
           "Anyone who can connect controls the traced program: listen on loopback or use TLS.\n");
 }
 
-enum { OPT_MULTI = 256, OPT_ONCE, OPT_PORT_FILE, OPT_CERT, OPT_KEY, OPT_CA, OPT_PSK, OPT_PSK_ID, OPT_LOG, OPT_ENV };
+enum { OPT_MULTI = 256, OPT_ONCE, OPT_PORT_FILE, OPT_CERT, OPT_KEY, OPT_CA, OPT_PSK, OPT_PSK_ID, OPT_LOG, OPT_ENV, OPT_IDLE };
 enum { MAX_ENV = 64 };
 
 int main(int argc, char **argv)
@@ -56,10 +60,12 @@ int main(int argc, char **argv)
       {"tls-psk-identity", required_argument, NULL, OPT_PSK_ID},
       {"log-level", required_argument, NULL, OPT_LOG},
       {"env", required_argument, NULL, OPT_ENV},
+      {"idle-timeout", required_argument, NULL, OPT_IDLE},
       {0},
   };
   struct agent_net_opts net;
   memset(&net, 0, sizeof net);
+  net.idle_timeout = 10;
   const char *listen = NULL;
   long attach = 0;
   int multi = 0;
@@ -104,6 +110,17 @@ int main(int argc, char **argv)
       }
       launch_env[nenv++] = optarg;
       break;
+    case OPT_IDLE: {
+      char *end;
+      errno = 0;
+      unsigned long v = strtoul(optarg, &end, 10);
+      if (!*optarg || *end || optarg[0] == '-' || errno || v > 86400) {
+        fprintf(stderr, "rsprof-agent: invalid value '%s' for --idle-timeout (seconds, 0 to 86400)\n", optarg);
+        return CLI_EXIT_USAGE;
+      }
+      net.idle_timeout = (unsigned)v;
+      break;
+    }
     case OPT_LOG:
       if (rs_log_set_level(optarg)) {
         fprintf(stderr, "rsprof-agent: unknown log level '%s'\n", optarg);

@@ -622,6 +622,11 @@ int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struc
 {
   if (inf->pid == 0)
     return RS_E_NO_PROCESS;
+  /* Refused before anything moves: once some threads run, a PTRACE_CONT failing on a bad signal
+   * would leave the others stopped while the process counts as running. */
+  for (int i = 0; i < n; i++)
+    if (acts[i].sig < 0 || acts[i].sig > 64)
+      return RS_E_BAD_ARG;
   for (int i = 0; i < inf->nth; i++) {
     const struct inf_resume *a = action_for(acts, n, inf->th[i].tid);
     want_run[i] = a && a->act != INF_ACT_STOP;
@@ -678,22 +683,50 @@ int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struc
   return 0;
 }
 
+/* Kills a child that is in a ptrace stop and reaps it. A tracee stopped at PTRACE_EVENT_EXIT (a
+ * failed exec's _exit) is not woken by SIGKILL alone: it must be resumed to finish dying. */
+static void kill_stopped_child(pid_t pid)
+{
+  int status;
+  kill(pid, SIGKILL);
+  ptrace(PTRACE_CONT, pid, NULL, NULL);
+  for (;;) {
+    pid_t w = waitpid(pid, &status, __WALL);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w < 0 || WIFEXITED(status) || WIFSIGNALED(status))
+      return;
+    ptrace(PTRACE_CONT, pid, NULL, NULL);
+  }
+}
+
 int inf_launch(struct inferior *inf, char *const argv[], int disable_aslr)
 {
-  int gate[2];
+  /* gate: the child waits on it until it is seized. report: a failed exec sends its errno through it
+   * (close-on-exec, so a successful exec leaves it empty). */
+  int gate[2], report[2];
   if (pipe2(gate, O_CLOEXEC) < 0)
     return -errno;
+  if (pipe2(report, O_CLOEXEC) < 0) {
+    int e = -errno;
+    close(gate[0]);
+    close(gate[1]);
+    return e;
+  }
   pid_t pid = fork();
   if (pid < 0) {
     int e = -errno;
     close(gate[0]);
     close(gate[1]);
+    close(report[0]);
+    close(report[1]);
     return e;
   }
   if (pid == 0) {
     /* Wait until the agent has seized us, so the exec itself is already traced. */
     char c;
     close(gate[1]);
+    close(report[0]);
     while (read(gate[0], &c, 1) < 0 && errno == EINTR)
       ;
     /* The program must not inherit the agent's own signal set-up (SIGPIPE is ignored there). */
@@ -706,31 +739,47 @@ int inf_launch(struct inferior *inf, char *const argv[], int disable_aslr)
     for (char **e = inf->launch_env; e && *e; e++)
       putenv(*e);
     execvp(argv[0], argv);
+    int e = errno;
+    while (write(report[1], &e, sizeof e) < 0 && errno == EINTR)
+      ;
     _exit(127);
   }
   close(gate[0]);
+  close(report[1]);
   int rc = 0;
   if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)(long)(OPTS_COMMON | PTRACE_O_EXITKILL)) < 0) {
     rc = -errno;
     close(gate[1]);
+    close(report[0]);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     return rc;
   }
   close(gate[1]);
   int status;
-  while (waitpid(pid, &status, __WALL) < 0)
-    if (errno != EINTR)
-      return -errno;
-  if (!WIFSTOPPED(status) || (status >> 16) != PTRACE_EVENT_EXEC) {
-    LOG_ERR("cannot start %s", argv[0]);
-    if (WIFSTOPPED(status)) {
+  pid_t w;
+  while ((w = waitpid(pid, &status, __WALL)) < 0 && errno == EINTR)
+    ;
+  if (w < 0 || !WIFSTOPPED(status) || (status >> 16) != PTRACE_EVENT_EXEC) {
+    rc = w < 0 ? -errno : -ENOEXEC;
+    if (w == pid) {
+      if (WIFSTOPPED(status))
+        kill_stopped_child(pid);
+      /* The child is gone, so its end of the report pipe is closed: this read cannot block. */
+      int e = 0;
+      ssize_t n;
+      while ((n = read(report[0], &e, sizeof e)) < 0 && errno == EINTR)
+        ;
+      if (n == (ssize_t)sizeof e && e > 0)
+        rc = -e;
+    } else {
       kill(pid, SIGKILL);
-      while (waitpid(pid, &status, __WALL) > 0 && WIFSTOPPED(status))
-        ptrace(PTRACE_CONT, pid, NULL, NULL);
     }
-    return -ENOENT;
+    close(report[0]);
+    LOG_DEBUG("cannot start %s: %s", argv[0], strerror(-rc));
+    return rc;
   }
+  close(report[0]);
   inf->pid = pid;
   inf->nquiet = 0;
   inf->attached = 0;

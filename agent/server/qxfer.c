@@ -1,5 +1,7 @@
 /* qXfer objects: target description, auxv, executable name, thread list and the dynamic linker's
  * library list (read from r_debug's link map in target memory, formatted like gdbserver's). */
+#include "qxfer.h"
+
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
@@ -7,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "agent-internal.h"
 #include "errors.h"
 #include "hex.h"
 

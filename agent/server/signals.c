@@ -1,7 +1,7 @@
 /* Translation between Linux signal numbers and gdb's target-independent numbering used on the wire. */
 #include <signal.h>
 
-#include "agent-internal.h"
+#include "signals.h"
 
 /* gdb numbers for Linux signals 1..31 (index = Linux number). */
 static const unsigned char to_gdb[32] = {
@@ -35,5 +35,5 @@ int agent_sig_from_gdb(int gsig)
     return 33 + (gsig - 45);
   if (gsig == 78)
     return 64;
-  return gsig;
+  return -1;
 }

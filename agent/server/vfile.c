@@ -1,12 +1,13 @@
 /* Read-only host I/O (vFile): lets a client fetch the target's binaries. Anything that would
- * modify the board's files is refused with EACCES. */
+ * modify the board's files is refused with EACCES, and only regular files and directories are opened. */
+#include "vfile.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "agent-internal.h"
 #include "hex.h"
 
 #define FIO_EACCES 13
@@ -14,16 +15,22 @@
 #define FIO_EINVAL 22
 #define FIO_ENOENT 2
 
-/* gdb's File-I/O errno values are the common POSIX ones; others become EIO (5) here. */
+/* gdb's File-I/O errno values (the "Errno Values" table of the Remote Protocol appendix) are Linux's
+ * numbers except ENAMETOOLONG; an errno the table lacks is sent as EUNKNOWN. */
+#define FIO_ENAMETOOLONG 91
+#define FIO_EUNKNOWN 9999
+
 static int fio_errno(int e)
 {
   switch (e) {
   case EPERM: case ENOENT: case EINTR: case EBADF: case EACCES: case EFAULT: case EBUSY:
   case EEXIST: case ENODEV: case ENOTDIR: case EISDIR: case EINVAL: case ENFILE: case EMFILE:
-  case EFBIG: case ENOSPC: case ESPIPE: case EROFS: case ENAMETOOLONG:
+  case EFBIG: case ENOSPC: case ESPIPE: case EROFS:
     return e;
+  case ENAMETOOLONG:
+    return FIO_ENAMETOOLONG;
   default:
-    return 5;
+    return FIO_EUNKNOWN;
   }
 }
 
@@ -45,6 +52,28 @@ static char *hex_path(char *p, char **end)
   *end = e;
   p[hl / 2] = 0;
   return p;
+}
+
+/* Only regular files and directories are served. Opening a FIFO blocks until a writer appears (the
+ * agent's only thread, with the program stopped), and opening a device can act on it (a watchdog
+ * starts counting), so the type is checked with stat() before open() touches anything, and again on
+ * the descriptor in case the path changed in between; O_NONBLOCK keeps that second look from
+ * blocking. Returns the descriptor or a negative errno (-EINVAL for other file types). */
+static int open_servable(const char *path)
+{
+  struct stat st;
+  if (stat(path, &st))
+    return -errno;
+  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+    return -EINVAL;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  if (fstat(fd, &st) || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))) {
+    close(fd);
+    return -EINVAL;
+  }
+  return fd;
 }
 
 static void put_be(struct rs_buf *b, uint64_t v, int bytes)
@@ -77,9 +106,9 @@ void agent_handle_vfile(struct agent_server *s, char *pkt, size_t len)
       }
     if (slot < 0)
       return fail(s, 24); /* EMFILE */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_servable(path);
     if (fd < 0)
-      return fail(s, fio_errno(errno));
+      return fail(s, fio_errno(-fd));
     s->vfd[slot] = fd;
     rs_buf_printf(&s->reply, "F%x", (unsigned)slot);
   } else if (!strncmp(pkt, "pread:", 6)) {
@@ -92,7 +121,7 @@ void agent_handle_vfile(struct agent_server *s, char *pkt, size_t len)
       b = AGENT_PACKET_SIZE / 2;
     rs_buf_reset(&s->doc);
     if (rs_buf_reserve(&s->doc, b + 1))
-      return fail(s, 5);
+      return fail(s, FIO_EUNKNOWN);
     ssize_t n = pread(s->vfd[a], s->doc.data, b, (off_t)c);
     if (n < 0)
       return fail(s, fio_errno(errno));

@@ -1,5 +1,6 @@
 /* TCP transport on libuv: one listening socket, one client at a time (others are refused without
- * disturbing it), SIGCHLD as a loop event so ptrace stops are noticed while serving the socket. */
+ * disturbing it), SIGCHLD as a loop event so ptrace stops are noticed while serving the socket, and
+ * flow control both ways so a client that stops reading costs a bounded amount of memory. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -23,24 +24,40 @@ struct net {
   int sigchld_fd;
   uv_signal_t sigterm, sigint;
   uv_tcp_t client;
+  uv_timer_t idle;    /* runs from accept until the client's first well-formed packet */
   int have_client;
   int closing_client;
   struct agent_server *s;
   const struct agent_net_opts *o;
   struct agent_tls_server *tls;
   struct agent_tls_conn *tconn;
-  struct rs_buf out;       /* bytes waiting for the in-flight write to finish */
-  struct rs_buf inflight;  /* bytes of the in-flight write */
+  struct rs_buf out;       /* bytes for the client not yet written; the first `inflight` are being written */
+  size_t inflight;
   uv_write_t wreq;
   int writing;
+  int held;                /* the output backlog passed OUT_BOUND: the server is held (agent_server_hold) */
+  int reading;             /* uv_read_start is in effect for the client */
   int served;
   int deferred; /* a connection is waiting for the previous client's handle to close */
   char rbuf[65536];
 };
 
+/* Output flow control. Past OUT_BOUND bytes not accepted by the socket, the server is held: it
+ * processes no more packets, so it neither replies nor resumes the program, and the transport stops
+ * reading the client, whose requests then wait in its own socket. Below half the bound (hysteresis, so
+ * a busy client does not toggle it per reply) both go on. What can still arrive past the bound is the
+ * reply being built and one stop reply of a program already running, each at most 4 * PacketSize
+ * framed (a little more as TLS records): OUT_CAP leaves room for them, so nothing is ever dropped. */
+#define OUT_BOUND (2u << 20)
+#define OUT_CAP (OUT_BOUND + 4 * AGENT_PACKET_SIZE * 2 + (64u << 10))
+/* Ciphertext read ahead of what the server can take (TLS only). */
+#define TLS_READ_AHEAD (64u << 10)
+
 static void maybe_finish(struct net *n);
 static void on_write_done(uv_write_t *req, int status);
 static void accept_client(struct net *n);
+static void close_client(struct net *n);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
 static void start_write(struct net *n)
 {
@@ -53,33 +70,85 @@ static void start_write(struct net *n)
     rs_buf_consume(&n->out, (size_t)w);
   if (n->out.len == 0)
     return;
-  struct rs_buf tmp = n->inflight;
-  n->inflight = n->out;
-  n->out = tmp;
-  rs_buf_reset(&n->out);
-  b = uv_buf_init((char *)n->inflight.data, (unsigned)n->inflight.len);
+  /* out's storage was reserved whole at start-up, so appends while this write is in flight never
+   * move the bytes libuv is writing from. */
+  n->inflight = n->out.len;
+  b = uv_buf_init((char *)n->out.data, (unsigned)n->inflight);
   n->writing = 1;
   if (uv_write(&n->wreq, (uv_stream_t *)&n->client, &b, 1, on_write_done))
     n->writing = 0;
+}
+
+/* Reads take no more than the server (or, with TLS, the read-ahead) can hold. */
+static void alloc_cb_fn(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+  struct net *n = h->data;
+  size_t room = n->tconn ? sizeof n->rbuf : agent_server_input_room(n->s);
+  (void)suggested;
+  if (n->held)
+    room = 0;
+  *buf = uv_buf_init(n->rbuf, (unsigned)(room < sizeof n->rbuf ? room : sizeof n->rbuf));
+}
+
+/* What the server may be fed now: nothing while it is held. */
+static size_t input_room(void *ctx)
+{
+  struct net *n = ctx;
+  return n->held ? 0 : agent_server_input_room(n->s);
+}
+
+/* Holds or releases the server by the output backlog, hands on TLS plaintext that waited for room,
+ * and reads from the client only while what it sends can be taken. */
+static void flow(struct net *n)
+{
+  if (!n->have_client || n->closing_client)
+    return;
+  if (n->held && n->out.len <= OUT_BOUND / 2) {
+    n->held = 0;
+    agent_server_hold(n->s, 0); /* processes what waited; may produce enough output to hold again */
+  }
+  if (n->tconn && input_room(n) > 0 && agent_tls_conn_pending(n->tconn) > 0 &&
+      agent_tls_conn_feed(n->tconn, NULL, 0)) {
+    LOG_WARN("TLS session failed; closing the connection");
+    close_client(n);
+    return;
+  }
+  int want = input_room(n) > 0 && (!n->tconn || agent_tls_conn_pending(n->tconn) < TLS_READ_AHEAD);
+  if (want && !n->reading && uv_read_start((uv_stream_t *)&n->client, alloc_cb_fn, on_read) == 0)
+    n->reading = 1;
+  else if (!want && n->reading) {
+    uv_read_stop((uv_stream_t *)&n->client);
+    n->reading = 0;
+  }
 }
 
 static void on_write_done(uv_write_t *req, int status)
 {
   struct net *n = req->data;
   n->writing = 0;
-  rs_buf_reset(&n->inflight);
+  rs_buf_consume(&n->out, n->inflight);
+  n->inflight = 0;
   if (status < 0)
     LOG_DEBUG("write failed: %s", uv_strerror(status));
   start_write(n);
+  flow(n);
   maybe_finish(n);
 }
 
 static void wire_out(void *ctx, const void *data, size_t len)
 {
   struct net *n = ctx;
-  if (rs_buf_append(&n->out, data, len)) {
-    LOG_WARN("client is not reading; dropping output");
+  if (!n->have_client || n->closing_client)
     return;
+  if (rs_buf_append(&n->out, data, len)) {
+    /* Cannot happen within the bounds above; closing beats a stream with a hole in it. */
+    LOG_ERR("output backlog over %u bytes; closing the connection", (unsigned)OUT_CAP);
+    close_client(n);
+    return;
+  }
+  if (!n->held && n->out.len >= OUT_BOUND) {
+    n->held = 1;
+    agent_server_hold(n->s, 1);
   }
   start_write(n);
 }
@@ -106,8 +175,10 @@ static void on_client_closed(uv_handle_t *h)
   n->have_client = 0;
   n->closing_client = 0;
   rs_buf_reset(&n->out);
-  rs_buf_reset(&n->inflight);
+  n->inflight = 0;
   n->writing = 0;
+  n->held = 0;
+  n->reading = 0;
   if (n->deferred) {
     n->deferred = 0;
     /* When quitting, closing the listener also closes the connection it holds back. */
@@ -124,9 +195,10 @@ static void close_client(struct net *n)
   if (!n->have_client || n->closing_client)
     return;
   n->closing_client = 1;
-  /* A peer that never completed the TLS handshake was never a client: it must not be able to end
-   * the session (killing a launched program) just by connecting. */
-  int was_client = !n->tconn || agent_tls_conn_established(n->tconn);
+  uv_timer_stop(&n->idle);
+  /* A peer that never completed the TLS handshake, or never sent a well-formed packet, was never a
+   * client: it must not be able to end the session (killing a launched program) just by connecting. */
+  int was_client = (!n->tconn || agent_tls_conn_established(n->tconn)) && agent_server_client_spoke(n->s);
   if (n->tconn) {
     agent_tls_conn_destroy(n->tconn);
     n->tconn = NULL;
@@ -151,23 +223,21 @@ static void maybe_finish(struct net *n)
   if (n->s->quit && !n->have_client) {
     if (!uv_is_closing((uv_handle_t *)&n->listener))
       uv_close((uv_handle_t *)&n->listener, on_closed_noop);
-    uv_handle_t *sigs[] = {(uv_handle_t *)&n->sigchld, (uv_handle_t *)&n->sigterm, (uv_handle_t *)&n->sigint};
+    uv_handle_t *sigs[] = {(uv_handle_t *)&n->sigchld, (uv_handle_t *)&n->sigterm, (uv_handle_t *)&n->sigint,
+                           (uv_handle_t *)&n->idle};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
       if (!uv_is_closing(sigs[i]))
         uv_close(sigs[i], on_closed_noop);
   }
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-  struct net *n = h->data;
-  (void)suggested;
-  *buf = uv_buf_init(n->rbuf, sizeof n->rbuf);
-}
-
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
   struct net *n = st->data;
+  if (nread == UV_ENOBUFS) { /* no room (alloc_cb_fn): wait for it */
+    flow(n);
+    return;
+  }
   if (nread < 0) {
     LOG_INFO("client disconnected");
     close_client(n);
@@ -184,6 +254,19 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
   } else {
     agent_server_feed(n->s, buf->base, (size_t)nread);
   }
+  if (agent_server_client_spoke(n->s))
+    uv_timer_stop(&n->idle);
+  flow(n);
+  maybe_finish(n);
+}
+
+static void on_idle(uv_timer_t *h)
+{
+  struct net *n = h->data;
+  if (!n->have_client || n->closing_client || agent_server_client_spoke(n->s))
+    return;
+  LOG_WARN("closing a connection that sent no valid packet in %u s (--idle-timeout)", n->o->idle_timeout);
+  close_client(n);
   maybe_finish(n);
 }
 
@@ -198,17 +281,20 @@ static void accept_client(struct net *n)
   }
   n->have_client = 1;
   n->served++;
+  /* A silent peer must not hold the one client slot for ever. */
+  if (n->o->idle_timeout)
+    uv_timer_start(&n->idle, on_idle, (uint64_t)n->o->idle_timeout * 1000, 0);
   uv_tcp_nodelay(&n->client, 1);
   LOG_INFO("client connected");
   if (n->tls) {
-    n->tconn = agent_tls_conn_new(n->tls, wire_out, plain_in, n);
+    n->tconn = agent_tls_conn_new(n->tls, wire_out, plain_in, input_room, n);
     if (!n->tconn) {
       close_client(n);
       return;
     }
   }
   agent_server_connect(n->s, server_send, n);
-  uv_read_start((uv_stream_t *)&n->client, alloc_cb, on_read);
+  flow(n);
 }
 
 static void on_connection(uv_stream_t *srv, int status)
@@ -245,6 +331,7 @@ static void on_sigchld(uv_poll_t *h, int status, int events)
   while (read(n->sigchld_fd, si, sizeof si) < 0 && errno == EINTR)
     ;
   agent_server_child_event(n->s);
+  flow(n); /* a stop lets the packets that waited for it go on, which frees input room */
   maybe_finish(n);
 }
 
@@ -275,8 +362,12 @@ int agent_net_run(struct agent_server *s, const struct agent_net_opts *o)
   n->s = s;
   n->o = o;
   n->wreq.data = n;
-  rs_buf_init(&n->out, 64u << 20);
-  rs_buf_init(&n->inflight, 64u << 20);
+  rs_buf_init(&n->out, OUT_CAP);
+  /* Reserved whole once: pages are only touched (and resident) as far as the backlog ever reaches. */
+  if (rs_buf_reserve(&n->out, OUT_CAP)) {
+    free(n);
+    return -ENOMEM;
+  }
   n->loop = uv_default_loop();
   if (agent_tls_wanted(&o->tls)) {
     rc = agent_tls_server_new(&o->tls, &n->tls);
@@ -336,6 +427,8 @@ int agent_net_run(struct agent_server *s, const struct agent_net_opts *o)
   }
   n->sigchld.data = n;
   uv_poll_start(&n->sigchld, UV_READABLE, on_sigchld);
+  uv_timer_init(n->loop, &n->idle);
+  n->idle.data = n;
   uv_signal_init(n->loop, &n->sigterm);
   uv_signal_init(n->loop, &n->sigint);
   n->sigterm.data = n->sigint.data = n;
@@ -348,7 +441,6 @@ out:
   if (n->tls)
     agent_tls_server_destroy(n->tls);
   rs_buf_free(&n->out);
-  rs_buf_free(&n->inflight);
   uv_loop_close(n->loop);
   if (n->sigchld_fd >= 0)
     close(n->sigchld_fd);

@@ -33,6 +33,7 @@ struct agent_tls_conn {
   struct rs_buf in; /* ciphertext received and not yet consumed by mbedtls */
   size_t in_off;
   agent_bytes_fn wire, plain;
+  agent_room_fn room;
   void *ctx;
   int established;
 };
@@ -172,7 +173,7 @@ static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 }
 
 struct agent_tls_conn *agent_tls_conn_new(struct agent_tls_server *t, agent_bytes_fn wire,
-                                          agent_bytes_fn plain, void *ctx)
+                                          agent_bytes_fn plain, agent_room_fn room, void *ctx)
 {
   struct agent_tls_conn *c = calloc(1, sizeof *c);
   if (!c)
@@ -186,6 +187,7 @@ struct agent_tls_conn *agent_tls_conn_new(struct agent_tls_server *t, agent_byte
   rs_buf_init(&c->in, 1u << 20);
   c->wire = wire;
   c->plain = plain;
+  c->room = room;
   c->ctx = ctx;
   mbedtls_ssl_set_bio(&c->ssl, c, bio_send, bio_recv, NULL);
   return c;
@@ -221,7 +223,11 @@ int agent_tls_conn_feed(struct agent_tls_conn *c, const void *data, size_t len)
   }
   unsigned char buf[16384];
   for (;;) {
-    int n = mbedtls_ssl_read(&c->ssl, buf, sizeof buf);
+    /* A smaller read leaves the rest of the record decrypted inside mbedtls for the next call. */
+    size_t room = c->room(c->ctx);
+    if (room == 0)
+      return 0;
+    int n = mbedtls_ssl_read(&c->ssl, buf, room < sizeof buf ? room : sizeof buf);
     if (n > 0) {
       c->plain(c->ctx, buf, (size_t)n);
       continue;
@@ -236,6 +242,13 @@ int agent_tls_conn_feed(struct agent_tls_conn *c, const void *data, size_t len)
 }
 
 int agent_tls_conn_established(const struct agent_tls_conn *c) { return c->established; }
+
+size_t agent_tls_conn_pending(const struct agent_tls_conn *c)
+{
+  size_t n = c->in.len - c->in_off + mbedtls_ssl_get_bytes_avail(&c->ssl);
+  /* A record already read from us but not yet decrypted counts too (at least one byte of it). */
+  return n ? n : (size_t)mbedtls_ssl_check_pending(&c->ssl);
+}
 
 int agent_tls_conn_write(struct agent_tls_conn *c, const void *data, size_t len)
 {

@@ -19,6 +19,8 @@ struct agent_net_opts {
   uint16_t port;
   const char *port_file; /* written with the bound port once listening */
   int once;              /* in multi mode, exit after the first client leaves */
+  unsigned idle_timeout; /* seconds a new connection has to send its first well-formed packet, TLS
+                            handshake included, before it is closed; 0: no limit */
   struct agent_tls_opts tls;
 };
 
@@ -30,6 +32,7 @@ int agent_net_run(struct agent_server *s, const struct agent_net_opts *o);
 struct agent_tls_server;
 struct agent_tls_conn;
 typedef void (*agent_bytes_fn)(void *ctx, const void *data, size_t len);
+typedef size_t (*agent_room_fn)(void *ctx);
 
 /* Whether any TLS option is set. */
 int agent_tls_wanted(const struct agent_tls_opts *o);
@@ -37,13 +40,17 @@ int agent_tls_wanted(const struct agent_tls_opts *o);
 int agent_tls_server_new(const struct agent_tls_opts *o, struct agent_tls_server **out);
 void agent_tls_server_destroy(struct agent_tls_server *t);
 /* Starts a server-side session. Ciphertext for the peer goes to wire(ctx, ...); plaintext from the
- * peer goes to plain(ctx, ...). Returns NULL on allocation failure. */
+ * peer goes to plain(ctx, ...), never more at a time than room(ctx) says it can take (what does not
+ * fit stays buffered here). Returns NULL on allocation failure. */
 struct agent_tls_conn *agent_tls_conn_new(struct agent_tls_server *t, agent_bytes_fn wire,
-                                          agent_bytes_fn plain, void *ctx);
+                                          agent_bytes_fn plain, agent_room_fn room, void *ctx);
 void agent_tls_conn_destroy(struct agent_tls_conn *c);
-/* Feeds ciphertext from the peer. Returns 0, or a negative code when the session failed (the
- * handshake was refused or the peer misbehaved): the caller closes the connection. */
+/* Feeds ciphertext from the peer (len may be 0: only hands on what was buffered, once room allows).
+ * Returns 0, or a negative code when the session failed (the handshake was refused or the peer
+ * misbehaved): the caller closes the connection. */
 int agent_tls_conn_feed(struct agent_tls_conn *c, const void *data, size_t len);
+/* Bytes received from the peer and not yet handed to plain() (ciphertext, or decrypted and waiting). */
+size_t agent_tls_conn_pending(const struct agent_tls_conn *c);
 /* Whether the handshake has completed (only then is the peer a client of the RSP server). */
 int agent_tls_conn_established(const struct agent_tls_conn *c);
 /* Encrypts plaintext for the peer. Returns 0 or a negative code. */

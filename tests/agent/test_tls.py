@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 
-from agenttest import Agent, check, fail, frame
+from agenttest import Agent, Rsp, check, fail, frame, require_ptrace
 
 D = tempfile.mkdtemp(prefix="rsprof-agent-tls.")
 
@@ -88,15 +88,77 @@ def psk_client(port, key, identity="board-1"):
     return out
 
 
-def main():
+def make_certs():
     if not shutil.which("openssl"):
         print("SKIP: openssl is not installed")
         sys.exit(77)
-    # The deployment script makes the CA, the board (server) and host (client) certificates...
+    # The deployment script makes the CA, the board (server) and host (client) certificates.
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "make-tls.sh")
     r = subprocess.run([script, D, "test-board", "test-host"], capture_output=True, text=True)
     if r.returncode != 0:
         fail("make-tls.sh failed: " + r.stderr)
+
+
+def tls_rsp(port, cert="host"):
+    """An Rsp client over TLS 1.2 with the host certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(p("ca.pem"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(p(cert + ".pem"), p(cert + ".key"))
+    rsp = Rsp.__new__(Rsp)
+    rsp.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=60))
+    rsp.buf = b""
+    rsp.ack = True
+    return rsp
+
+
+def flow():
+    """The slow-client test of test_hardening.py over TLS: plaintext that the server has no room for
+    waits inside the TLS layer, and the reading stops as with plain TCP."""
+    require_ptrace()
+    make_certs()
+    from test_hardening import stall_and_drain
+    agent = Agent(["--tls-cert", p("board.pem"), "--tls-key", p("board.key"), "--tls-ca", p("ca.pem"),
+                   "--", os.environ["FX_QUIET"], "1000000"])
+    stall_and_drain(agent, tls_rsp(agent.port))
+    shutil.rmtree(D, ignore_errors=True)
+
+
+def idle():
+    """A peer that never starts the TLS handshake, and one that completes it but sends no packet, are
+    closed after --idle-timeout; the launched program lives on and a real client is served."""
+    require_ptrace()
+    make_certs()
+    from test_hardening import wait_closed
+    agent = Agent(["--idle-timeout", "1", "--tls-cert", p("board.pem"), "--tls-key", p("board.key"),
+                   "--tls-ca", p("ca.pem"), "--", os.environ["FX_GDB"]])
+    raw = socket.create_connection(("127.0.0.1", agent.port), timeout=10)
+    wait_closed(raw, "a peer that never starts the handshake")
+    raw.close()
+    print("ok: a peer that never starts the handshake is disconnected")
+    silent = tls_rsp(agent.port)
+    wait_closed(silent.sock, "a TLS peer that sends no packet")
+    silent.close()
+    print("ok: a peer that completes the handshake but sends no packet is disconnected")
+    check(agent.proc.poll() is None, "neither ended the session")
+    for _ in range(100):  # the agent may still be closing the previous connection
+        try:
+            rsp = tls_rsp(agent.port)
+            r = rsp.cmd("?")
+            break
+        except (ConnectionError, EOFError, ssl.SSLError):
+            time.sleep(0.05)
+    else:
+        fail("no TLS client was served after the idle peers")
+    check(r.startswith(b"T05"), "a TLS client is served and finds the program stopped at its start")
+    rsp.send("k")
+    agent.wait()
+    shutil.rmtree(D, ignore_errors=True)
+
+
+def main():
+    make_certs()
     # ...and an unrelated CA issues a certificate the agent must not accept.
     make_ca("otherca")
     make_cert("stranger", "otherca")
@@ -124,4 +186,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    {"main": main, "flow": flow, "idle": idle}[sys.argv[1] if len(sys.argv) > 1 else "main"]()

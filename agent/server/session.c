@@ -1,0 +1,193 @@
+/* The RSP server's shared reply helpers: framing and sending replies, thread ids, and the stop reply
+ * with the registers, stack window and quiet hits the rsprof extensions add to it. */
+#include "session.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "errors.h"
+#include "hex.h"
+#include "signals.h"
+
+void agent_send_raw(struct agent_server *s, const void *data, size_t len)
+{
+  if (s->send)
+    s->send(s->send_ctx, data, len);
+}
+
+/* Frames and sends the reply buffer. */
+void agent_send_reply(struct agent_server *s)
+{
+  rs_buf_reset(&s->wire);
+  if (rsp_encode_packet(&s->wire, s->reply.data ? s->reply.data : (const uint8_t *)"", s->reply.len)) {
+    rs_buf_reset(&s->wire);
+    rsp_encode_packet(&s->wire, "E01", 3);
+  }
+  agent_send_raw(s, s->wire.data, s->wire.len);
+  rs_buf_reset(&s->reply);
+}
+
+void agent_put_tid(struct agent_server *s, struct rs_buf *b, pid_t tid)
+{
+  if (s->multiprocess)
+    rs_buf_printf(b, "p%x.%x", (unsigned)s->inf.pid, (unsigned)tid);
+  else
+    rs_buf_printf(b, "%x", (unsigned)tid);
+}
+
+/* The rsprof-stopstack extension: "rsprof-stack:" and then, raw to the end of the packet (the framing escapes
+ * it), as much of the stack window at sp as is readable, so a tracing client needs no 'x' round trip. */
+static void put_stop_stack(struct agent_server *s, struct rs_buf *b, uint64_t sp)
+{
+  rs_buf_puts(b, "rsprof-stack:");
+  if (rs_buf_reserve(b, s->stop_stack_len))
+    return;
+  /* One read: /proc/PID/mem stops at the first unreadable page, so a window past the stack's end comes back
+   * cut there. */
+  long n = inf_read(&s->inf, sp, b->data + b->len, s->stop_stack_len);
+  if (n > 0)
+    b->len += (size_t)n;
+  b->data[b->len] = 0;
+}
+
+/* The rsprof-quietbreak extension: "rsprof-quiet:" and the queued quiet hits, oldest first, as
+ * TID/PC/SP/RETVAL/NS (hex; NS: CLOCK_MONOTONIC nanoseconds when the agent saw the hit) separated by
+ * commas, between the separators before and after. Each hit is sent once; nothing is written when none
+ * is queued. */
+static void put_quiet_hits(struct agent_server *s, struct rs_buf *b, const char *before, const char *after)
+{
+  struct inferior *inf = &s->inf;
+  if (inf->nquiet == 0)
+    return;
+  rs_buf_puts(b, before);
+  rs_buf_puts(b, "rsprof-quiet:");
+  for (int i = 0; i < inf->nquiet; i++) {
+    const struct inf_quiet_hit *h = &inf->quiet[i];
+    rs_buf_printf(b, "%s%x/%llx/%llx/%llx/%llx", i ? "," : "", (unsigned)h->tid, (unsigned long long)h->pc,
+                  (unsigned long long)h->sp, (unsigned long long)h->retval, (unsigned long long)h->ns);
+  }
+  rs_buf_puts(b, after);
+  inf->nquiet = 0;
+}
+
+void agent_stop_reply(struct agent_server *s, const struct inf_stop *st)
+{
+  struct rs_buf *b = &s->reply;
+  rs_buf_reset(b);
+  switch (st->kind) {
+  case INF_STOP_EXITED:
+  case INF_STOP_KILLED:
+    rs_buf_printf(b, "%c%02x", st->kind == INF_STOP_EXITED ? 'W' : 'X',
+                  st->kind == INF_STOP_EXITED ? st->sig : agent_sig_to_gdb(st->sig));
+    if (s->multiprocess)
+      rs_buf_printf(b, ";process:%x", (unsigned)st->tid);
+    put_quiet_hits(s, b, ";", ""); /* hits just before the exit */
+    return;
+  case INF_STOP_SIGNAL: {
+    rs_buf_printf(b, "T%02x", agent_sig_to_gdb(st->sig));
+    struct inf_thread *t = inf_thread(&s->inf, st->tid);
+    struct ptarch_gregs *r = t ? inf_gregs(&s->inf, t) : NULL;
+    if (r) {
+      /* Expedite what an unwinder needs, so a tracing client often needs no 'g' at all. */
+      const struct arch_desc *a = s->inf.arch;
+      uint8_t img[1024];
+      {
+        ptarch_fill_core(r, img);
+        int last = a->pc_reg > a->sp_reg ? a->pc_reg : a->sp_reg;
+        for (int i = 0; i <= last; i++) {
+          long off = arch_reg_offset(a, i);
+          rs_buf_printf(b, "%02x:", (unsigned)i);
+          rs_buf_put_hex(b, img + off, a->regs[i].bits / 8);
+          rs_buf_putc(b, ';');
+        }
+      }
+    }
+    rs_buf_puts(b, "thread:");
+    agent_put_tid(s, b, st->tid);
+    rs_buf_putc(b, ';');
+    if (st->swbreak && s->swbreak_ok)
+      rs_buf_puts(b, "swbreak:;");
+    if (t && s->stop_time) /* rsprof-stoptime: when the agent saw the stop */
+      rs_buf_printf(b, "rsprof-time:%llx;", (unsigned long long)t->stop_ns);
+    put_quiet_hits(s, b, "", ";");
+    if (r && st->swbreak && s->stop_stack_len)
+      put_stop_stack(s, b, ptarch_sp(r));
+    return;
+  }
+  default:
+    rs_buf_puts(b, "W00");
+  }
+}
+
+void agent_reply_str(struct agent_server *s, const char *str)
+{
+  rs_buf_reset(&s->reply);
+  rs_buf_puts(&s->reply, str);
+}
+
+void agent_reply_err(struct agent_server *s, int code) { agent_reply_str(s, code == 2 ? "E02" : "E01"); }
+
+/* Reports a stop (or exit) to the client and remembers it for '?'. */
+void agent_report_stop(struct agent_server *s, const struct inf_stop *st)
+{
+  s->last = *st;
+  if (st->kind == INF_STOP_SIGNAL)
+    s->gthread = s->cthread = st->tid;
+  agent_stop_reply(s, st);
+  agent_send_reply(s);
+  if (st->kind == INF_STOP_EXITED || st->kind == INF_STOP_KILLED) {
+    s->exit_code = st->kind == INF_STOP_EXITED ? st->sig : 128 + st->sig;
+    if (!s->extended && !s->multi_mode) {
+      s->done = 1;
+      s->quit = 1;
+    }
+  }
+}
+
+/* Parses a thread id: "p<pid>.<tid>", "p<pid>", "<tid>", "-1" (all) or "0" (any). */
+int agent_parse_tid(const char **p, pid_t *tid)
+{
+  const char *q = *p;
+  uint64_t v;
+  if (*q == '-' && q[1] == '1') {
+    *tid = -1;
+    *p = q + 2;
+    return 0;
+  }
+  if (*q == 'p') {
+    q++;
+    if (*q == '-' && q[1] == '1') {
+      q += 2;
+      v = (uint64_t)-1;
+    } else if (hex_parse_u64(&q, &v)) {
+      return RS_E_BAD_ARG;
+    }
+    if (*q != '.') {
+      *tid = v == (uint64_t)-1 ? -1 : 0;
+      *p = q;
+      return 0;
+    }
+    q++;
+    if (*q == '-' && q[1] == '1') {
+      *tid = -1;
+      *p = q + 2;
+      return 0;
+    }
+  }
+  if (hex_parse_u64(&q, &v) || v > 0x7fffffff)
+    return RS_E_BAD_ARG;
+  *tid = (pid_t)v;
+  *p = q;
+  return 0;
+}
+
+/* The thread register packets act on: the selected one, else the last reporter, else the leader. */
+struct inf_thread *agent_cur_thread(struct agent_server *s, pid_t sel)
+{
+  struct inf_thread *t = sel > 0 ? inf_thread(&s->inf, sel) : NULL;
+  if (!t && s->last.kind == INF_STOP_SIGNAL)
+    t = inf_thread(&s->inf, s->last.tid);
+  if (!t && s->inf.nth > 0)
+    t = &s->inf.th[0];
+  return t;
+}
