@@ -44,6 +44,10 @@ static void usage(FILE *out)
           "      --stack-size BYTES     most stack read per event (default 16K; 2K first, more if needed)\n"
           "      --max-frames N         deepest stack kept (default 256)\n"
           "      --kill-at-end          kill the program when tracing stops before it exits (default: detach)\n"
+          "      --run PROGRAM [ARGS...] start PROGRAM on the board through an agent in extended mode\n"
+          "                             (rsprof-agent --multi, gdbserver --multi); the rest of the command\n"
+          "                             line is its arguments. Without it, an agent that has no program\n"
+          "                             running starts the one it was given (rsprof-agent --multi -- PROGRAM)\n"
           "binaries:\n"
           "      --sysroot DIR          look for the target's files under DIR first\n"
           "      --debug-dir DIR        extra directory of separate debug files (repeatable)\n"
@@ -78,6 +82,7 @@ enum {
   OPT_RETRIES, OPT_TRACE, OPT_TRACE_REGEX, OPT_DURATION, OPT_STACK_SIZE, OPT_MAX_FRAMES, OPT_KILL_AT_END,
   OPT_SYSROOT, OPT_DEBUG_DIR, OPT_SYSTEM_DEBUG_DIR, OPT_CACHE_DIR, OPT_NO_FETCH, OPT_SUMMARY_JSON, OPT_SUMMARY, OPT_PRINT_STACKS,
   OPT_PROGRESS, OPT_NO_PROGRESS, OPT_FAIL_ON_LEAK, OPT_MAX_PEAK, OPT_MAX_ALLOCS, OPT_LOG_LEVEL, OPT_POLL_US,
+  OPT_RUN,
 };
 
 static const struct option long_opts[] = {
@@ -98,6 +103,7 @@ static const struct option long_opts[] = {
     {"stack-size", required_argument, NULL, OPT_STACK_SIZE},
     {"max-frames", required_argument, NULL, OPT_MAX_FRAMES},
     {"kill-at-end", no_argument, NULL, OPT_KILL_AT_END},
+    {"run", required_argument, NULL, OPT_RUN},
     {"sysroot", required_argument, NULL, OPT_SYSROOT},
     {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
     {"system-debug-dir", required_argument, NULL, OPT_SYSTEM_DEBUG_DIR},
@@ -151,7 +157,8 @@ static int parse_args(int argc, char **argv, struct col_options *o)
   uint64_t v;
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, ":c:m:o:hV", long_opts, NULL)) != -1) {
+  /* '+': stop at the first non-option, so nothing after --run PROGRAM is taken for our own options. */
+  while (!o->run_argc && (c = getopt_long(argc, argv, "+:c:m:o:hV", long_opts, NULL)) != -1) {
     int rc = 0;
     switch (c) {
     case 'c':
@@ -204,6 +211,15 @@ static int parse_args(int argc, char **argv, struct col_options *o)
       o->max_frames = (size_t)v;
       break;
     case OPT_KILL_AT_END: o->kill_at_end = 1; break;
+    case OPT_RUN:
+      if (!*optarg)
+        return bad_value("--run", optarg);
+      /* PROGRAM is optarg (its own word, or after "--run="); its arguments are whatever follows. */
+      argv[optind - 1] = optarg;
+      o->run_argv = argv + optind - 1;
+      o->run_argc = (size_t)(argc - optind + 1);
+      optind = argc;
+      break;
     case OPT_SYSROOT: o->sysroot = optarg; break;
     case OPT_DEBUG_DIR:
       if (o->ndebug_dirs == COL_MAX_LIST)
