@@ -1,5 +1,6 @@
 /* rsprof-agent: command-line entry point; launches or attaches, then serves RSP clients. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,10 +161,12 @@ int main(int argc, char **argv)
   }
   rc = agent_net_run(&s, &net);
   if (s.inf.pid) {
-    if (s.inf.attached)
+    if (s.inf.attached) {
       inf_detach(&s.inf);
-    else
+    } else {
       inf_kill(&s.inf);
+      s.exit_code = 128 + SIGKILL;
+    }
   }
   int code = rc ? 1 : (prog && !multi ? s.exit_code : 0);
   if (rc == 0 && prog && !multi && s.detached_child > 0) {

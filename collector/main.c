@@ -73,7 +73,8 @@ static void usage(FILE *out)
   tracer_list_modules(out);
   fprintf(out,
           "\n"
-          "exit status: 0 success; 1 error (connection, protocol, output); 2 usage; 3 leak (--fail-on-leak);\n"
+          "exit status: 0 success; 1 error (connection, protocol, an output path not writable: checked before\n"
+          "tracing starts); 2 usage; 3 leak (--fail-on-leak);\n"
           "4 peak over --max-peak; 5 allocations over --max-allocs; 6 the program was killed by a signal.\n");
 }
 

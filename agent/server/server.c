@@ -738,8 +738,10 @@ static void dispatch(struct agent_server *s, char *pkt, size_t len)
     else if (!strncmp(pkt, "vAttach;", 8))
       handle_vattach(s, pkt);
     else if (!strncmp(pkt, "vKill", 5)) {
-      if (s->inf.pid)
+      if (s->inf.pid) {
         inf_kill(&s->inf);
+        s->exit_code = 128 + SIGKILL; /* as for 'k': the killed program's status is the agent's */
+      }
       reply_str(s, "OK");
       if (!s->extended) {
         s->done = 1;

@@ -30,7 +30,8 @@ void heap_free(struct heap *h, struct trace *tr, uint64_t ptr);
 void heap_finish(struct heap *h, struct trace *tr);
 void heap_summary_json(struct heap *h, struct json_out *j);
 void heap_summary_text(struct heap *h, FILE *out);
-/* The exit status a threshold option asks for, or 0. */
+/* The exit status the first fired threshold asks for (leak, peak, allocations), or 0; prints one line on
+ * stderr for each threshold that fired. */
 int heap_verdict(const struct heap *h, const struct col_options *o);
 
 #endif

@@ -196,6 +196,9 @@ int trace_run(const struct col_options *o, const struct tracer_module *const *mo
   int status = COL_EXIT_ERROR;
   if (rc)
     goto out;
+  /* A pipeline must learn of an unwritable output before the program runs, not after the whole trace. */
+  if (trace_check_outputs(o))
+    goto out;
   trace_catch_stop_signals();
 
   if (o->system_debug_dir)
@@ -224,12 +227,15 @@ int trace_run(const struct col_options *o, const struct tracer_module *const *mo
     LOG_ERR("tracing stopped early: %s; writing what was collected", rs_strerror(rc));
   end_program(&tr);
   trace_show_progress(&tr, 1);
-  trace_write_outputs(&tr);
-  status = rc ? COL_EXIT_ERROR : COL_EXIT_OK;
-  if (!rc) {
-    for (size_t k = 0; k < tr.nmods && status == COL_EXIT_OK; k++)
-      if (tr.mods[k].mod->verdict)
-        status = tr.mods[k].mod->verdict(&tr, tr.mods[k].state, o);
+  int wrc = trace_write_outputs(&tr);
+  status = rc || wrc ? COL_EXIT_ERROR : COL_EXIT_OK;
+  if (!rc && !wrc) {
+    /* Every module's verdict runs, so each fired threshold is reported; the first one sets the status. */
+    for (size_t k = 0; k < tr.nmods; k++) {
+      int v = tr.mods[k].mod->verdict ? tr.mods[k].mod->verdict(&tr, tr.mods[k].state, o) : COL_EXIT_OK;
+      if (status == COL_EXIT_OK)
+        status = v;
+    }
     if (status == COL_EXIT_OK && tr.term_signal)
       status = COL_EXIT_TARGET;
   }

@@ -66,6 +66,69 @@ def check_multi(a):
     expect_eq("allocations of the --run run (more rounds)", counts[-1]["allocs"] > counts[0]["allocs"], True)
 
 
+def check_exit_status(a):
+    """The documented exit statuses and messages. argv: the fx-alloc-c and fx-leak-c fixtures.
+
+    An output path that cannot be written ends the collector at once with status 1 and a message naming the
+    path, before the program runs; each fired threshold gets one line naming it and the measured value; the
+    agent exits 128 + SIGKILL when its program was killed (--kill-at-end, SIGTERM to the agent) and
+    128 + the signal when the program crashed."""
+    alloc, leak = a.argv[0], a.argv[1]
+    tmp = tempfile.mkdtemp(prefix="rsprof-e2e-status-")
+    regular = os.path.join(tmp, "file")
+    open(regular, "w").close()
+    bad_paths = [os.path.join(tmp, "missing", "out"), tmp, os.path.join(regular, "out")]
+    for opt in ("-o", "--summary", "--summary-json", "--print-stacks"):
+        for path in bad_paths:
+            srv = t.Server("agent", a.agent, [alloc, "3"])
+            out = t.collector(a.collector, srv.port, "--module", "memory", opt, path, check=False)
+            expect_eq(f"collector status with {opt} {path}", out.returncode, 1)
+            if f"cannot write {path}" not in out.stderr:
+                t.fail(f"no message naming {path}:\n{out.stderr}")
+            if fixture_lines(srv.output()):
+                t.fail(f"the program ran although {opt} {path} cannot be written:\n{srv.output()}")
+            srv.close()
+            if os.path.exists(os.path.join(tmp, "missing")) or os.listdir(tmp) != ["file"]:
+                t.fail(f"checking {path} left files behind: {os.listdir(tmp)}")
+    print("ok every unwritable output path ends the collector with status 1 before the program runs")
+
+    # Thresholds: all three fire at once (the first, --fail-on-leak, sets the status), then one alone.
+    for extra, want, lines in ((["--fail-on-leak", "--max-peak", "100", "--max-allocs", "10"], 3, 3),
+                               (["--max-peak", "100"], 4, 1), (["--max-allocs", "10"], 5, 1)):
+        srv = t.Server("agent", a.agent, [leak, "5"])
+        summ = os.path.join(srv.tmp, "s.json")
+        out = t.collector(a.collector, srv.port, "--module", "memory", "--summary-json", summ, *extra, check=False)
+        srv.wait()
+        m = json.load(open(summ))["memory"]
+        expect_eq(f"collector status with {' '.join(extra)}", out.returncode, want)
+        expected = {
+            "--fail-on-leak": f"rsprof-collector: --fail-on-leak: {m['leaked_bytes']} bytes in "
+                              f"{m['leaked_blocks']} blocks still allocated at the end",
+            "--max-peak": f"rsprof-collector: --max-peak 100 exceeded: peak {m['peak_bytes']} bytes",
+            "--max-allocs": f"rsprof-collector: --max-allocs 10 exceeded: {m['allocs']} allocations",
+        }
+        got = [ln for ln in out.stderr.splitlines() if "--fail-on-leak" in ln or "exceeded" in ln]
+        want_lines = [expected[x] for x in extra if x in expected]
+        expect_eq(f"threshold lines with {' '.join(extra)}", got, want_lines)
+        expect_eq("threshold line count", len(got), lines)
+
+    # The agent's own status: the program killed at the end of a --duration run with --kill-at-end.
+    srv = t.Server("agent", a.agent, [alloc, "5000000"])
+    t.collector(a.collector, srv.port, "--module", "memory", "--duration", "1s", "--kill-at-end",
+                "--summary-json", os.path.join(srv.tmp, "s.json"))
+    expect_eq("agent status after --kill-at-end", srv.wait(), 128 + signal.SIGKILL)
+    # SIGTERM to an agent whose program waits for a client: it kills the program and says so.
+    srv = t.Server("agent", a.agent, [alloc, "3"])
+    srv.proc.send_signal(signal.SIGTERM)
+    expect_eq("agent status after SIGTERM", srv.wait(), 128 + signal.SIGKILL)
+    # The program crashes: the collector says 6, the agent 128 + SIGSEGV.
+    srv = t.Server("agent", a.agent, ["/bin/sh", "-c", "echo started && kill -SEGV $$"])
+    out = t.collector(a.collector, srv.port, "--module", "memory", "--summary-json",
+                      os.path.join(srv.tmp, "s.json"), check=False)
+    expect_eq("collector status after the program's crash", out.returncode, 6)
+    expect_eq("agent status after the program's crash", srv.wait(), 128 + signal.SIGSEGV)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("check")
@@ -74,7 +137,7 @@ def main():
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
-    {"multi": check_multi}[a.check](a)
+    {"multi": check_multi, "exit-status": check_exit_status}[a.check](a)
 
 
 if __name__ == "__main__":
