@@ -41,8 +41,9 @@ static void usage(FILE *out)
           "      --trace NAME           count calls of this function per context (repeatable; calls module)\n"
           "      --trace-regex RE       count calls of functions matching RE (repeatable; calls module)\n"
           "      --duration DUR         stop after DUR (e.g. 30s, 5m) and detach\n"
-          "      --stack-size BYTES     most stack read per event (default 16K; 2K first, more if needed)\n"
-          "      --max-frames N         deepest stack kept (default 256)\n"
+          "      --stack-size BYTES     most stack read per event (default 64M: in practice the thread's whole\n"
+          "                             stack, whose end is found by reading; 2K first, more if needed)\n"
+          "      --max-frames N         deepest stack kept (default 4096)\n"
           "      --kill-at-end          kill the program when tracing stops before it exits (default: detach)\n"
           "      --run PROGRAM [ARGS...] start PROGRAM on the board through an agent in extended mode\n"
           "                             (rsprof-agent --multi, gdbserver --multi); the rest of the command\n"
@@ -151,8 +152,8 @@ static int parse_args(int argc, char **argv, struct col_options *o)
   memset(o, 0, sizeof *o);
   o->connect_timeout_ms = 5000;
   o->poll_us = 200;
-  o->stack_bytes = 16384;
-  o->max_frames = 256;
+  o->stack_bytes = COL_STACK_SIZE_MAX; /* reads stop at the end of the thread's stack anyway */
+  o->max_frames = 4096;
   o->progress = -1;
   int have_connect = 0;
   uint64_t v;
@@ -203,11 +204,11 @@ static int parse_args(int argc, char **argv, struct col_options *o)
         return bad_value("--duration", optarg);
       break;
     case OPT_STACK_SIZE:
-      if (cli_parse_size(optarg, &o->stack_bytes) || o->stack_bytes < 64 || o->stack_bytes > (64u << 20))
+      if (cli_parse_size(optarg, &o->stack_bytes) || o->stack_bytes < 64 || o->stack_bytes > COL_STACK_SIZE_MAX)
         return bad_value("--stack-size", optarg);
       break;
     case OPT_MAX_FRAMES:
-      if (cli_parse_size(optarg, &v) || v < 1 || v > 4096)
+      if (cli_parse_size(optarg, &v) || v < 1 || v > 65536)
         return bad_value("--max-frames", optarg);
       o->max_frames = (size_t)v;
       break;

@@ -96,7 +96,11 @@ static int write_json(struct trace *tr, const char *path)
   json_key(&j, "events"), json_uint(&j, tr->events);
   json_key(&j, "breakpoint_stops"), json_uint(&j, tr->breakpoint_stops);
   json_key(&j, "quiet_stops"), json_uint(&j, tr->quiet_stops);
+  json_key(&j, "stacks"), json_uint(&j, tr->unwound_stacks);
   json_key(&j, "truncated_stacks"), json_uint(&j, tr->truncated_stacks);
+  json_key(&j, "truncated_window"), json_uint(&j, tr->truncated_window);
+  json_key(&j, "truncated_max_frames"), json_uint(&j, tr->truncated_frames);
+  json_key(&j, "stack_size"), json_uint(&j, tr->opt->stack_bytes);
   json_key(&j, "stack_window"), json_uint(&j, tr->window);
   json_key(&j, "stack_window_refills"), json_uint(&j, tr->window_refills);
   json_key(&j, "duration_ms"), json_double(&j, trace_elapsed_ms(tr));
@@ -133,6 +137,16 @@ static int write_text(struct trace *tr, const char *path)
   else
     fprintf(f, "still running when tracing stopped\n");
   fprintf(f, "events: %llu in %.1f ms\n", (unsigned long long)tr->events, trace_elapsed_ms(tr));
+  fprintf(f, "truncated stacks: %llu of %llu", (unsigned long long)tr->truncated_stacks,
+          (unsigned long long)tr->unwound_stacks);
+  if (tr->truncated_stacks > tr->truncated_frames)
+    fprintf(f, "; %llu at a %zu-byte stack window (--stack-size %llu)",
+            (unsigned long long)(tr->truncated_stacks - tr->truncated_frames), tr->truncated_window,
+            (unsigned long long)tr->opt->stack_bytes);
+  if (tr->truncated_frames)
+    fprintf(f, "; %llu deeper than --max-frames %zu", (unsigned long long)tr->truncated_frames,
+            tr->opt->max_frames);
+  fputc('\n', f);
   for (size_t k = 0; k < tr->nmods; k++) {
     if (tr->mods[k].mod->summary_text)
       tr->mods[k].mod->summary_text(tr, tr->mods[k].state, f);
@@ -150,9 +164,24 @@ static int write_text(struct trace *tr, const char *path)
   return 0;
 }
 
+/* Truncated stacks are never silent: a profile whose deep paths are cut short misleads, so say how many
+ * and why, on stderr as well as in both summaries. */
+static void warn_truncated(const struct trace *tr)
+{
+  uint64_t by_window = tr->truncated_stacks - tr->truncated_frames;
+  if (by_window)
+    LOG_WARN("%llu of %llu stacks were truncated at a %zu-byte stack window (raise --stack-size, now %llu)",
+             (unsigned long long)by_window, (unsigned long long)tr->unwound_stacks, tr->truncated_window,
+             (unsigned long long)tr->opt->stack_bytes);
+  if (tr->truncated_frames)
+    LOG_WARN("%llu of %llu stacks were truncated at --max-frames %zu", (unsigned long long)tr->truncated_frames,
+             (unsigned long long)tr->unwound_stacks, tr->opt->max_frames);
+}
+
 int trace_write_outputs(struct trace *tr)
 {
   int first = 0, rc;
+  warn_truncated(tr);
   for (size_t k = 0; k < tr->nmods; k++)
     if (tr->mods[k].mod->finish)
       tr->mods[k].mod->finish(tr, tr->mods[k].state);

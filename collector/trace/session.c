@@ -145,7 +145,8 @@ static int trace_init(struct trace *tr, const struct col_options *o)
   tr->start_ms = trace_now_ms();
   u64map_init(&tr->bp_index);
   u64map_init(&tr->stack_end);
-  tr->stack_buf = malloc(o->stack_bytes ? o->stack_bytes : 1);
+  tr->stack_alloc = o->stack_bytes < 65536 ? (size_t)o->stack_bytes : 65536; /* grows up to stack_bytes */
+  tr->stack_buf = malloc(tr->stack_alloc ? tr->stack_alloc : 1);
   tr->pcs = malloc((o->max_frames ? o->max_frames : 1) * sizeof *tr->pcs);
   if (!tr->stack_buf || !tr->pcs)
     return -ENOMEM;

@@ -129,6 +129,75 @@ def check_exit_status(a):
     expect_eq("agent status after the program's crash", srv.wait(), 128 + signal.SIGSEGV)
 
 
+def gdb_bt_at(argv, caller, func):
+    """gdb's bt at the first call of func made from caller (breakpoint at func's first instruction, as the
+    collector's), as (function, file:line or None) frames, past main as the collector unwinds."""
+    script = tempfile.NamedTemporaryFile("w", suffix=".gdb", delete=False)
+    script.write("set pagination off\nset confirm off\nset width 0\nset backtrace past-main on\n"
+                 f"break {caller}\nrun\nbreak *{func}\ncontinue\necho ===BT===\\n\nbt\nkill\n")
+    script.close()
+    out = subprocess.run(["gdb", "-nx", "-batch", "-iex", "set debug-file-directory /nonexistent", "-x",
+                          script.name, "--args", *argv], capture_output=True, text=True, timeout=300)
+    os.unlink(script.name)
+    frames = [t.gdb_frame(ln) for ln in out.stdout.split("===BT===", 1)[-1].splitlines() if ln.startswith("#")]
+    if not frames or None in frames:
+        t.fail("no usable bt from gdb:\n" + out.stdout[-3000:] + out.stderr[-2000:])
+    return frames
+
+
+def summary_truncated(text):
+    m = re.search(r"^truncated stacks: (\d+) of (\d+)(.*)$", text, re.M)
+    if not m:
+        t.fail("the text summary has no truncated-stacks line:\n" + text[:2000])
+    return int(m.group(1)), int(m.group(2)), m.group(3)
+
+
+def check_truncation(a):
+    """A 2000-deep recursion allocating at the bottom (fx-deep ROUNDS): with the default options no stack is
+    truncated and each deep allocation's stack equals gdb's bt at the same malloc, frame by frame; with a
+    small --stack-size every deep allocation is truncated, and stderr and both summaries say how many."""
+    rounds = int(a.argv[1])
+    srv = t.Server("agent", a.agent, a.argv)
+    stacks, summ, text = (os.path.join(srv.tmp, n) for n in ("stacks.txt", "s.json", "s.txt"))
+    out = t.collector(a.collector, srv.port, "--module", "memory", "--print-stacks", stacks, "--summary-json", summ,
+                      "--summary", text, "--system-debug-dir", "")
+    srv.wait()
+    s = json.load(open(summ))
+    expect_eq("truncated stacks (JSON), default options", s["truncated_stacks"], 0)
+    expect_eq("truncated stacks (text), default options", summary_truncated(open(text).read())[0], 0)
+    if "truncated" in out.stderr:
+        t.fail("a warning about truncated stacks although none was:\n" + out.stderr)
+    deep = [st for st in t.collector_stacks(stacks) if len(st) > 1 and st[1][0] == "deep_leaf"]
+    expect_eq("deep allocations seen", len(deep), rounds)
+    print(f"stack window {s['stack_window']} bytes first, {s['stack_window_refills']} refills")
+    if s["stack_window"] <= 2048:
+        t.fail(f"every deep stack needed more than the first window, yet it stayed at {s['stack_window']} bytes")
+    gdb = gdb_bt_at(a.argv, "deep_leaf", "malloc")
+    expect_eq("frames at the deep malloc: collector vs gdb's bt", len(deep[0]), len(gdb))
+    for k, (ours, theirs) in enumerate(zip(deep[0], gdb)):
+        # The program's frames must match exactly; libc's, named from its symbol tables without debug files,
+        # may be named by another alias of the same address (__libc_malloc for malloc).
+        if theirs[1] and ours != theirs:
+            t.fail(f"frame {k}: collector {ours} != gdb {theirs}")
+    print(f"ok the {sum(1 for f in gdb if f[1])} frames of the program equal gdb's, function and line")
+
+    # A deliberately small cap: every deep allocation's stack is cut, and that is said everywhere.
+    srv = t.Server("agent", a.agent, a.argv)
+    out = t.collector(a.collector, srv.port, "--module", "memory", "--stack-size", "4096", "--summary-json", summ,
+                      "--summary", text)
+    srv.wait()
+    s = json.load(open(summ))
+    expect_eq("truncated stacks (JSON), --stack-size 4096", s["truncated_stacks"], rounds)
+    expect_eq("window of the truncated stacks (JSON)", s["truncated_window"], 4096)
+    n, total, detail = summary_truncated(open(text).read())
+    expect_eq("truncated stacks (text), --stack-size 4096", (n, total), (rounds, s["stacks"]))
+    expect_eq("text summary names the window", "at a 4096-byte stack window" in detail, True)
+    warn = re.search(r"warn: (\d+) of (\d+) stacks were truncated at a (\d+)-byte stack window", out.stderr)
+    if not warn:
+        t.fail("no warning on stderr about the truncated stacks:\n" + out.stderr)
+    expect_eq("truncated stacks (stderr)", tuple(map(int, warn.groups())), (rounds, s["stacks"], 4096))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("check")
@@ -137,7 +206,7 @@ def main():
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
-    {"multi": check_multi, "exit-status": check_exit_status}[a.check](a)
+    {"multi": check_multi, "exit-status": check_exit_status, "truncation": check_truncation}[a.check](a)
 
 
 if __name__ == "__main__":
