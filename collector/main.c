@@ -59,7 +59,7 @@ static void usage(FILE *out)
           "  -o, --output FILE          drcctprof profile (EasyView / DrCCTProf viewer)\n"
           "      --summary-json FILE    machine-readable summary\n"
           "      --summary FILE         human-readable summary ('-' for stdout)\n"
-          "      --print-stacks FILE    every event's symbolized stack ('-' for stdout)\n"
+          "      --print-stacks FILE    every event (kind, address, size) and its symbolized stack ('-': stdout)\n"
           "      --progress / --no-progress   progress line on stderr (default: when it is a terminal)\n"
           "thresholds:\n"
           "      --fail-on-leak         exit 3 when memory is still allocated at the end\n"

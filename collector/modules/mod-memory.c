@@ -73,7 +73,9 @@ static int on_free(struct memory_state *s, struct trace *tr, const struct trace_
     note_rust_call(s, tr, 1);
     return 0;
   }
-  trace_event(tr);
+  struct trace_event_desc ev = {.kind = entry_names[kind].name, .addr = ptr};
+  ev.has_size = heap_block_size(&s->heap, ptr, &ev.size);
+  trace_event(tr, hit, &ev);
   heap_free(&s->heap, tr, ptr);
   if (kind == K_RUST_DEALLOC && !s->rust_entries_removed) {
     if (has_pending)
@@ -147,7 +149,11 @@ static int on_return(struct trace *tr, const struct trace_hit *hit, void *data)
     uint64_t out = 0;
     ptr = ptr == 0 && trace_read_memory(tr, c->c, &out, 8) == 0 ? out : 0;
   }
-  trace_event(tr);
+  struct trace_event_desc ev = {.kind = entry_names[c->kind].name, .addr = ptr, .size = size, .has_size = 1,
+                                .node = c->node, .has_node = 1};
+  if (c->kind == K_REALLOC || c->kind == K_RUST_REALLOC)
+    ev.old = old;
+  trace_event(tr, hit, &ev);
   if ((c->kind == K_REALLOC || c->kind == K_RUST_REALLOC) && old != 0) {
     if (ptr != 0 || size == 0) /* a failed realloc leaves the old block alone */
       heap_free(&s->heap, tr, old);

@@ -278,6 +278,32 @@ int trace_read_stack(struct trace *tr, const struct trace_hit *hit, uint64_t add
   return trace_read_memory(tr, addr, buf, len);
 }
 
+/* Unwinds the hit thread's stack into tr->pcs: *n frames, *end why it ended. Reads more stack as the
+ * unwind needs it (widen_hit_stack); a failed unwind leaves the PC alone with end UNW_END_BAD. Returns the
+ * bytes of stack the unwind had. */
+static size_t unwind_hit(struct trace *tr, const struct trace_hit *hit, size_t *n, enum unw_end *end)
+{
+  uint64_t sp;
+  size_t got = hit_stack(tr, hit, &sp);
+  struct unw_snapshot snap = {.base = sp, .data = tr->stack_buf, .len = got};
+  *n = 0;
+  *end = UNW_END_OUTERMOST;
+  int rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, n, end);
+  if (++tr->window_hits > WINDOW_PERIOD) /* unwinds in this period, and (below) those that needed more */
+    tr->window_hits = tr->window_short = 0;
+  for (int first = 1; rc == 0 && *end == UNW_END_TRUNCATED && !tr->hit_stack_whole; first = 0) {
+    snap.len = widen_hit_stack(tr, hit, sp, first);
+    snap.data = tr->stack_buf; /* reading more may have moved the buffer */
+    rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, n, end);
+  }
+  if (rc || *n == 0) {
+    tr->pcs[0] = hit->regs->pc;
+    *n = 1;
+    *end = UNW_END_BAD;
+  }
+  return snap.len;
+}
+
 int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node)
 {
   if (tr->in_quiet_hit)
@@ -286,41 +312,45 @@ int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node)
     *node = tr->hit_node;
     return 0;
   }
-  uint64_t sp;
-  size_t got = hit_stack(tr, hit, &sp);
-  struct unw_snapshot snap = {.base = sp, .data = tr->stack_buf, .len = got};
-  size_t n = 0;
-  enum unw_end end = UNW_END_OUTERMOST;
-  int rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, &n, &end);
-  if (++tr->window_hits > WINDOW_PERIOD) /* unwinds in this period, and (below) those that needed more */
-    tr->window_hits = tr->window_short = 0;
-  for (int first = 1; rc == 0 && end == UNW_END_TRUNCATED && !tr->hit_stack_whole; first = 0) {
-    snap.len = widen_hit_stack(tr, hit, sp, first);
-    snap.data = tr->stack_buf; /* reading more may have moved the buffer */
-    rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, &n, &end);
-  }
-  if (rc || n == 0) {
-    tr->pcs[0] = hit->regs->pc;
-    n = 1;
-    end = UNW_END_BAD;
-  }
+  size_t n;
+  enum unw_end end;
+  size_t had = unwind_hit(tr, hit, &n, &end);
   int truncated = end == UNW_END_TRUNCATED || end == UNW_END_MAX_FRAMES;
   tr->unwound_stacks++;
   if (truncated) {
     tr->truncated_stacks++;
     if (end == UNW_END_MAX_FRAMES)
       tr->truncated_frames++;
-    else if (snap.len > tr->truncated_window)
-      tr->truncated_window = snap.len; /* the most stack any of them had */
+    else if (had > tr->truncated_window)
+      tr->truncated_window = had; /* the most stack any of them had */
   }
-  rc = cct_insert_path(tr->cct, (uint32_t)hit->tid, tr->pcs, n, truncated ? CCT_PATH_TRUNCATED : 0, node);
+  int rc = cct_insert_path(tr->cct, (uint32_t)hit->tid, tr->pcs, n, truncated ? CCT_PATH_TRUNCATED : 0, node);
   if (rc)
     return rc;
-  if (tr->stacks_out)
-    trace_print_stack(tr, hit->tid, tr->pcs, n, truncated);
   tr->hit_node = *node;
   tr->hit_node_valid = 1;
   return 0;
+}
+
+void trace_event(struct trace *tr, const struct trace_hit *hit, const struct trace_event_desc *ev)
+{
+  if (tr->stacks_out) {
+    size_t n = 0;
+    int truncated = 0;
+    if (ev->has_node) {
+      /* The event's context, as the profile has it (an allocation's is its entry's, caught before the return). */
+      n = cct_path(tr->cct, ev->node, tr->pcs, tr->opt->max_frames, &truncated);
+      if (n > tr->opt->max_frames)
+        n = tr->opt->max_frames;
+    } else if (!tr->in_quiet_hit) {
+      /* An event without a context of its own (a free): its stack for the listing only, not the profile. */
+      enum unw_end end;
+      unwind_hit(tr, hit, &n, &end);
+      truncated = end == UNW_END_TRUNCATED || end == UNW_END_MAX_FRAMES;
+    }
+    trace_print_event(tr, hit->tid, ev, tr->pcs, n, truncated);
+  }
+  tr->events++;
 }
 
 /* Keeps the stack window that came with the stop (rsprof-stopstack) as the hit's, before any other request

@@ -62,6 +62,11 @@ void heap_free(struct heap *h, struct trace *tr, uint64_t ptr)
   trace_count(tr, (uint32_t)node, h->m_bytes_freed, (int64_t)size);
 }
 
+int heap_block_size(const struct heap *h, uint64_t ptr, uint64_t *size)
+{
+  return ptr && u64map_get(&h->size_of, ptr, size);
+}
+
 void heap_finish(struct heap *h, struct trace *tr)
 {
   size_t pos = 0;

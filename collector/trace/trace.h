@@ -78,8 +78,19 @@ double trace_elapsed_ms(const struct trace *tr);
 /* Whether hits' times come from the agent's clock at the stop (rsprof-stoptime: exact to the agent's
  * reaction, and available for quiet hits) rather than from the collector's when the stop arrived. */
 int trace_exact_times(const struct trace *tr);
-/* Total events counted so far (handlers call trace_event once per traced event). */
-void trace_event(struct trace *tr);
+/* What one event was, for the --print-stacks listing. */
+struct trace_event_desc {
+  const char *kind;  /* "malloc", "free", "call", "contended-lock", ... */
+  uint64_t addr;     /* the block, the lock or the function */
+  uint64_t size;     /* bytes (has_size) */
+  uint64_t old;      /* realloc: the block it replaced (0: none) */
+  uint32_t node;     /* its calling context (has_node); without one the stack is unwound at hit, which must
+                      * then be an ordinary (not quiet) hit */
+  int has_size, has_node;
+};
+/* Counts one traced event (handlers call it once per event) and, with --print-stacks, lists it: its
+ * number, thread, kind, address and size, then its stack. */
+void trace_event(struct trace *tr, const struct trace_hit *hit, const struct trace_event_desc *ev);
 
 /* Calls fn for each function symbol of m whose name (linkage or demangled) equals name. */
 int trace_find_function(struct col_module *m, const char *name, uint64_t *addr);

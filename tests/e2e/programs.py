@@ -198,6 +198,45 @@ def check_truncation(a):
     expect_eq("truncated stacks (stderr)", tuple(map(int, warn.groups())), (rounds, s["stacks"], 4096))
 
 
+ALLOC_KINDS = {"malloc", "calloc", "realloc", "posix_memalign", "aligned_alloc", "memalign", "valloc"}
+
+
+def check_print_stacks(a):
+    """--print-stacks lists every event, frees included, each with its kind, address and size and a stack that
+    reaches the program's own code: as many as the summary's events, and their numbers add up to its totals."""
+    srv = t.Server("agent", a.agent, a.argv)
+    stacks, summ = os.path.join(srv.tmp, "stacks.txt"), os.path.join(srv.tmp, "s.json")
+    t.collector(a.collector, srv.port, "--module", "memory", "--print-stacks", stacks, "--summary-json", summ)
+    srv.wait()
+    s = json.load(open(summ))
+    events, cur = [], None
+    for line in open(stacks):
+        if line.startswith("event "):
+            m = re.match(r"^event (\d+) thread (\d+) (\S+) addr=0x([0-9a-f]+)(?: size=(\d+))?(?: old=0x([0-9a-f]+))?$",
+                         line.rstrip("\n"))
+            if not m:
+                t.fail(f"malformed event line: {line!r}")
+            cur = {"n": int(m.group(1)), "kind": m.group(3), "addr": int(m.group(4), 16),
+                   "size": None if m.group(5) is None else int(m.group(5)),
+                   "old": int(m.group(6), 16) if m.group(6) else 0, "frames": []}
+            events.append(cur)
+        elif line.startswith("#") and cur is not None:
+            cur["frames"].append(line.rstrip("\n"))
+    expect_eq("events listed vs the summary's events", len(events), s["events"])
+    expect_eq("events numbered in order", [e["n"] for e in events], list(range(len(events))))
+    allocs = [e for e in events if e["kind"] in ALLOC_KINDS and e["addr"]]
+    frees = [e for e in events if e["kind"] == "free" and e["addr"] and e["size"] is not None]
+    mem = s["memory"]
+    expect_eq("allocation events vs the summary's allocs", len(allocs), mem["allocs"])
+    expect_eq("their sizes vs bytes_allocated", sum(e["size"] for e in allocs), mem["bytes_allocated"])
+    expect_eq("free events (and reallocs of a block) vs the summary's frees",
+              len(frees) + sum(1 for e in allocs if e["kind"] == "realloc" and e["old"]), mem["frees"])
+    expect_eq("kinds listed", {e["kind"] for e in events} >= {"malloc", "calloc", "realloc", "free"}, True)
+    src = os.path.basename(a.argv[0]) + ".c"
+    no_stack = [e for e in events if not any(src in f for f in e["frames"])]
+    expect_eq("events whose stack does not reach the program's code", len(no_stack), 0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("check")
@@ -206,7 +245,7 @@ def main():
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
-    {"multi": check_multi, "exit-status": check_exit_status, "truncation": check_truncation}[a.check](a)
+    {"multi": check_multi, "exit-status": check_exit_status, "truncation": check_truncation, "print-stacks": check_print_stacks}[a.check](a)
 
 
 if __name__ == "__main__":
