@@ -25,7 +25,7 @@ static void usage(FILE *out)
           "      --once               with --multi: exit after the first client leaves\n"
           "      --port-file FILE     write the bound port number to FILE\n"
           "      --env NAME=VALUE     add to the launched program's environment (repeatable),\n"
-          "                           e.g. --env LD_PRELOAD=/usr/lib/librsprof_preload.so\n"
+          "                           e.g. --env LD_PRELOAD=/usr/local/lib/librsprof_preload.so\n"
           "      --tls-cert FILE      server certificate (PEM); enables TLS\n"
           "      --tls-key FILE       server private key (PEM)\n"
           "      --tls-ca FILE        require client certificates signed by this CA\n"
