@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "frames.h"
 #include "log.h"
+#include "modmap.h"
 #include "rsp-client.h"
 #include "stack-window.h"
 #include "u64map.h"
@@ -330,6 +331,23 @@ int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node)
   tr->hit_node = *node;
   tr->hit_node_valid = 1;
   return 0;
+}
+
+int trace_stack_within_module(struct trace *tr, const struct trace_hit *hit, uint64_t addr)
+{
+  uint64_t bias;
+  struct col_module *m = col_modmap_find(tr->map, addr, &bias);
+  if (tr->in_quiet_hit || !m)
+    return 0;
+  size_t n;
+  enum unw_end end;
+  unwind_hit(tr, hit, &n, &end);
+  if (end != UNW_END_OUTERMOST)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (col_modmap_find(tr->map, tr->pcs[i], &bias) != m)
+      return 0;
+  return 1;
 }
 
 void trace_event(struct trace *tr, const struct trace_hit *hit, const struct trace_event_desc *ev)

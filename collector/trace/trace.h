@@ -65,6 +65,9 @@ int trace_remove_owner(struct trace *tr, trace_bp_fn fn, void *data);
 /* Reads target memory at addr from the hit thread's stack window (captured now if it was not yet, as
  * trace_context would), so words near the stack pointer cost no extra round trip. */
 int trace_read_stack(struct trace *tr, const struct trace_hit *hit, uint64_t addr, void *buf, size_t len);
+/* Whether the hit thread's whole stack, unwound to its outermost frame, lies in the ELF module that contains
+ * addr (1) or not, or the unwind stopped short (0). Unwinds without touching the profile. */
+int trace_stack_within_module(struct trace *tr, const struct trace_hit *hit, uint64_t addr);
 /* Captures and unwinds the hit thread's stack and returns its calling-context node (cached per hit). */
 int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node);
 /* Adds delta to metric at a context node. */

@@ -237,6 +237,32 @@ def check_print_stacks(a):
     expect_eq("events whose stack does not reach the program's code", len(no_stack), 0)
 
 
+def check_thread_exit(a):
+    """Threads that allocate and exit: allocations, frees and bytes equal valgrind's and the program's own,
+    and no free counts as unknown (every block was allocated while traced). glibc's exit-time cleanup of each
+    thread's cache (frees of chunks the program already freed, and of the cache itself) is not the program's
+    doing and must not be counted at all; without libc's debug files too (--system-debug-dir '')."""
+    va, vf, vb = valgrind_totals(a.argv)
+    for debug in ([], ["--system-debug-dir", ""]):
+        srv = t.Server("agent", a.agent, a.argv)
+        summ = os.path.join(srv.tmp, "s.json")
+        t.collector(a.collector, srv.port, "--module", "memory", "--summary-json", summ, *debug)
+        expect_eq("program exit status", srv.wait(), 0)
+        s = json.load(open(summ))
+        mem, mine = s["memory"], fixture_lines(srv.output())[-1]
+        label = " (no debug files)" if debug else ""
+        expect_eq("allocs vs valgrind" + label, mem["allocs"], va)
+        expect_eq("frees vs valgrind" + label, mem["frees"], vf)
+        expect_eq("bytes allocated vs valgrind" + label, mem["bytes_allocated"], vb)
+        expect_eq("unknown frees" + label, mem["unknown_frees"], 0)
+        # The program's own blocks are a part of the totals (the rest: thread start-up's, e.g. TLS).
+        if mem["allocs"] < mine["allocs"] or mem["frees"] < mine["frees"]:
+            t.fail(f"fewer than the program's own counts: {mem} vs {mine}")
+        print(f"glibc's thread-exit frees left out{label}: {s['memory_libc']['thread_exit_frees']}")
+        if s["memory_libc"]["thread_exit_frees"] < mine["threads"]:
+            t.fail("fewer thread-exit frees left out than threads: the cleanup was counted some other way")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("check")
@@ -245,7 +271,7 @@ def main():
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
-    {"multi": check_multi, "exit-status": check_exit_status, "truncation": check_truncation, "print-stacks": check_print_stacks}[a.check](a)
+    {"multi": check_multi, "exit-status": check_exit_status, "truncation": check_truncation, "print-stacks": check_print_stacks, "thread-exit": check_thread_exit}[a.check](a)
 
 
 if __name__ == "__main__":
