@@ -1,6 +1,7 @@
 /* rsprof-agent: command-line entry point; launches or attaches, then serves RSP clients. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ static void usage(FILE *out)
           "                           SECONDS of connecting, TLS handshake included\n"
           "                           (default 10; 0: wait for ever)\n"
           "      --env NAME=VALUE     add to the launched program's environment (repeatable),\n"
-          "                           e.g. --env LD_PRELOAD=/usr/lib/librsprof_preload.so\n"
+          "                           e.g. --env LD_PRELOAD=/usr/local/lib/librsprof_preload.so\n"
           "      --tls-cert FILE      server certificate (PEM); enables TLS\n"
           "      --tls-key FILE       server private key (PEM)\n"
           "      --tls-ca FILE        require client certificates signed by this CA\n"
@@ -177,10 +178,12 @@ int main(int argc, char **argv)
   }
   rc = agent_net_run(&s, &net);
   if (s.inf.pid) {
-    if (s.inf.attached)
+    if (s.inf.attached) {
       inf_detach(&s.inf);
-    else
+    } else {
       inf_kill(&s.inf);
+      s.exit_code = 128 + SIGKILL;
+    }
   }
   int code = rc ? 1 : (prog && !multi ? s.exit_code : 0);
   if (rc == 0 && prog && !multi && s.detached_child > 0) {

@@ -41,9 +41,14 @@ static void usage(FILE *out)
           "      --trace NAME           count calls of this function per context (repeatable; calls module)\n"
           "      --trace-regex RE       count calls of functions matching RE (repeatable; calls module)\n"
           "      --duration DUR         stop after DUR (e.g. 30s, 5m) and detach\n"
-          "      --stack-size BYTES     most stack read per event (default 16K; 2K first, more if needed)\n"
-          "      --max-frames N         deepest stack kept (default 256)\n"
+          "      --stack-size BYTES     most stack read per event (default 64M: in practice the thread's whole\n"
+          "                             stack, whose end is found by reading; 2K first, more if needed)\n"
+          "      --max-frames N         deepest stack kept (default 4096)\n"
           "      --kill-at-end          kill the program when tracing stops before it exits (default: detach)\n"
+          "      --run PROGRAM [ARGS...] start PROGRAM on the board through an agent in extended mode\n"
+          "                             (rsprof-agent --multi, gdbserver --multi); the rest of the command\n"
+          "                             line is its arguments. Without it, an agent that has no program\n"
+          "                             running starts the one it was given (rsprof-agent --multi -- PROGRAM)\n"
           "binaries:\n"
           "      --sysroot DIR          look for the target's files under DIR first\n"
           "      --debug-dir DIR        extra directory of separate debug files (repeatable)\n"
@@ -54,7 +59,7 @@ static void usage(FILE *out)
           "  -o, --output FILE          drcctprof profile (EasyView / DrCCTProf viewer)\n"
           "      --summary-json FILE    machine-readable summary\n"
           "      --summary FILE         human-readable summary ('-' for stdout)\n"
-          "      --print-stacks FILE    every event's symbolized stack ('-' for stdout)\n"
+          "      --print-stacks FILE    every event (kind, address, size) and its symbolized stack ('-': stdout)\n"
           "      --progress / --no-progress   progress line on stderr (default: when it is a terminal)\n"
           "thresholds:\n"
           "      --fail-on-leak         exit 3 when memory is still allocated at the end\n"
@@ -69,7 +74,8 @@ static void usage(FILE *out)
   tracer_list_modules(out);
   fprintf(out,
           "\n"
-          "exit status: 0 success; 1 error (connection, protocol, output); 2 usage; 3 leak (--fail-on-leak);\n"
+          "exit status: 0 success; 1 error (connection, protocol, an output path not writable: checked before\n"
+          "tracing starts); 2 usage; 3 leak (--fail-on-leak);\n"
           "4 peak over --max-peak; 5 allocations over --max-allocs; 6 the program was killed by a signal.\n");
 }
 
@@ -78,6 +84,7 @@ enum {
   OPT_RETRIES, OPT_TRACE, OPT_TRACE_REGEX, OPT_DURATION, OPT_STACK_SIZE, OPT_MAX_FRAMES, OPT_KILL_AT_END,
   OPT_SYSROOT, OPT_DEBUG_DIR, OPT_SYSTEM_DEBUG_DIR, OPT_CACHE_DIR, OPT_NO_FETCH, OPT_SUMMARY_JSON, OPT_SUMMARY, OPT_PRINT_STACKS,
   OPT_PROGRESS, OPT_NO_PROGRESS, OPT_FAIL_ON_LEAK, OPT_MAX_PEAK, OPT_MAX_ALLOCS, OPT_LOG_LEVEL, OPT_POLL_US,
+  OPT_RUN,
 };
 
 static const struct option long_opts[] = {
@@ -98,6 +105,7 @@ static const struct option long_opts[] = {
     {"stack-size", required_argument, NULL, OPT_STACK_SIZE},
     {"max-frames", required_argument, NULL, OPT_MAX_FRAMES},
     {"kill-at-end", no_argument, NULL, OPT_KILL_AT_END},
+    {"run", required_argument, NULL, OPT_RUN},
     {"sysroot", required_argument, NULL, OPT_SYSROOT},
     {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
     {"system-debug-dir", required_argument, NULL, OPT_SYSTEM_DEBUG_DIR},
@@ -144,14 +152,15 @@ static int parse_args(int argc, char **argv, struct col_options *o)
   memset(o, 0, sizeof *o);
   o->connect_timeout_ms = 5000;
   o->poll_us = 200;
-  o->stack_bytes = 16384;
-  o->max_frames = 256;
+  o->stack_bytes = COL_STACK_SIZE_MAX; /* reads stop at the end of the thread's stack anyway */
+  o->max_frames = 4096;
   o->progress = -1;
   int have_connect = 0;
   uint64_t v;
   opterr = 0;
   int c;
-  while ((c = getopt_long(argc, argv, ":c:m:o:hV", long_opts, NULL)) != -1) {
+  /* '+': stop at the first non-option, so nothing after --run PROGRAM is taken for our own options. */
+  while (!o->run_argc && (c = getopt_long(argc, argv, "+:c:m:o:hV", long_opts, NULL)) != -1) {
     int rc = 0;
     switch (c) {
     case 'c':
@@ -195,15 +204,24 @@ static int parse_args(int argc, char **argv, struct col_options *o)
         return bad_value("--duration", optarg);
       break;
     case OPT_STACK_SIZE:
-      if (cli_parse_size(optarg, &o->stack_bytes) || o->stack_bytes < 64 || o->stack_bytes > (64u << 20))
+      if (cli_parse_size(optarg, &o->stack_bytes) || o->stack_bytes < 64 || o->stack_bytes > COL_STACK_SIZE_MAX)
         return bad_value("--stack-size", optarg);
       break;
     case OPT_MAX_FRAMES:
-      if (cli_parse_size(optarg, &v) || v < 1 || v > 4096)
+      if (cli_parse_size(optarg, &v) || v < 1 || v > 65536)
         return bad_value("--max-frames", optarg);
       o->max_frames = (size_t)v;
       break;
     case OPT_KILL_AT_END: o->kill_at_end = 1; break;
+    case OPT_RUN:
+      if (!*optarg)
+        return bad_value("--run", optarg);
+      /* PROGRAM is optarg (its own word, or after "--run="); its arguments are whatever follows. */
+      argv[optind - 1] = optarg;
+      o->run_argv = argv + optind - 1;
+      o->run_argc = (size_t)(argc - optind + 1);
+      optind = argc;
+      break;
     case OPT_SYSROOT: o->sysroot = optarg; break;
     case OPT_DEBUG_DIR:
       if (o->ndebug_dirs == COL_MAX_LIST)

@@ -355,8 +355,10 @@ static void h_kill(struct agent_server *s, struct packet *p)
 
 static void h_vkill(struct agent_server *s, struct packet *p)
 {
-  if (s->inf.pid)
+  if (s->inf.pid) {
     inf_kill(&s->inf);
+    s->exit_code = 128 + SIGKILL; /* as for 'k': the killed program's status is the agent's */
+  }
   agent_reply_str(s, "OK");
   if (!s->extended) {
     s->done = 1;

@@ -36,7 +36,7 @@ static int on_call(struct trace *tr, const struct trace_hit *hit, void *data)
   int rc = trace_context(tr, hit, &node);
   if (rc)
     return rc;
-  trace_event(tr);
+  trace_event(tr, hit, &(struct trace_event_desc){.kind = "call", .addr = hit->addr, .node = node, .has_node = 1});
   trace_count(tr, node, s->metric, 1);
   s->calls++;
   return 0;

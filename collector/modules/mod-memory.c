@@ -55,6 +55,7 @@ struct memory_state {
   int rust_own_allocator;   /* one did not: keep the Rust entry points */
   int rust_entries_removed;
   struct u64map rust_freeing; /* tid -> block passed to __rust_dealloc whose libc free has not come yet */
+  uint64_t libc_internal_frees; /* glibc's own frees at thread exit, not counted (see on_free) */
   struct entry_tag { /* breakpoint data of an entry point: which kind, and whose state */
     struct memory_state *state;
     int kind;
@@ -73,7 +74,18 @@ static int on_free(struct memory_state *s, struct trace *tr, const struct trace_
     note_rust_call(s, tr, 1);
     return 0;
   }
-  trace_event(tr);
+  struct trace_event_desc ev = {.kind = entry_names[kind].name, .addr = ptr};
+  ev.has_size = heap_block_size(&s->heap, ptr, &ev.size);
+  if (ptr && !ev.has_size && kind == K_FREE && trace_stack_within_module(tr, hit, hit->addr)) {
+    /* Not the program's free: glibc's own cleanup of an exiting thread, which runs with nothing but libc
+     * on the stack (start_thread -> __libc_thread_freeres). tcache_thread_shutdown hands the chunks in the
+     * thread's cache back to the arena with __libc_free: blocks the program had freed already (we counted
+     * those frees), and the cache itself, which tcache_init took with the internal _int_malloc, never
+     * through malloc. valgrind, whose allocator has no tcache, sees none of these calls either. */
+    s->libc_internal_frees++;
+    return 0;
+  }
+  trace_event(tr, hit, &ev);
   heap_free(&s->heap, tr, ptr);
   if (kind == K_RUST_DEALLOC && !s->rust_entries_removed) {
     if (has_pending)
@@ -147,7 +159,11 @@ static int on_return(struct trace *tr, const struct trace_hit *hit, void *data)
     uint64_t out = 0;
     ptr = ptr == 0 && trace_read_memory(tr, c->c, &out, 8) == 0 ? out : 0;
   }
-  trace_event(tr);
+  struct trace_event_desc ev = {.kind = entry_names[c->kind].name, .addr = ptr, .size = size, .has_size = 1,
+                                .node = c->node, .has_node = 1};
+  if (c->kind == K_REALLOC || c->kind == K_RUST_REALLOC)
+    ev.old = old;
+  trace_event(tr, hit, &ev);
   if ((c->kind == K_REALLOC || c->kind == K_RUST_REALLOC) && old != 0) {
     if (ptr != 0 || size == 0) /* a failed realloc leaves the old block alone */
       heap_free(&s->heap, tr, old);
@@ -206,6 +222,10 @@ static void memory_summary_json(struct trace *tr, void *state, struct json_out *
 {
   struct memory_state *s = state;
   heap_summary_json(&s->heap, j);
+  json_key(j, "memory_libc");
+  json_begin_object(j);
+  json_kv_uint(j, "thread_exit_frees", s->libc_internal_frees); /* glibc's own, not counted as frees */
+  json_end_object(j);
   if (s->rust_entries_placed) { /* where Rust's allocations were counted, for whoever compares contexts */
     json_key(j, "memory_rust");
     json_begin_object(j);

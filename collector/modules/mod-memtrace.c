@@ -21,12 +21,16 @@ static int on_marker(struct trace *tr, const struct trace_hit *hit, void *data)
 {
   struct memtrace_state *s = data;
   uint64_t event = hit_arg(hit, 0), size = hit_arg(hit, 1), ptr = hit_arg(hit, 3);
-  trace_event(tr);
+  struct trace_event_desc ev = {.kind = "unknown", .addr = ptr};
   if (event == MEMTRACE_DEALLOC) {
+    ev.kind = "dealloc";
+    ev.has_size = heap_block_size(&s->heap, ptr, &ev.size);
+    trace_event(tr, hit, &ev);
     heap_free(&s->heap, tr, ptr);
     return 0;
   }
   if (event != MEMTRACE_ALLOC) {
+    trace_event(tr, hit, &ev);
     LOG_DEBUG("memtrace: unknown event %llu ignored", (unsigned long long)event);
     return 0;
   }
@@ -34,6 +38,9 @@ static int on_marker(struct trace *tr, const struct trace_hit *hit, void *data)
   int rc = trace_context(tr, hit, &node);
   if (rc)
     return rc;
+  ev = (struct trace_event_desc){.kind = "alloc", .addr = ptr, .size = size, .has_size = 1, .node = node,
+                                 .has_node = 1};
+  trace_event(tr, hit, &ev);
   heap_alloc(&s->heap, tr, node, ptr, size);
   return 0;
 }

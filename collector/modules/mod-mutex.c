@@ -38,6 +38,7 @@ static int on_lock(struct trace *tr, const struct trace_hit *hit, void *data)
   int rc = retwatch_enter(&s->calls, tr, hit, trace_exact_times(tr), &c);
   if (rc || !c)
     return rc;
+  c->a = hit_arg(hit, 0); /* the lock, for --print-stacks */
   return trace_context(tr, hit, &c->node);
 }
 
@@ -50,7 +51,8 @@ static int on_acquired(struct trace *tr, const struct trace_hit *hit, void *data
   /* Between the two stops: on the agent's clock when it reports stop times, else on the collector's, which
    * adds one breakpoint round trip. */
   double waited = hit->ms - c->t0_ms;
-  trace_event(tr);
+  struct trace_event_desc ev = {.kind = "contended-lock", .addr = c->a, .node = c->node, .has_node = 1};
+  trace_event(tr, hit, &ev);
   trace_count(tr, c->node, s->m_contended, 1);
   trace_count(tr, c->node, s->m_wait_us, (int64_t)(waited * 1000));
   s->contended++;

@@ -388,7 +388,7 @@ int summary_top_contexts(FILE *out, const struct cct *t, const struct profile_me
     for (size_t k = 0; k < (size_t)depth; k++)
       print_frames(out, pcs[k], sym, sym_ctx);
     if (truncated)
-      fputs("    ... [truncated: the stack window ended here]\n", out);
+      fputs("    ... [truncated: the stack window or --max-frames ended here]\n", out);
     fprintf(out, "    in thread %" PRIu32 "\n", cct_tid(t, node));
   }
   free(r);

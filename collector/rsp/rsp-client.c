@@ -1069,3 +1069,42 @@ int rspc_capture(struct rspc *c, int64_t pid, int64_t tid, uint8_t *regs, size_t
     *stack_got += salvage(c, sp + *stack_got, stack + *stack_got, stack_len - *stack_got);
   return result;
 }
+
+int rspc_run(struct rspc *c, const char *const *argv, size_t argc, struct rspc_stop *out)
+{
+  const char *r;
+  size_t n;
+  /* vRun is an extended-mode packet: gdbserver refuses it until '!' turned the mode on. */
+  int rc = rspc_request(c, "!", 1, &r, &n);
+  if (rc)
+    return rc;
+  if (n != 2 || memcmp(r, "OK", 2) != 0)
+    return RS_E_UNSUPPORTED;
+  struct rs_buf pkt;
+  rs_buf_init(&pkt, c->features.packet_size ? c->features.packet_size : 400);
+  rc = rs_buf_puts(&pkt, "vRun");
+  if (argc == 0 && !rc)
+    rc = rs_buf_putc(&pkt, ';'); /* an empty file name: the program the server was started with */
+  for (size_t i = 0; i < argc && !rc; i++) {
+    rc = rs_buf_putc(&pkt, ';');
+    if (!rc)
+      rc = rs_buf_put_hex(&pkt, argv[i], strlen(argv[i]));
+  }
+  if (rc) {
+    rs_buf_free(&pkt);
+    return RS_E_LIMIT;
+  }
+  rc = rspc_request(c, (const char *)pkt.data, pkt.len, &r, &n);
+  rs_buf_free(&pkt);
+  if (rc)
+    return rc;
+  if (rspc_is_error(r, n))
+    return -EIO;
+  rc = rspc_parse_stop(r, n, out);
+  if (rc) {
+    LOG_ERR("rsp: unexpected answer to vRun: %.80s", r);
+    return rc;
+  }
+  remember_stop(c, out);
+  return 0;
+}

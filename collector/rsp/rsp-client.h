@@ -115,6 +115,12 @@ int rspc_stop_reg(const struct rspc_stop *s, int regno, uint64_t *value);
 /* Asks why the target stopped ('?') and parses the answer. */
 int rspc_query_stop(struct rspc *c, struct rspc_stop *out);
 
+/* Starts a program in extended mode ('!', then vRun): argv[0..argc) is the program and its arguments; argc 0
+ * asks for the program the server was started with. The server kills a process it already had. *out is
+ * the new process's first stop. Returns 0, RS_E_UNSUPPORTED (no extended mode), -EIO (the server could
+ * not start it), RS_E_LIMIT (the command line does not fit a packet) or a transport error. */
+int rspc_run(struct rspc *c, const char *const *argv, size_t argc, struct rspc_stop *out);
+
 /* Resumes all threads (vCont;c when supported, else c; a nonzero signal goes to the last stopped thread)
  * without waiting for the stop; replies still owed to earlier packets are collected after sending (a refused
  * one is logged). Returns 0 or a transport error. */

@@ -3,12 +3,14 @@
 #include "capture.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cct.h"
 #include "errors.h"
 #include "frames.h"
 #include "log.h"
+#include "modmap.h"
 #include "rsp-client.h"
 #include "stack-window.h"
 #include "u64map.h"
@@ -20,6 +22,9 @@
  * least WIDEN_MIN_UNWINDS unwinds of a period, one in WIDEN_SHARE needed more, since a wider window costs
  * every hit (a forced 8 KiB first window costs the bench's C workload ~14 µs per stop more than 2 KiB). */
 enum { STACK_WINDOW_START = 2048, WIDEN_MIN_UNWINDS = 64, WIDEN_SHARE = 4, WINDOW_PERIOD = 1024 };
+/* The widest window asked of the agent with each stop (it takes up to 128 KiB): deeper stacks read the rest
+ * per hit, since a wider window would cost every stop of the program. */
+enum { STOP_WINDOW_MAX = 64 * 1024 };
 
 int trace_capture_init(struct trace *tr)
 {
@@ -93,6 +98,29 @@ static size_t within_stack(struct trace *tr, int64_t tid, uint64_t sp, size_t wa
   return want;
 }
 
+/* Grows stack_buf to hold at least n bytes (never more than --stack-size), keeping its contents; the
+ * buffer starts small because most programs never need the whole cap. Returns the bytes it now holds. */
+static size_t reserve_stack(struct trace *tr, size_t n)
+{
+  if (n > tr->opt->stack_bytes)
+    n = (size_t)tr->opt->stack_bytes;
+  if (n <= tr->stack_alloc)
+    return tr->stack_alloc;
+  size_t cap = tr->stack_alloc ? tr->stack_alloc : 4096;
+  while (cap < n)
+    cap *= 2;
+  if (cap > tr->opt->stack_bytes)
+    cap = (size_t)tr->opt->stack_bytes;
+  uint8_t *p = realloc(tr->stack_buf, cap);
+  if (!p) {
+    LOG_WARN("no memory for a %zu-byte stack window", cap);
+    return tr->stack_alloc;
+  }
+  tr->stack_buf = p;
+  tr->stack_alloc = cap;
+  return cap;
+}
+
 /* Makes [sp, sp + len) of stack_buf the current hit's window; asked is what was requested, so a shorter
  * window ended at the end of the stack. */
 static void keep_hit_stack(struct trace *tr, uint64_t sp, size_t len, size_t asked)
@@ -109,6 +137,8 @@ static int capture_regs_and_stack(struct trace *tr, const struct rspc_stop *st, 
 {
   int64_t tid = st->tid ? st->tid : st->pid;
   size_t want = within_stack(tr, tid, sp, tr->window), got = 0, len = 0;
+  if (reserve_stack(tr, want) < want)
+    want = tr->stack_alloc;
   uint8_t raw[4096];
   int rc = rspc_capture(tr->c, st->pid, st->tid, raw, sizeof raw, &len, sp, tr->stack_buf, want, &got);
   if (rc)
@@ -177,6 +207,8 @@ static int probe_stack(void *ctx, uint64_t addr, size_t len)
 static size_t read_stack(struct trace *tr, int64_t tid, uint64_t sp, size_t from, size_t want)
 {
   want = within_stack(tr, tid, sp, want);
+  if (reserve_stack(tr, want) < want)
+    want = tr->stack_alloc;
   if (want <= from)
     return want;
   size_t got = 0;
@@ -204,22 +236,32 @@ static size_t hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t 
   return tr->hit_stack_len;
 }
 
-/* Reads the rest of the hit's stack window after an unwind ran out of it, and doubles the window taken
- * first from now on when that happens often (telling the agent, when it sends the window with each stop). */
-static size_t widen_hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t sp)
+/* Reads more of the hit's stack after an unwind ran out of it: twice what the hit has (at least twice the
+ * first window), up to --stack-size or the end of the thread's stack, whichever comes first; the caller
+ * unwinds again and calls this until the unwind ends or the whole stack is there. Only the first refill of
+ * a hit counts towards widening the window taken first, which doubles (up to --stack-size) when refills
+ * recur, telling the agent when it sends the window with each stop. */
+static size_t widen_hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t sp, int first)
 {
+  size_t cap = (size_t)tr->opt->stack_bytes;
+  size_t want = tr->hit_stack_len > tr->window ? tr->hit_stack_len : tr->window;
+  want = want <= cap / 2 ? want * 2 : cap;
+  size_t len = read_stack(tr, hit->tid, sp, tr->hit_stack_len, want);
+  tr->hit_stack_whole = len < want || want >= cap;
+  if (len > tr->hit_stack_len)
+    tr->hit_stack_len = len;
+  if (!first)
+    return tr->hit_stack_len;
   tr->window_refills++;
   tr->window_short++;
-  tr->hit_stack_len = read_stack(tr, hit->tid, sp, tr->hit_stack_len, tr->opt->stack_bytes);
-  tr->hit_stack_whole = 1;
-  size_t wider = tr->window * 2 < tr->opt->stack_bytes ? tr->window * 2 : tr->opt->stack_bytes;
+  size_t wider = tr->window * 2 < cap ? tr->window * 2 : cap;
   if (wider == tr->window || tr->window_hits < WIDEN_MIN_UNWINDS ||
       (uint64_t)tr->window_short * WIDEN_SHARE < tr->window_hits)
     return tr->hit_stack_len;
   tr->window_hits = tr->window_short = 0;
   tr->window = wider;
   LOG_DEBUG("stack window widened to %zu bytes", wider);
-  if (tr->stop_window) {
+  if (tr->stop_window && wider <= STOP_WINDOW_MAX) {
     if (rspc_request_ok(tr->c, "QRsprofStopStack:%zx", wider) == 0)
       tr->stop_window = wider;
     else
@@ -237,6 +279,32 @@ int trace_read_stack(struct trace *tr, const struct trace_hit *hit, uint64_t add
   return trace_read_memory(tr, addr, buf, len);
 }
 
+/* Unwinds the hit thread's stack into tr->pcs: *n frames, *end why it ended. Reads more stack as the
+ * unwind needs it (widen_hit_stack); a failed unwind leaves the PC alone with end UNW_END_BAD. Returns the
+ * bytes of stack the unwind had. */
+static size_t unwind_hit(struct trace *tr, const struct trace_hit *hit, size_t *n, enum unw_end *end)
+{
+  uint64_t sp;
+  size_t got = hit_stack(tr, hit, &sp);
+  struct unw_snapshot snap = {.base = sp, .data = tr->stack_buf, .len = got};
+  *n = 0;
+  *end = UNW_END_OUTERMOST;
+  int rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, n, end);
+  if (++tr->window_hits > WINDOW_PERIOD) /* unwinds in this period, and (below) those that needed more */
+    tr->window_hits = tr->window_short = 0;
+  for (int first = 1; rc == 0 && *end == UNW_END_TRUNCATED && !tr->hit_stack_whole; first = 0) {
+    snap.len = widen_hit_stack(tr, hit, sp, first);
+    snap.data = tr->stack_buf; /* reading more may have moved the buffer */
+    rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, n, end);
+  }
+  if (rc || *n == 0) {
+    tr->pcs[0] = hit->regs->pc;
+    *n = 1;
+    *end = UNW_END_BAD;
+  }
+  return snap.len;
+}
+
 int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node)
 {
   if (tr->in_quiet_hit)
@@ -245,34 +313,62 @@ int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node)
     *node = tr->hit_node;
     return 0;
   }
-  uint64_t sp;
-  size_t got = hit_stack(tr, hit, &sp);
-  struct unw_snapshot snap = {.base = sp, .data = tr->stack_buf, .len = got};
-  size_t n = 0;
-  enum unw_end end = UNW_END_OUTERMOST;
-  int rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, &n, &end);
-  if (++tr->window_hits > WINDOW_PERIOD) /* unwinds in this period, and (below) those that needed more */
-    tr->window_hits = tr->window_short = 0;
-  if (rc == 0 && end == UNW_END_TRUNCATED && !tr->hit_stack_whole) {
-    snap.len = widen_hit_stack(tr, hit, sp);
-    rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, &n, &end);
-  }
-  if (rc || n == 0) {
-    tr->pcs[0] = hit->regs->pc;
-    n = 1;
-    end = UNW_END_BAD;
-  }
+  size_t n;
+  enum unw_end end;
+  size_t had = unwind_hit(tr, hit, &n, &end);
   int truncated = end == UNW_END_TRUNCATED || end == UNW_END_MAX_FRAMES;
-  if (truncated)
+  tr->unwound_stacks++;
+  if (truncated) {
     tr->truncated_stacks++;
-  rc = cct_insert_path(tr->cct, (uint32_t)hit->tid, tr->pcs, n, truncated ? CCT_PATH_TRUNCATED : 0, node);
+    if (end == UNW_END_MAX_FRAMES)
+      tr->truncated_frames++;
+    else if (had > tr->truncated_window)
+      tr->truncated_window = had; /* the most stack any of them had */
+  }
+  int rc = cct_insert_path(tr->cct, (uint32_t)hit->tid, tr->pcs, n, truncated ? CCT_PATH_TRUNCATED : 0, node);
   if (rc)
     return rc;
-  if (tr->stacks_out)
-    trace_print_stack(tr, hit->tid, tr->pcs, n, truncated);
   tr->hit_node = *node;
   tr->hit_node_valid = 1;
   return 0;
+}
+
+int trace_stack_within_module(struct trace *tr, const struct trace_hit *hit, uint64_t addr)
+{
+  uint64_t bias;
+  struct col_module *m = col_modmap_find(tr->map, addr, &bias);
+  if (tr->in_quiet_hit || !m)
+    return 0;
+  size_t n;
+  enum unw_end end;
+  unwind_hit(tr, hit, &n, &end);
+  if (end != UNW_END_OUTERMOST)
+    return 0;
+  for (size_t i = 0; i < n; i++)
+    if (col_modmap_find(tr->map, tr->pcs[i], &bias) != m)
+      return 0;
+  return 1;
+}
+
+void trace_event(struct trace *tr, const struct trace_hit *hit, const struct trace_event_desc *ev)
+{
+  if (tr->stacks_out) {
+    size_t n = 0;
+    int truncated = 0;
+    if (ev->has_node) {
+      /* The event's context, as the profile has it (an allocation's is its entry's, caught before the return). */
+      n = cct_path(tr->cct, ev->node, tr->pcs, tr->opt->max_frames, &truncated);
+      if (n > tr->opt->max_frames)
+        n = tr->opt->max_frames;
+    } else if (!tr->in_quiet_hit) {
+      /* An event without a context of its own (a free): its stack for the listing only, not the profile. */
+      enum unw_end end;
+      unwind_hit(tr, hit, &n, &end);
+      truncated = end == UNW_END_TRUNCATED || end == UNW_END_MAX_FRAMES;
+    }
+    trace_print_event(tr, hit->tid, ev, tr->pcs, n, truncated);
+  }
+  tr->events++;
 }
 
 /* Keeps the stack window that came with the stop (rsprof-stopstack) as the hit's, before any other request
@@ -284,6 +380,8 @@ void trace_capture_stop_stack(struct trace *tr, const struct rspc_stop *st)
   if (!st->stack || st->stack_len == 0 || !rspc_stop_reg(st, (int)tr->arch->sp_reg, &sp))
     return;
   size_t n = st->stack_len < tr->opt->stack_bytes ? st->stack_len : tr->opt->stack_bytes;
+  if (reserve_stack(tr, n) < n)
+    n = tr->stack_alloc;
   memcpy(tr->stack_buf, st->stack, n);
   keep_hit_stack(tr, sp, n, tr->stop_window);
 }

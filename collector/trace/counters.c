@@ -18,11 +18,6 @@ double trace_elapsed_ms(const struct trace *tr)
   return trace_now_ms() - tr->start_ms;
 }
 
-void trace_event(struct trace *tr)
-{
-  tr->events++;
-}
-
 int trace_add_metric(struct trace *tr, const char *name, const char *unit)
 {
   if (tr->cct || tr->nmetrics == TRACE_MAX_METRICS)

@@ -29,10 +29,17 @@ int trace_symbolize_pc(void *ctx, uint64_t pc, struct sym_frame *frames, int max
   return 0;
 }
 
-int trace_print_stack(struct trace *tr, int64_t tid, const uint64_t *pcs, size_t n, int truncated)
+int trace_print_event(struct trace *tr, int64_t tid, const struct trace_event_desc *ev, const uint64_t *pcs,
+                      size_t n, int truncated)
 {
   FILE *f = tr->stacks_out;
-  fprintf(f, "event %llu thread %lld\n", (unsigned long long)tr->events, (long long)tid);
+  fprintf(f, "event %llu thread %lld %s addr=0x%llx", (unsigned long long)tr->events, (long long)tid, ev->kind,
+          (unsigned long long)ev->addr);
+  if (ev->has_size)
+    fprintf(f, " size=%llu", (unsigned long long)ev->size);
+  if (ev->old)
+    fprintf(f, " old=0x%llx", (unsigned long long)ev->old);
+  fputc('\n', f);
   int frame_no = 0;
   for (size_t i = 0; i < n; i++) {
     struct sym_frame frames[16];

@@ -62,6 +62,11 @@ void heap_free(struct heap *h, struct trace *tr, uint64_t ptr)
   trace_count(tr, (uint32_t)node, h->m_bytes_freed, (int64_t)size);
 }
 
+int heap_block_size(const struct heap *h, uint64_t ptr, uint64_t *size)
+{
+  return ptr && u64map_get(&h->size_of, ptr, size);
+}
+
 void heap_finish(struct heap *h, struct trace *tr)
 {
   size_t pos = 0;
@@ -106,11 +111,24 @@ void heap_summary_text(struct heap *h, FILE *out)
 
 int heap_verdict(const struct heap *h, const struct col_options *o)
 {
-  if (o->fail_on_leak && h->leaked_bytes > 0)
-    return COL_EXIT_LEAK;
-  if (o->max_peak && h->peak > o->max_peak)
-    return COL_EXIT_PEAK;
-  if (o->max_allocs && h->allocs > o->max_allocs)
-    return COL_EXIT_ALLOCS;
-  return 0;
+  /* One line per fired threshold, naming it and what was measured, so a failed pipeline says why. */
+  int status = 0;
+  if (o->fail_on_leak && h->leaked_bytes > 0) {
+    fprintf(stderr, "rsprof-collector: --fail-on-leak: %llu bytes in %llu blocks still allocated at the end\n",
+            (unsigned long long)h->leaked_bytes, (unsigned long long)h->leaked_blocks);
+    status = COL_EXIT_LEAK;
+  }
+  if (o->max_peak && h->peak > o->max_peak) {
+    fprintf(stderr, "rsprof-collector: --max-peak %llu exceeded: peak %llu bytes\n", (unsigned long long)o->max_peak,
+            (unsigned long long)h->peak);
+    if (!status)
+      status = COL_EXIT_PEAK;
+  }
+  if (o->max_allocs && h->allocs > o->max_allocs) {
+    fprintf(stderr, "rsprof-collector: --max-allocs %llu exceeded: %llu allocations\n",
+            (unsigned long long)o->max_allocs, (unsigned long long)h->allocs);
+    if (!status)
+      status = COL_EXIT_ALLOCS;
+  }
+  return status;
 }

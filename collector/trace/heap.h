@@ -26,11 +26,14 @@ void heap_destroy(struct heap *h);
 void heap_alloc(struct heap *h, struct trace *tr, uint32_t node, uint64_t ptr, uint64_t size);
 /* Records a free; pointers not known to be live (NULL, or allocated before tracing) change nothing but a counter. */
 void heap_free(struct heap *h, struct trace *tr, uint64_t ptr);
+/* Whether ptr is a live block we saw allocated; its size in *size. */
+int heap_block_size(const struct heap *h, uint64_t ptr, uint64_t *size);
 /* Attributes every block still live to its allocating context as leaked. */
 void heap_finish(struct heap *h, struct trace *tr);
 void heap_summary_json(struct heap *h, struct json_out *j);
 void heap_summary_text(struct heap *h, FILE *out);
-/* The exit status a threshold option asks for, or 0. */
+/* The exit status the first fired threshold asks for (leak, peak, allocations), or 0; prints one line on
+ * stderr for each threshold that fired. */
 int heap_verdict(const struct heap *h, const struct col_options *o);
 
 #endif

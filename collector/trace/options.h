@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #define COL_MAX_LIST 64
+#define COL_STACK_SIZE_MAX (64u << 20) /* --stack-size's largest value and its default */
 
 /* Exit statuses of rsprof-collector (documented in --help and the README). */
 enum col_exit {
@@ -35,7 +36,7 @@ struct col_options {
   const char *summary_text;  /* --summary FILE ("-" for stdout) */
   const char *print_stacks;  /* --print-stacks FILE: every event's symbolized stack, for inspection and tests */
   uint64_t duration_ms;      /* 0: until the program exits */
-  uint64_t stack_bytes;      /* stack window captured per event */
+  uint64_t stack_bytes;      /* most stack read per event (the window grows up to it, or the stack's end) */
   size_t max_frames;
   const char *sysroot;
   const char *cache_dir;
@@ -48,6 +49,8 @@ struct col_options {
   uint64_t max_peak;         /* 0: no limit */
   uint64_t max_allocs;       /* 0: no limit */
   int progress;              /* -1 auto (terminal), 0 off, 1 on */
+  char *const *run_argv;     /* --run PROGRAM ARGS...: start this through vRun (points into argv) */
+  size_t run_argc;           /* 0: trace the server's process, or start its own program when it has none */
 };
 
 #endif

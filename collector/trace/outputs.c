@@ -3,8 +3,11 @@
 #include "outputs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "log.h"
@@ -29,12 +32,62 @@ static void program_json(struct trace *tr, struct json_out *j)
   json_end_object(j);
 }
 
-static void write_json(struct trace *tr, const char *path)
+/* Whether path can be written: an existing file we may write, or a new name in a directory we may write.
+ * Returns 0 or a negative errno. */
+static int check_writable(const char *path)
+{
+  struct stat sb;
+  if (stat(path, &sb) == 0) {
+    if (S_ISDIR(sb.st_mode))
+      return -EISDIR;
+    return access(path, W_OK) == 0 ? 0 : -errno;
+  }
+  if (errno != ENOENT)
+    return -errno;
+  char dir[PATH_MAX];
+  const char *slash = strrchr(path, '/');
+  if (!slash)
+    snprintf(dir, sizeof dir, ".");
+  else if (slash == path)
+    snprintf(dir, sizeof dir, "/");
+  else if ((size_t)(slash - path) < sizeof dir)
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  else
+    return -ENAMETOOLONG;
+  if (stat(dir, &sb) != 0)
+    return -errno;
+  if (!S_ISDIR(sb.st_mode))
+    return -ENOTDIR;
+  return access(dir, W_OK | X_OK) == 0 ? 0 : -errno;
+}
+
+int trace_check_outputs(const struct col_options *o)
+{
+  const struct {
+    const char *path;
+    int dash_is_stdout;
+  } outs[] = {{o->output, 0}, {o->summary_json, 0}, {o->summary_text, 1}, {o->print_stacks, 1}};
+  int first = 0;
+  for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+    const char *path = outs[i].path;
+    if (!path || (outs[i].dash_is_stdout && strcmp(path, "-") == 0))
+      continue;
+    int rc = check_writable(path);
+    if (rc) {
+      LOG_ERR("cannot write %s: %s", path, strerror(-rc));
+      if (!first)
+        first = rc;
+    }
+  }
+  return first;
+}
+
+static int write_json(struct trace *tr, const char *path)
 {
   FILE *f = fopen(path, "w");
   if (!f) {
     LOG_ERR("cannot write %s: %s", path, strerror(errno));
-    return;
+    return -errno;
   }
   struct json_out j;
   json_init(&j, f, 1);
@@ -43,7 +96,11 @@ static void write_json(struct trace *tr, const char *path)
   json_key(&j, "events"), json_uint(&j, tr->events);
   json_key(&j, "breakpoint_stops"), json_uint(&j, tr->breakpoint_stops);
   json_key(&j, "quiet_stops"), json_uint(&j, tr->quiet_stops);
+  json_key(&j, "stacks"), json_uint(&j, tr->unwound_stacks);
   json_key(&j, "truncated_stacks"), json_uint(&j, tr->truncated_stacks);
+  json_key(&j, "truncated_window"), json_uint(&j, tr->truncated_window);
+  json_key(&j, "truncated_max_frames"), json_uint(&j, tr->truncated_frames);
+  json_key(&j, "stack_size"), json_uint(&j, tr->opt->stack_bytes);
   json_key(&j, "stack_window"), json_uint(&j, tr->window);
   json_key(&j, "stack_window_refills"), json_uint(&j, tr->window_refills);
   json_key(&j, "duration_ms"), json_double(&j, trace_elapsed_ms(tr));
@@ -58,16 +115,19 @@ static void write_json(struct trace *tr, const char *path)
   json_end_object(&j);
   json_finish(&j);
   fputc('\n', f);
-  if (fclose(f) != 0)
+  if (fclose(f) != 0) {
     LOG_ERR("cannot write %s: %s", path, strerror(errno));
+    return -EIO;
+  }
+  return 0;
 }
 
-static void write_text(struct trace *tr, const char *path)
+static int write_text(struct trace *tr, const char *path)
 {
   FILE *f = strcmp(path, "-") == 0 ? stdout : fopen(path, "w");
   if (!f) {
     LOG_ERR("cannot write %s: %s", path, strerror(errno));
-    return;
+    return -errno;
   }
   fprintf(f, "program: %s\n", tr->target && tr->target->exec_path ? tr->target->exec_path : "?");
   if (tr->program_ended && !tr->term_signal)
@@ -77,6 +137,16 @@ static void write_text(struct trace *tr, const char *path)
   else
     fprintf(f, "still running when tracing stopped\n");
   fprintf(f, "events: %llu in %.1f ms\n", (unsigned long long)tr->events, trace_elapsed_ms(tr));
+  fprintf(f, "truncated stacks: %llu of %llu", (unsigned long long)tr->truncated_stacks,
+          (unsigned long long)tr->unwound_stacks);
+  if (tr->truncated_stacks > tr->truncated_frames)
+    fprintf(f, "; %llu at a %zu-byte stack window (--stack-size %llu)",
+            (unsigned long long)(tr->truncated_stacks - tr->truncated_frames), tr->truncated_window,
+            (unsigned long long)tr->opt->stack_bytes);
+  if (tr->truncated_frames)
+    fprintf(f, "; %llu deeper than --max-frames %zu", (unsigned long long)tr->truncated_frames,
+            tr->opt->max_frames);
+  fputc('\n', f);
   for (size_t k = 0; k < tr->nmods; k++) {
     if (tr->mods[k].mod->summary_text)
       tr->mods[k].mod->summary_text(tr, tr->mods[k].state, f);
@@ -87,27 +157,48 @@ static void write_text(struct trace *tr, const char *path)
     fputc('\n', f);
     summary_top_contexts(f, tr->cct, tr->metrics, m, 5, tr->metric_titles[m], trace_symbolize_pc, tr);
   }
-  if (f != stdout)
-    fclose(f);
+  if (f == stdout ? fflush(f) != 0 : fclose(f) != 0) {
+    LOG_ERR("cannot write %s: %s", path, strerror(errno));
+    return -EIO;
+  }
+  return 0;
 }
 
-void trace_write_outputs(struct trace *tr)
+/* Truncated stacks are never silent: a profile whose deep paths are cut short misleads, so say how many
+ * and why, on stderr as well as in both summaries. */
+static void warn_truncated(const struct trace *tr)
 {
+  uint64_t by_window = tr->truncated_stacks - tr->truncated_frames;
+  if (by_window)
+    LOG_WARN("%llu of %llu stacks were truncated at a %zu-byte stack window (raise --stack-size, now %llu)",
+             (unsigned long long)by_window, (unsigned long long)tr->unwound_stacks, tr->truncated_window,
+             (unsigned long long)tr->opt->stack_bytes);
+  if (tr->truncated_frames)
+    LOG_WARN("%llu of %llu stacks were truncated at --max-frames %zu", (unsigned long long)tr->truncated_frames,
+             (unsigned long long)tr->unwound_stacks, tr->opt->max_frames);
+}
+
+int trace_write_outputs(struct trace *tr)
+{
+  int first = 0, rc;
+  warn_truncated(tr);
   for (size_t k = 0; k < tr->nmods; k++)
     if (tr->mods[k].mod->finish)
       tr->mods[k].mod->finish(tr, tr->mods[k].state);
   if (tr->opt->output) {
     struct profile_info info = {.program = tr->target && tr->target->exec_path ? tr->target->exec_path : "program",
                                 .pid = tr->target ? tr->target->pid : 0};
-    int rc = profile_write_drcctprof(tr->cct, tr->metrics, tr->nmetrics, trace_symbolize_pc, tr, &info,
-                                     tr->opt->output);
+    rc = profile_write_drcctprof(tr->cct, tr->metrics, tr->nmetrics, trace_symbolize_pc, tr, &info,
+                                 tr->opt->output);
     if (rc)
       LOG_ERR("cannot write %s: %s", tr->opt->output, rs_strerror(rc));
     else
       LOG_INFO("wrote %s", tr->opt->output);
+    first = rc;
   }
-  if (tr->opt->summary_json)
-    write_json(tr, tr->opt->summary_json);
-  if (tr->opt->summary_text)
-    write_text(tr, tr->opt->summary_text);
+  if (tr->opt->summary_json && (rc = write_json(tr, tr->opt->summary_json)) && !first)
+    first = rc;
+  if (tr->opt->summary_text && (rc = write_text(tr, tr->opt->summary_text)) && !first)
+    first = rc;
+  return first;
 }

@@ -60,6 +60,40 @@ static void end_program(struct trace *tr)
   }
 }
 
+/* Starts the program through vRun: --run's command line, or the server's own program when there is none. */
+static int start_program(struct trace *tr, struct rspc_stop *st)
+{
+  const struct col_options *o = tr->opt;
+  const char *what = o->run_argc ? o->run_argv[0] : "the agent's program";
+  int rc = rspc_run(tr->c, (const char *const *)o->run_argv, o->run_argc, st);
+  if (rc == RS_E_UNSUPPORTED) {
+    if (o->run_argc)
+      LOG_ERR("--run: the server cannot start programs (run rsprof-agent with --multi)");
+    else
+      LOG_ERR("the program is not running (it has already exited)");
+    tr->program_ended = !o->run_argc;
+    return o->run_argc ? rc : RS_E_EXITED;
+  }
+  if (rc == -EIO) {
+    if (o->run_argc)
+      LOG_ERR("the server could not start %s", what);
+    else
+      LOG_ERR("the program is not running, and the server has none to start (give --run PROGRAM [ARGS...])");
+    return rc;
+  }
+  if (rc) {
+    LOG_ERR("cannot start %s: %s", what, rs_strerror(rc));
+    return rc;
+  }
+  if (st->kind != RSPC_STOP_SIGNAL) {
+    LOG_ERR("%s ended as soon as it started", what);
+    tr->program_ended = 1;
+    return RS_E_EXITED;
+  }
+  LOG_INFO("started %s, process %lld", what, (long long)st->pid);
+  return 0;
+}
+
 static int connect_and_load(struct trace *tr)
 {
   const struct col_options *o = tr->opt;
@@ -74,17 +108,19 @@ static int connect_and_load(struct trace *tr)
     LOG_ERR("cannot connect to %s:%u: %s", o->host, o->port, rs_strerror(rc));
     return rc;
   }
-  const char *reply;
-  size_t rlen;
-  rc = rspc_request(tr->c, "?", 1, &reply, &rlen);
+  struct rspc_stop st;
+  if (o->run_argc) {
+    rc = start_program(tr, &st);
+  } else {
+    const char *reply;
+    size_t rlen;
+    rc = rspc_request(tr->c, "?", 1, &reply, &rlen);
+    /* No process (an extended-mode server between runs, or one whose program exited): start its own. */
+    if (!rc && rspc_parse_stop(reply, rlen, &st) == 0 && st.kind != RSPC_STOP_SIGNAL)
+      rc = start_program(tr, &st);
+  }
   if (rc)
     return rc;
-  struct rspc_stop st;
-  if (rspc_parse_stop(reply, rlen, &st) == 0 && st.kind != RSPC_STOP_SIGNAL) {
-    LOG_ERR("the program is not running (it has already exited)");
-    tr->program_ended = 1;
-    return RS_E_EXITED;
-  }
   trace_capture_init(tr);
   /* Our agent can say when it saw each stop, so durations between stops leave out the trip to us. */
   if (rspc_features(tr->c)->stop_time && rspc_request_ok(tr->c, "QRsprofStopTime:1") == 0)
@@ -109,7 +145,8 @@ static int trace_init(struct trace *tr, const struct col_options *o)
   tr->start_ms = trace_now_ms();
   u64map_init(&tr->bp_index);
   u64map_init(&tr->stack_end);
-  tr->stack_buf = malloc(o->stack_bytes ? o->stack_bytes : 1);
+  tr->stack_alloc = o->stack_bytes < 65536 ? (size_t)o->stack_bytes : 65536; /* grows up to stack_bytes */
+  tr->stack_buf = malloc(tr->stack_alloc ? tr->stack_alloc : 1);
   tr->pcs = malloc((o->max_frames ? o->max_frames : 1) * sizeof *tr->pcs);
   if (!tr->stack_buf || !tr->pcs)
     return -ENOMEM;
@@ -160,6 +197,9 @@ int trace_run(const struct col_options *o, const struct tracer_module *const *mo
   int status = COL_EXIT_ERROR;
   if (rc)
     goto out;
+  /* A pipeline must learn of an unwritable output before the program runs, not after the whole trace. */
+  if (trace_check_outputs(o))
+    goto out;
   trace_catch_stop_signals();
 
   if (o->system_debug_dir)
@@ -188,12 +228,15 @@ int trace_run(const struct col_options *o, const struct tracer_module *const *mo
     LOG_ERR("tracing stopped early: %s; writing what was collected", rs_strerror(rc));
   end_program(&tr);
   trace_show_progress(&tr, 1);
-  trace_write_outputs(&tr);
-  status = rc ? COL_EXIT_ERROR : COL_EXIT_OK;
-  if (!rc) {
-    for (size_t k = 0; k < tr.nmods && status == COL_EXIT_OK; k++)
-      if (tr.mods[k].mod->verdict)
-        status = tr.mods[k].mod->verdict(&tr, tr.mods[k].state, o);
+  int wrc = trace_write_outputs(&tr);
+  status = rc || wrc ? COL_EXIT_ERROR : COL_EXIT_OK;
+  if (!rc && !wrc) {
+    /* Every module's verdict runs, so each fired threshold is reported; the first one sets the status. */
+    for (size_t k = 0; k < tr.nmods; k++) {
+      int v = tr.mods[k].mod->verdict ? tr.mods[k].mod->verdict(&tr, tr.mods[k].state, o) : COL_EXIT_OK;
+      if (status == COL_EXIT_OK)
+        status = v;
+    }
     if (status == COL_EXIT_OK && tr.term_signal)
       status = COL_EXIT_TARGET;
   }

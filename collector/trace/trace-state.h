@@ -64,7 +64,8 @@ struct trace {
   size_t nparked;         /* breakpoints still inserted with no owner (see trace_unbreak) */
   struct u64map bp_index;
 
-  uint8_t *stack_buf;     /* opt->stack_bytes */
+  uint8_t *stack_buf;     /* stack_alloc bytes, grown on demand up to opt->stack_bytes */
+  size_t stack_alloc;
   struct u64map stack_end; /* tid -> end of its readable stack, once a window ran past it */
   uint64_t *pcs;          /* opt->max_frames */
   uint32_t hit_node;      /* context of the current hit, once captured */
@@ -92,7 +93,10 @@ struct trace {
   int agent_times;           /* stop replies carry the agent's clock (rsprof-stoptime) */
   double agent_offset_ms;    /* agent clock (ms) + this = trace_elapsed_ms scale; set at the first such stop */
   int have_agent_offset;
-  uint64_t truncated_stacks;
+  uint64_t unwound_stacks;   /* stacks unwound (one per hit that asked for its context) */
+  uint64_t truncated_stacks; /* ... that did not reach the outermost frame */
+  uint64_t truncated_frames; /* ... of which because they were deeper than --max-frames */
+  size_t truncated_window;   /* the most stack bytes a window-truncated one had */
   int progress;
   double last_progress_ms;
   uint64_t last_progress_events;

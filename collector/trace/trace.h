@@ -65,6 +65,9 @@ int trace_remove_owner(struct trace *tr, trace_bp_fn fn, void *data);
 /* Reads target memory at addr from the hit thread's stack window (captured now if it was not yet, as
  * trace_context would), so words near the stack pointer cost no extra round trip. */
 int trace_read_stack(struct trace *tr, const struct trace_hit *hit, uint64_t addr, void *buf, size_t len);
+/* Whether the hit thread's whole stack, unwound to its outermost frame, lies in the ELF module that contains
+ * addr (1) or not, or the unwind stopped short (0). Unwinds without touching the profile. */
+int trace_stack_within_module(struct trace *tr, const struct trace_hit *hit, uint64_t addr);
 /* Captures and unwinds the hit thread's stack and returns its calling-context node (cached per hit). */
 int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node);
 /* Adds delta to metric at a context node. */
@@ -78,8 +81,19 @@ double trace_elapsed_ms(const struct trace *tr);
 /* Whether hits' times come from the agent's clock at the stop (rsprof-stoptime: exact to the agent's
  * reaction, and available for quiet hits) rather than from the collector's when the stop arrived. */
 int trace_exact_times(const struct trace *tr);
-/* Total events counted so far (handlers call trace_event once per traced event). */
-void trace_event(struct trace *tr);
+/* What one event was, for the --print-stacks listing. */
+struct trace_event_desc {
+  const char *kind;  /* "malloc", "free", "call", "contended-lock", ... */
+  uint64_t addr;     /* the block, the lock or the function */
+  uint64_t size;     /* bytes (has_size) */
+  uint64_t old;      /* realloc: the block it replaced (0: none) */
+  uint32_t node;     /* its calling context (has_node); without one the stack is unwound at hit, which must
+                      * then be an ordinary (not quiet) hit */
+  int has_size, has_node;
+};
+/* Counts one traced event (handlers call it once per event) and, with --print-stacks, lists it: its
+ * number, thread, kind, address and size, then its stack. */
+void trace_event(struct trace *tr, const struct trace_hit *hit, const struct trace_event_desc *ev);
 
 /* Calls fn for each function symbol of m whose name (linkage or demangled) equals name. */
 int trace_find_function(struct col_module *m, const char *name, uint64_t *addr);
