@@ -105,11 +105,17 @@ static int on_entry(struct trace *tr, const struct trace_hit *hit, void *data)
   return watch_dynamic_linker(tr);
 }
 
-/* Before the dynamic linker has run, only the executable is known: break at its entry to learn the rest. */
+/* Before the dynamic linker has run, only the executable is known. The linker calls r_brk (_dl_debug_state)
+ * twice while it starts a launched program: with r_state RT_ADD before it maps the DT_NEEDED libraries (the
+ * list holds the linker alone), and with RT_CONSISTENT once every library is mapped and relocated and before
+ * any constructor or preinit_array entry runs (glibc's init_complete probe sits right after it). Stopping
+ * there, rather than at the executable's entry point, places each library's breakpoints before its own
+ * constructors or libstdc++'s emergency pool allocate. The entry point remains for programs without a
+ * dynamic linker whose r_brk we could find. */
 int trace_libs_discover(struct trace *tr)
 {
   load_target_modules(tr);
-  if (tr->target->nlibs > 0 && tr->target->r_brk)
+  if (tr->target->r_brk)
     return watch_dynamic_linker(tr);
   if (tr->nloaded == 0)
     return 0;

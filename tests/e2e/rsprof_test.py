@@ -220,7 +220,9 @@ def valgrind_heap_totals(argv, env=None):
     """(allocs, frees, bytes allocated) from valgrind's 'total heap usage' line for the same program and input."""
     # --run-libc-freeres=no: by default valgrind calls glibc's __libc_freeres at exit, which frees the cached
     # thread stacks' TLS blocks; the program itself never makes those calls, so no tracer can see them.
-    out = subprocess.run(["valgrind", "--tool=memcheck", "--leak-check=no", "--run-libc-freeres=no", *argv],
+    # --run-cxx-freeres=no likewise: libstdc++'s emergency pool is freed only by valgrind's call at exit.
+    out = subprocess.run(["valgrind", "--tool=memcheck", "--leak-check=no", "--run-libc-freeres=no",
+                          "--run-cxx-freeres=no", *argv],
                          capture_output=True,
                          text=True, timeout=600, env=env)
     m = re.search(r"total heap usage: ([\d,]+) allocs, ([\d,]+) frees, ([\d,]+) bytes allocated", out.stderr)
