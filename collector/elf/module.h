@@ -47,6 +47,15 @@ int col_module_foreach_function(struct col_module *m,
 int col_module_symbol_at(struct col_module *m, uint64_t addr, const char **name, const char **demangled,
                          uint64_t *sym_addr);
 
+/* Nonzero when a function symbol at addr (link-time) is a GNU indirect function (STT_GNU_IFUNC): addr is then
+ * its resolver, which returns the implementation chosen for the running CPU. */
+int col_module_is_ifunc(struct col_module *m, uint64_t addr);
+/* The GOT slots the dynamic linker fills with what the resolver at link-time address resolver returns: the
+ * module's IRELATIVE relocations whose addend it is (x86_64, aarch64). Stores up to max slot addresses
+ * (link-time) and the words the file holds there before relocation; returns how many. */
+size_t col_module_irelative_slots(struct col_module *m, uint64_t resolver, uint64_t *slots, uint64_t *file_words,
+                                  size_t max);
+
 /* A section's bytes as mapped from the file: data (borrowed, valid while the module is open), size,
  * and its link-time address. from_debug selects the separate debug file (falls back to the main
  * file when there is none). Returns 0 or RS_E_NOT_FOUND. */

@@ -3,7 +3,8 @@
 
 usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] [--tls]
                   [--collector-option OPT] -- PROGRAM [ARGS...]
-CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, clone, sigint, preload.
+CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, calls-ifunc, clone, sigint,
+preload.
 """
 import argparse
 import atexit
@@ -302,6 +303,65 @@ def check_calls(a):
     expect_eq("calls per call site", got, {"site_a": 5 * n, "site_b": 7 * n, "site_c": 11 * n})
 
 
+def gdb_break_counts(argv, name):
+    """{(caller function, caller's file): hits} of gdb's own `break NAME` over one run (no separate debug files,
+    as the collector runs here): for an indirect function gdb breaks at the implementation the resolver picks."""
+    script = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
+    script.write(f"""import gdb, os
+counts = {{}}
+class Counter(gdb.Breakpoint):
+    def stop(self):
+        caller = gdb.newest_frame().older()
+        where = (caller.name() if caller else None) or "??", os.path.basename(gdb.solib_name(caller.pc()) or "")
+        counts[where] = counts.get(where, 0) + 1
+        return False
+gdb.execute("set breakpoint pending on")
+Counter({name!r})
+gdb.execute("run > /dev/null")
+for (fn, lib), n in sorted(counts.items()):
+    print("rsprof-hits %d %s %s" % (n, fn, lib or "-"))
+""")
+    script.close()
+    out = subprocess.run(["gdb", "-nx", "-batch", "-iex", "set debug-file-directory /nonexistent", "-x", script.name,
+                          "--args", *argv], capture_output=True, text=True, timeout=300)
+    os.unlink(script.name)
+    hits = {}
+    for m in re.finditer(r"^rsprof-hits (\d+) (\S+) (\S+)$", out.stdout, re.M):
+        hits[(m.group(2), m.group(3))] = int(m.group(1))
+    if not hits:
+        t.fail("gdb counted no hits:\n" + out.stdout[-2000:] + out.stderr[-2000:])
+    return hits
+
+
+def check_calls_ifunc(a):
+    """--trace strlen (a GNU indirect function) counts the calls of the implementation its resolver picked: the
+    program's own number, and gdb's hits of `break strlen`. gdb also stops once in the resolver when the dynamic
+    linker runs it to bind the program's PLT slot lazily; that is not a call of strlen and is left out."""
+    srv, prof, s, out, _ = run_traced(a, "--trace", "strlen", "--system-debug-dir", "", "--summary", "-")
+    n = fixture_counts(srv.output())["strlen_calls"]
+    got = per_caller(folded(a, prof, "calls"), lambda f: True)
+    expect_eq("strlen calls from measure vs the program's own count", got.get("measure"), n)
+    if a.bind_now:
+        # Under BIND_NOW gdb 13 finds no resolved slot for strlen and breaks at the resolver, which ran during
+        # relocation: it counts nothing. The program's own count is the reference here, and the total too.
+        expect_eq("strlen calls in all vs the program's own count", s["calls"]["calls"], n)
+    else:
+        hits = gdb_break_counts(a.argv, "strlen")
+        from_linker = sum(v for (fn, lib), v in hits.items() if lib.startswith("ld-linux"))
+        print(f"gdb hits: {hits}")
+        expect_eq("strlen calls from measure vs gdb", got.get("measure"), hits.get(("measure", "-")))
+        expect_eq("strlen calls in all vs gdb (the linker's resolver call left out)", s["calls"]["calls"],
+                  sum(hits.values()) - from_linker)
+    ind = s["calls"].get("indirect_functions", [])
+    expect_eq("indirect functions in the JSON summary", [f["name"] for f in ind], ["strlen"])
+    if not ind[0]["implementation"]:
+        t.fail("no implementation named in the JSON summary")
+    line = f"strlen is an indirect function: traced its implementation {ind[0]['implementation']}"
+    if line not in out.stdout:
+        t.fail(f"the text summary does not say '{line}':\n{out.stdout}")
+    print(f"ok the summaries say: {line}")
+
+
 def check_clone(a):
     srv, prof, s, _, _ = run_traced(a)
     counts = fixture_counts(srv.output())
@@ -369,13 +429,16 @@ def main():
                     "waits for the collector")
     ap.add_argument("--stop-cost", action="store_true",
                     help="heap, Rust over libc's allocator: also bound the breakpoint stops per allocator call")
+    ap.add_argument("--bind-now", action="store_true",
+                    help="calls-ifunc on a program linked with -z now: the program's own count is the reference")
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
     if not a.argv[0] or not os.path.exists(a.argv[0]):
         t.skip(f"fixture {a.argv[0] or '(Rust)'} was not built (is cargo installed?)")
     {"heap": check_heap, "heap-own-allocator": check_heap_own_allocator, "leak": check_leak, "threads": check_threads, "mutex": check_mutex,
-     "thresholds": check_thresholds, "crash": check_crash, "calls": check_calls, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
+     "thresholds": check_thresholds, "crash": check_crash, "calls": check_calls,
+     "calls-ifunc": check_calls_ifunc, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
 
 
 if __name__ == "__main__":
