@@ -20,6 +20,7 @@ static void usage(FILE *out)
   fprintf(out,
           "usage: rsprof-collector --connect HOST:PORT [options]\n"
           "       rsprof-collector report FILE.drcctprof [--format text|folded|json] [--metric NAME]\n"
+          "                               [--debug-dir DIR]\n"
           "\n"
           "Connects to rsprof-agent (or gdbserver) on a board, traces the program it controls with the chosen\n"
           "modules, and writes a calling-context profile when the program exits, --duration passes, or on\n"

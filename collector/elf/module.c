@@ -310,6 +310,15 @@ void col_module_vaddr_range(const struct col_module *m, uint64_t *lo, uint64_t *
   *hi = m->hi;
 }
 
+int col_module_has_symtab(const struct col_module *m)
+{
+  GElf_Shdr sh;
+  Elf_Scn *scn = find_scn(m->file.elf, ".symtab", &sh);
+  if (scn == NULL && m->debug.elf)
+    scn = find_scn(m->debug.elf, ".symtab", &sh);
+  return scn != NULL && sh.sh_type == SHT_SYMTAB;
+}
+
 int col_module_has_debug_info(const struct col_module *m)
 {
   struct col_section s;

@@ -32,6 +32,9 @@ int col_module_build_id(const struct col_module *m, const uint8_t **id, size_t *
 void col_module_vaddr_range(const struct col_module *m, uint64_t *lo, uint64_t *hi);
 /* Nonzero when the module (or its separate debug file) has .debug_info. */
 int col_module_has_debug_info(const struct col_module *m);
+/* Nonzero when the module (or its separate debug file) has a full symbol table (.symtab), not only the
+ * exported functions of .dynsym. */
+int col_module_has_symtab(const struct col_module *m);
 /* Symbol lookup by exact linkage name (.symtab then .dynsym): link-time address and size of the
  * function. Returns 0, RS_E_NOT_FOUND or -ENOMEM. */
 int col_module_find_symbol(struct col_module *m, const char *name, uint64_t *addr, uint64_t *size);

@@ -37,8 +37,11 @@ static int load_one_module(struct trace *tr, const char *remote_path, uint64_t b
     LOG_WARN("cannot read %s: %s", local, rs_strerror(rc));
     return rc;
   }
-  if (!col_module_has_debug_info(m))
-    LOG_INFO("%s has no debug info: function names come from its symbol table", remote_path);
+  if (!col_module_has_debug_info(m) && col_module_has_symtab(m))
+    LOG_INFO("%s has no debug info: function names come from its symbol table, without file:line", remote_path);
+  else if (!col_module_has_debug_info(m))
+    LOG_INFO("%s has no debug info and no symbol table: only its exported (.dynsym) functions have names, "
+             "other frames are named module+offset (see --debug-dir)", remote_path);
   if (tr->nloaded == TRACE_MAX_MODULES) {
     col_module_close(m);
     return RS_E_LIMIT;

@@ -3,8 +3,8 @@
 
 usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] [--tls]
                   [--collector-option OPT] -- PROGRAM [ARGS...]
-CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, calls-ifunc, clone, sigint,
-preload.
+CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, calls-ifunc, stripped,
+clone, sigint, preload.
 """
 import argparse
 import atexit
@@ -362,6 +362,63 @@ def check_calls_ifunc(a):
     print(f"ok the summaries say: {line}")
 
 
+def check_stripped(a):
+    """A stripped copy of the fixture: frames without a symbol are module+offset, the same in two runs although
+    ASLR moves the program; the summaries list the module with its build-id and say how to add symbols; and
+    `report --debug-dir` with the debug file made before stripping names them as the unstripped program's
+    profile does."""
+    for tool in ("objcopy", "strip", "readelf"):
+        if not shutil.which(tool):
+            t.skip(f"binutils' {tool} is not installed")
+    work = tempfile.mkdtemp(prefix="rsprof-e2e-stripped-")
+    atexit.register(shutil.rmtree, work, True)
+    prog = os.path.join(work, "prog")
+    shutil.copy(a.argv[0], prog)
+    notes = subprocess.run(["readelf", "-n", prog], capture_output=True, text=True).stdout
+    build_id = re.search(r"Build ID: ([0-9a-f]+)", notes).group(1)
+    debug_dir = os.path.join(work, "debug")
+    os.makedirs(os.path.join(debug_dir, ".build-id", build_id[:2]))
+    subprocess.run(["objcopy", "--only-keep-debug", prog,
+                    os.path.join(debug_dir, ".build-id", build_id[:2], build_id[2:] + ".debug")], check=True)
+    subprocess.run(["strip", prog], check=True)
+    opts = ["--system-debug-dir", "", "--summary", "-", "--log-level", "info"]
+
+    def stacks(prof, *extra):
+        """Folded stacks of a profile, without the thread root (thread ids differ between runs)."""
+        out = t.report(a.collector, prof, "folded", *extra)
+        return sorted(re.sub(r"^THREAD\[\d+\];", "", line) for line in out.splitlines())
+
+    runs = []
+    for i in range(2):
+        listing = os.path.join(work, f"stacks{i}")
+        b = argparse.Namespace(**{**vars(a), "argv": [prog, *a.argv[1:]]})
+        _, prof, s, out, _ = run_traced(b, *opts, "--print-stacks", listing)
+        addrs = set(re.findall(r"^#\d+ (0x[0-9a-f]+) prog\+0x", open(listing).read(), re.M))
+        runs.append((prof, s, out, addrs))
+    (prof0, s0, out0, addrs0), (prof1, _, _, addrs1) = runs
+    if not addrs0 or addrs0 & addrs1:
+        t.fail(f"the program's frames did not move between runs (is ASLR off?): {sorted(addrs0 & addrs1)[:5]}")
+    print(f"ok ASLR on: {len(addrs0)} distinct program addresses in run 1, none of them in run 2")
+    f0, f1 = stacks(prof0), stacks(prof1)
+    if not any(re.search(r"(^|;)prog\+0x[0-9a-f]+(;| )", line) for line in f0):
+        t.fail("no prog+0x... frame in the stripped program's profile:\n" + "\n".join(f0[:5]))
+    expect_eq("stacks of the stripped program in two runs", f1, f0)
+    listed = {m["path"]: m["build_id"] for m in s0["modules_without_symbols"]}
+    expect_eq("the stripped program's build-id in modules_without_symbols", listed.get(prog), build_id)
+    for needle in ("modules without symbols", prog, "--debug-dir", ".build-id"):
+        if needle not in out0.stdout:
+            t.fail(f"the text summary does not mention {needle!r}:\n{out0.stdout}")
+    if f"{prog} has no debug info and no symbol table" not in out0.stderr:
+        t.fail("the info log does not say the program has no symbol table:\n" + out0.stderr[-3000:])
+    print("ok the summaries list the stripped program and say how to add its symbols")
+    _, prof_full, _, _, _ = run_traced(a, *opts)
+    want = stacks(prof_full, "--debug-dir", debug_dir)
+    got = stacks(prof0, "--debug-dir", debug_dir)
+    if got == f0:
+        t.fail("report --debug-dir named nothing")
+    expect_eq("stacks named by report --debug-dir vs the unstripped program's", got, want)
+
+
 def check_clone(a):
     srv, prof, s, _, _ = run_traced(a)
     counts = fixture_counts(srv.output())
@@ -438,7 +495,7 @@ def main():
         t.skip(f"fixture {a.argv[0] or '(Rust)'} was not built (is cargo installed?)")
     {"heap": check_heap, "heap-own-allocator": check_heap_own_allocator, "leak": check_leak, "threads": check_threads, "mutex": check_mutex,
      "thresholds": check_thresholds, "crash": check_crash, "calls": check_calls,
-     "calls-ifunc": check_calls_ifunc, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
+     "calls-ifunc": check_calls_ifunc, "stripped": check_stripped, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
 
 
 if __name__ == "__main__":
