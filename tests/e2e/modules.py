@@ -3,8 +3,8 @@
 
 usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] [--tls]
                   [--collector-option OPT] -- PROGRAM [ARGS...]
-CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, calls-ifunc, stripped,
-clone, sigint, preload.
+CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, calls-ifunc,
+calls-ifunc-dlopen, stripped, clone, sigint, preload.
 """
 import argparse
 import atexit
@@ -362,6 +362,20 @@ def check_calls_ifunc(a):
     print(f"ok the summaries say: {line}")
 
 
+def check_calls_ifunc_dlopen(a):
+    """--trace plugin_len, an indirect function of a library dlopen'ed after start-up: the library is set up
+    before the dynamic linker relocates it, so the implementation comes from the resolver's return value; every
+    call the program makes is counted, under the implementation's name."""
+    srv, prof, s, out, _ = run_traced(a, "--trace", "plugin_len", "--summary", "-")
+    n = fixture_counts(srv.output())["ifunc_calls"]
+    expect_eq("plugin_len calls vs the program's own count", s["calls"]["calls"], n)
+    expect_eq("calls per caller", per_caller(folded(a, prof, "calls"), lambda f: True), {"plugin_measure": n})
+    expect_eq("indirect functions in the JSON summary", s["calls"].get("indirect_functions"),
+              [{"name": "plugin_len", "implementation": "plugin_len_impl"}])
+    if "plugin_len is an indirect function: traced its implementation plugin_len_impl" not in out.stdout:
+        t.fail("the text summary does not name the implementation:\n" + out.stdout)
+
+
 def check_stripped(a):
     """A stripped copy of the fixture: frames without a symbol are module+offset, the same in two runs although
     ASLR moves the program; the summaries list the module with its build-id and say how to add symbols; and
@@ -495,7 +509,8 @@ def main():
         t.skip(f"fixture {a.argv[0] or '(Rust)'} was not built (is cargo installed?)")
     {"heap": check_heap, "heap-own-allocator": check_heap_own_allocator, "leak": check_leak, "threads": check_threads, "mutex": check_mutex,
      "thresholds": check_thresholds, "crash": check_crash, "calls": check_calls,
-     "calls-ifunc": check_calls_ifunc, "stripped": check_stripped, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
+     "calls-ifunc": check_calls_ifunc,
+     "calls-ifunc-dlopen": check_calls_ifunc_dlopen, "stripped": check_stripped, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
 
 
 if __name__ == "__main__":
