@@ -135,7 +135,8 @@ int prof_resymbolize(struct prof *p, const char *const *debug_dirs, struct prof_
   for (size_t c = 0; !oom && c < p->nctx; c++) {
     struct prof_context *ctx = &p->ctx[c];
     size_t old = ctx->first_line;
-    if (old < p->nlines && first_of[old] != PROF_NONE) { /* a location shared by several contexts */
+    /* Each location's lines start at their own index (one with no lines has none to share). */
+    if (ctx->nlines && old < p->nlines && first_of[old] != PROF_NONE) { /* a location several contexts share */
       ctx->first_line = first_of[old];
       ctx->nlines = n_of[old];
       continue;
@@ -163,7 +164,7 @@ int prof_resymbolize(struct prof *p, const char *const *debug_dirs, struct prof_
       if (was_unnamed)
         (*(n ? named : unnamed))++;
     }
-    if (old < p->nlines) {
+    if (ctx->nlines && old < p->nlines) {
       first_of[old] = start;
       n_of[old] = nlines - start;
     }
