@@ -20,6 +20,7 @@ static void usage(FILE *out)
   fprintf(out,
           "usage: rsprof-collector --connect HOST:PORT [options]\n"
           "       rsprof-collector report FILE.drcctprof [--format text|folded|json] [--metric NAME]\n"
+          "                               [--debug-dir DIR]\n"
           "\n"
           "Connects to rsprof-agent (or gdbserver) on a board, traces the program it controls with the chosen\n"
           "modules, and writes a calling-context profile when the program exits, --duration passes, or on\n"
@@ -38,7 +39,8 @@ static void usage(FILE *out)
           "                             (default 200; 0 never; only with 2 or more CPUs)\n"
           "tracing:\n"
           "  -m, --module LIST          comma-separated tracing modules (default: calls when --trace is given)\n"
-          "      --trace NAME           count calls of this function per context (repeatable; calls module)\n"
+          "      --trace NAME           count calls of this function per context (repeatable; calls module);\n"
+          "                             an indirect function (IFUNC) counts the implementation it resolved to\n"
           "      --trace-regex RE       count calls of functions matching RE (repeatable; calls module)\n"
           "      --duration DUR         stop after DUR (e.g. 30s, 5m) and detach\n"
           "      --stack-size BYTES     most stack read per event (default 64M: in practice the thread's whole\n"

@@ -28,6 +28,7 @@ struct mod_sym {
   char *demangled;
   uint8_t demangled_done;
   uint8_t rank;  /* binding preference among aliases: 0 global, 1 weak, 2 local */
+  uint8_t ifunc; /* STT_GNU_IFUNC: addr is the resolver's, not the function the program runs */
 };
 
 struct col_module {
@@ -309,6 +310,15 @@ void col_module_vaddr_range(const struct col_module *m, uint64_t *lo, uint64_t *
   *hi = m->hi;
 }
 
+int col_module_has_symtab(const struct col_module *m)
+{
+  GElf_Shdr sh;
+  Elf_Scn *scn = find_scn(m->file.elf, ".symtab", &sh);
+  if (scn == NULL && m->debug.elf)
+    scn = find_scn(m->debug.elf, ".symtab", &sh);
+  return scn != NULL && sh.sh_type == SHT_SYMTAB;
+}
+
 int col_module_has_debug_info(const struct col_module *m)
 {
   struct col_section s;
@@ -354,6 +364,7 @@ static int add_symtab(struct col_module *m, Elf *elf, Elf_Scn *scn, const GElf_S
     ms->size = s.st_size;
     int bind = GELF_ST_BIND(s.st_info);
     ms->rank = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
+    ms->ifunc = type == STT_GNU_IFUNC;
     ms->name = strdup(name);
     if (ms->name == NULL)
       return -ENOMEM;
@@ -488,4 +499,62 @@ int col_module_symbol_at(struct col_module *m, uint64_t addr, const char **name,
   if (sym_addr)
     *sym_addr = s->addr;
   return 0;
+}
+
+int col_module_is_ifunc(struct col_module *m, uint64_t addr)
+{
+  if (build_syms(m) != 0)
+    return 0;
+  for (size_t i = 0; i < m->nsyms; i++)
+    if (m->syms[i].addr == addr && m->syms[i].ifunc)
+      return 1;
+  return 0;
+}
+
+/* The file's 8-byte little-endian word at a link-time address, from the section holding it. */
+static int file_word(const struct col_module *m, uint64_t vaddr, uint64_t *word)
+{
+  for (Elf_Scn *scn = elf_nextscn(m->file.elf, NULL); scn; scn = elf_nextscn(m->file.elf, scn)) {
+    GElf_Shdr sh;
+    if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS || vaddr < sh.sh_addr ||
+        vaddr + 8 > sh.sh_addr + sh.sh_size)
+      continue;
+    Elf_Data *d = elf_getdata(scn, NULL);
+    if (!d || !d->d_buf || vaddr - sh.sh_addr + 8 > d->d_size)
+      return RS_E_NOT_FOUND;
+    const uint8_t *b = (const uint8_t *)d->d_buf + (vaddr - sh.sh_addr);
+    *word = 0;
+    for (int k = 7; k >= 0; k--)
+      *word = *word << 8 | b[k];
+    return 0;
+  }
+  return RS_E_NOT_FOUND;
+}
+
+size_t col_module_irelative_slots(struct col_module *m, uint64_t resolver, uint64_t *slots, uint64_t *file_words,
+                                  size_t max)
+{
+  unsigned irelative = m->machine == EM_X86_64 ? R_X86_64_IRELATIVE
+                       : m->machine == EM_AARCH64 ? R_AARCH64_IRELATIVE : 0;
+  size_t n = 0;
+  for (Elf_Scn *scn = elf_nextscn(m->file.elf, NULL); irelative && scn && n < max;
+       scn = elf_nextscn(m->file.elf, scn)) {
+    GElf_Shdr sh;
+    if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA || !sh.sh_entsize)
+      continue;
+    Elf_Data *d = elf_getdata(scn, NULL);
+    size_t count = d ? d->d_size / sh.sh_entsize : 0;
+    for (size_t i = 0; i < count && n < max; i++) {
+      GElf_Rela r;
+      if (!gelf_getrela(d, (int)i, &r) || GELF_R_TYPE(r.r_info) != irelative || (uint64_t)r.r_addend != resolver)
+        continue;
+      uint64_t w = 0;
+      if (file_word(m, r.r_offset, &w) != 0)
+        continue;
+      slots[n] = r.r_offset;
+      file_words[n] = w;
+      n++;
+    }
+  }
+  return n;
 }

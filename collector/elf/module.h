@@ -32,6 +32,9 @@ int col_module_build_id(const struct col_module *m, const uint8_t **id, size_t *
 void col_module_vaddr_range(const struct col_module *m, uint64_t *lo, uint64_t *hi);
 /* Nonzero when the module (or its separate debug file) has .debug_info. */
 int col_module_has_debug_info(const struct col_module *m);
+/* Nonzero when the module (or its separate debug file) has a full symbol table (.symtab), not only the
+ * exported functions of .dynsym. */
+int col_module_has_symtab(const struct col_module *m);
 /* Symbol lookup by exact linkage name (.symtab then .dynsym): link-time address and size of the
  * function. Returns 0, RS_E_NOT_FOUND or -ENOMEM. */
 int col_module_find_symbol(struct col_module *m, const char *name, uint64_t *addr, uint64_t *size);
@@ -46,6 +49,15 @@ int col_module_foreach_function(struct col_module *m,
  * Returns 0 with borrowed name/demangled (module-owned) and the symbol's address, or RS_E_NOT_FOUND. */
 int col_module_symbol_at(struct col_module *m, uint64_t addr, const char **name, const char **demangled,
                          uint64_t *sym_addr);
+
+/* Nonzero when a function symbol at addr (link-time) is a GNU indirect function (STT_GNU_IFUNC): addr is then
+ * its resolver, which returns the implementation chosen for the running CPU. */
+int col_module_is_ifunc(struct col_module *m, uint64_t addr);
+/* The GOT slots the dynamic linker fills with what the resolver at link-time address resolver returns: the
+ * module's IRELATIVE relocations whose addend it is (x86_64, aarch64). Stores up to max slot addresses
+ * (link-time) and the words the file holds there before relocation; returns how many. */
+size_t col_module_irelative_slots(struct col_module *m, uint64_t resolver, uint64_t *slots, uint64_t *file_words,
+                                  size_t max);
 
 /* A section's bytes as mapped from the file: data (borrowed, valid while the module is open), size,
  * and its link-time address. from_debug selects the separate debug file (falls back to the main

@@ -14,6 +14,7 @@
 #include "drcctprof.pb-c.h"
 #include "errors.h"
 #include "profile-strmap.h"
+#include "unnamed.h"
 #include "u64map.h"
 
 /* A location under construction: its lines are a slice of the writer's line array. */
@@ -211,7 +212,14 @@ static int frame_location(struct writer *w, uint64_t pc, uint32_t *id)
       unknown_name(addr, sizeof addr, pc, fr->module);
       name = addr;
     }
-    if ((rc = function_id(w, name, fr->linkage_name ? fr->linkage_name : name, fr->file,
+    /* A frame named module+offset keeps its module's path as its source file, for re-symbolization. */
+    const char *file = fr->file;
+    uint64_t off;
+    char base[256], build_id[130];
+    if (!file && fr->module && fr->linkage_name &&
+        sym_unnamed_parse(fr->linkage_name, base, sizeof base, &off, build_id, sizeof build_id) == 0)
+      file = fr->module;
+    if ((rc = function_id(w, name, fr->linkage_name ? fr->linkage_name : name, file,
                           fr->function_line > 0 ? fr->function_line : 0, &fid)) < 0 ||
         (rc = add_line(w, fid, fr->line)) < 0)
       return rc;

@@ -8,6 +8,7 @@
 
 #include "errors.h"
 #include "profile-strmap.h"
+#include "resymbolize.h"
 #include "summary.h"
 
 #define PROG "rsprof-collector report"
@@ -292,12 +293,14 @@ int report_print(FILE *out, const struct prof *p, enum report_format format, siz
 
 static void usage(FILE *f)
 {
-  fputs("usage: rsprof-collector report FILE.drcctprof [--format text|folded|json] [--metric NAME]\n"
+  fputs("usage: rsprof-collector report FILE.drcctprof [--format text|folded|json] [--metric NAME] [--debug-dir DIR]\n"
         "  text    the calling-context tree with each metric's inclusive and self values (default)\n"
         "  folded  one line per distinct stack, outermost frame (THREAD[tid]) first, frames joined by ';',\n"
         "          then a space and the metric's value: the input of flame-graph tools\n"
         "  json    metrics and samples, each sample with its stack (outermost first)\n"
         "  --metric NAME  the metric folded output counts (default: the first)\n"
+        "  --debug-dir DIR  name the frames written as module+offset (no symbols when traced) from\n"
+        "          DIR/.build-id/xx/yyyy.debug, or from the module's file if it has symbols now (repeatable)\n"
         "exit status: 0 ok, 1 unreadable or invalid profile, 2 bad command line\n",
         f);
 }
@@ -325,6 +328,8 @@ static int option_value(int argc, char **argv, int *i, const char *name, const c
 int report_main(int argc, char **argv)
 {
   const char *file = NULL, *format = "text", *metric_name = NULL, *v;
+  const char *debug_dirs[17] = {NULL};
+  size_t ndebug = 0;
   int first = 1;
   /* Accept the whole command line too ("rsprof-collector report FILE ..."), so callers may pass either. */
   if (argc > 1 && strcmp(argv[0], "report") != 0 && strcmp(argv[1], "report") == 0)
@@ -345,6 +350,12 @@ int report_main(int argc, char **argv)
         return 2;
       }
       metric_name = v;
+    } else if (option_value(argc, argv, &i, "--debug-dir", &v)) {
+      if (!v || ndebug == sizeof debug_dirs / sizeof debug_dirs[0] - 1) {
+        fprintf(stderr, "%s: --debug-dir needs a value (at most 16 of them)\n", PROG);
+        return 2;
+      }
+      debug_dirs[ndebug++] = v;
     } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
       fprintf(stderr, "%s: unknown option %s\n", PROG, argv[i]);
       usage(stderr);
@@ -379,6 +390,16 @@ int report_main(int argc, char **argv)
     fprintf(stderr, "%s: %s\n", PROG, err);
     return 1;
   }
+  struct prof_resym *resym = NULL;
+  if (ndebug) {
+    size_t named, unnamed;
+    if (prof_resymbolize(p, debug_dirs, &resym, &named, &unnamed) < 0) {
+      fprintf(stderr, "%s: out of memory naming the frames\n", PROG);
+      prof_free(p);
+      return 1;
+    }
+    fprintf(stderr, "%s: named %zu module+offset frames; %zu left without symbols\n", PROG, named, unnamed);
+  }
   size_t metric = 0;
   if (metric_name) {
     int m = prof_metric_index(p, metric_name);
@@ -388,12 +409,14 @@ int report_main(int argc, char **argv)
         fprintf(stderr, " %s", p->metric_name[k]);
       fputc('\n', stderr);
       prof_free(p);
+      prof_resym_free(resym);
       return 2;
     }
     metric = (size_t)m;
   }
   int rc = report_print(stdout, p, fmt, metric);
   prof_free(p);
+  prof_resym_free(resym);
   if (rc < 0) {
     fprintf(stderr, "%s: writing the report failed: %s\n", PROG, rs_strerror(rc));
     return 1;

@@ -6,10 +6,14 @@
 
 #include "modmap.h"
 #include "module.h"
+#include "summary.h"
 #include "symbolize.h"
+#include "unnamed.h"
 
 int trace_symbolize_pc(void *ctx, uint64_t pc, struct sym_frame *frames, int max, int *n)
 {
+  /* Valid until the next call, as profile_symbolize_fn allows: the collector is single-threaded. */
+  static char name[512], system_name[640];
   struct trace *tr = ctx;
   uint64_t bias = 0;
   struct col_module *m = col_modmap_find(tr->map, pc, &bias);
@@ -20,8 +24,17 @@ int trace_symbolize_pc(void *ctx, uint64_t pc, struct sym_frame *frames, int max
   if (rc)
     *n = 0;
   if (*n == 0 && max > 0) {
+    /* No symbol: the module and the offset from its load address, which ASLR does not change, so profiles
+     * of two runs merge; the build-id in the system name lets `report --debug-dir` name it later. */
     memset(&frames[0], 0, sizeof frames[0]);
-    frames[0].module = col_module_path(m);
+    const uint8_t *id = NULL;
+    size_t idlen = 0;
+    col_module_build_id(m, &id, &idlen);
+    if (sym_unnamed_format(col_module_path(m), id, idlen, pc - bias, name, sizeof name, system_name,
+                           sizeof system_name) == 0) {
+      frames[0].function = name;
+      frames[0].linkage_name = system_name;
+    }
     *n = 1;
   }
   for (int i = 0; i < *n; i++)
@@ -61,4 +74,55 @@ int trace_print_event(struct trace *tr, int64_t tid, const struct trace_event_de
     fprintf(f, "#%d [truncated]\n", frame_no);
   fputc('\n', f);
   return 0;
+}
+
+/* A module whose frames fall back to .dynsym names or module+offset: no .symtab, no debug info. */
+static int lacks_symbols(const struct trace_loaded *l)
+{
+  return !col_module_has_symtab(l->module) && !col_module_has_debug_info(l->module);
+}
+
+static void build_id_hex(const struct col_module *m, char *buf, size_t len)
+{
+  const uint8_t *id = NULL;
+  size_t n = 0;
+  buf[0] = 0;
+  col_module_build_id(m, &id, &n);
+  for (size_t i = 0; i < n && 2 * i + 3 <= len; i++)
+    snprintf(buf + 2 * i, 3, "%02x", id[i]);
+}
+
+void trace_unsymbolized_json(struct trace *tr, struct json_out *j)
+{
+  char hex[130];
+  json_key(j, "modules_without_symbols");
+  json_begin_array(j);
+  for (size_t i = 0; i < tr->nloaded; i++) {
+    if (!lacks_symbols(&tr->loaded[i]))
+      continue;
+    build_id_hex(tr->loaded[i].module, hex, sizeof hex);
+    json_begin_object(j);
+    json_kv_string(j, "path", tr->loaded[i].remote);
+    json_kv_string(j, "build_id", hex);
+    json_end_object(j);
+  }
+  json_end_array(j);
+}
+
+void trace_unsymbolized_text(struct trace *tr, FILE *out)
+{
+  char hex[130];
+  size_t n = 0;
+  for (size_t i = 0; i < tr->nloaded; i++) {
+    if (!lacks_symbols(&tr->loaded[i]))
+      continue;
+    if (n++ == 0)
+      fprintf(out, "modules without symbols (frames named from .dynsym exports, else module+offset):\n");
+    build_id_hex(tr->loaded[i].module, hex, sizeof hex);
+    fprintf(out, "  %s%s%s\n", tr->loaded[i].remote, hex[0] ? " build-id " : "", hex);
+  }
+  if (n)
+    fprintf(out, "  to name them: --debug-dir DIR with DIR/.build-id/xx/yyyy.debug (objcopy --only-keep-debug), or "
+                 "--sysroot DIR with unstripped copies, or install the debug packages (/usr/lib/debug); "
+                 "`rsprof-collector report PROFILE --debug-dir DIR` names an existing profile's frames\n");
 }

@@ -37,8 +37,11 @@ static int load_one_module(struct trace *tr, const char *remote_path, uint64_t b
     LOG_WARN("cannot read %s: %s", local, rs_strerror(rc));
     return rc;
   }
-  if (!col_module_has_debug_info(m))
-    LOG_INFO("%s has no debug info: function names come from its symbol table", remote_path);
+  if (!col_module_has_debug_info(m) && col_module_has_symtab(m))
+    LOG_INFO("%s has no debug info: function names come from its symbol table, without file:line", remote_path);
+  else if (!col_module_has_debug_info(m))
+    LOG_INFO("%s has no debug info and no symbol table: only its exported (.dynsym) functions have names, "
+             "other frames are named module+offset (see --debug-dir)", remote_path);
   if (tr->nloaded == TRACE_MAX_MODULES) {
     col_module_close(m);
     return RS_E_LIMIT;
@@ -105,11 +108,17 @@ static int on_entry(struct trace *tr, const struct trace_hit *hit, void *data)
   return watch_dynamic_linker(tr);
 }
 
-/* Before the dynamic linker has run, only the executable is known: break at its entry to learn the rest. */
+/* Before the dynamic linker has run, only the executable is known. The linker calls r_brk (_dl_debug_state)
+ * twice while it starts a launched program: with r_state RT_ADD before it maps the DT_NEEDED libraries (the
+ * list holds the linker alone), and with RT_CONSISTENT once every library is mapped and relocated and before
+ * any constructor or preinit_array entry runs (glibc's init_complete probe sits right after it). Stopping
+ * there, rather than at the executable's entry point, places each library's breakpoints before its own
+ * constructors or libstdc++'s emergency pool allocate. The entry point remains for programs without a
+ * dynamic linker whose r_brk we could find. */
 int trace_libs_discover(struct trace *tr)
 {
   load_target_modules(tr);
-  if (tr->target->nlibs > 0 && tr->target->r_brk)
+  if (tr->target->r_brk)
     return watch_dynamic_linker(tr);
   if (tr->nloaded == 0)
     return 0;

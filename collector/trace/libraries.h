@@ -6,7 +6,8 @@
 #include "trace-state.h"
 
 /* Loads the modules known now and arranges to learn the rest: a breakpoint at the dynamic linker's r_brk
- * when it is known, else at the executable's entry point, where every DT_NEEDED library is mapped.
+ * when it is known (also before the linker has run, so libraries are set up before their constructors run),
+ * else at the executable's entry point, where every DT_NEEDED library is mapped.
  * Returns 0 or the error of placing that breakpoint. */
 int trace_libs_discover(struct trace *tr);
 

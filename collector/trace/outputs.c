@@ -109,6 +109,7 @@ static int write_json(struct trace *tr, const char *path)
   for (size_t k = 0; k < tr->nmods; k++)
     json_string(&j, tr->mods[k].mod->name);
   json_end_array(&j);
+  trace_unsymbolized_json(tr, &j);
   for (size_t k = 0; k < tr->nmods; k++)
     if (tr->mods[k].mod->summary_json)
       tr->mods[k].mod->summary_json(tr, tr->mods[k].state, &j);
@@ -157,6 +158,7 @@ static int write_text(struct trace *tr, const char *path)
     fputc('\n', f);
     summary_top_contexts(f, tr->cct, tr->metrics, m, 5, tr->metric_titles[m], trace_symbolize_pc, tr);
   }
+  trace_unsymbolized_text(tr, f);
   if (f == stdout ? fflush(f) != 0 : fclose(f) != 0) {
     LOG_ERR("cannot write %s: %s", path, strerror(errno));
     return -EIO;

@@ -3,7 +3,8 @@
 
 usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] [--tls]
                   [--collector-option OPT] -- PROGRAM [ARGS...]
-CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, clone, sigint, preload.
+CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, calls-ifunc,
+calls-ifunc-dlopen, stripped, clone, sigint, preload.
 """
 import argparse
 import atexit
@@ -302,6 +303,136 @@ def check_calls(a):
     expect_eq("calls per call site", got, {"site_a": 5 * n, "site_b": 7 * n, "site_c": 11 * n})
 
 
+def gdb_break_counts(argv, name):
+    """{(caller function, caller's file): hits} of gdb's own `break NAME` over one run (no separate debug files,
+    as the collector runs here): for an indirect function gdb breaks at the implementation the resolver picks."""
+    script = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
+    script.write(f"""import gdb, os
+counts = {{}}
+class Counter(gdb.Breakpoint):
+    def stop(self):
+        caller = gdb.newest_frame().older()
+        where = (caller.name() if caller else None) or "??", os.path.basename(gdb.solib_name(caller.pc()) or "")
+        counts[where] = counts.get(where, 0) + 1
+        return False
+gdb.execute("set breakpoint pending on")
+Counter({name!r})
+gdb.execute("run > /dev/null")
+for (fn, lib), n in sorted(counts.items()):
+    print("rsprof-hits %d %s %s" % (n, fn, lib or "-"))
+""")
+    script.close()
+    out = subprocess.run(["gdb", "-nx", "-batch", "-iex", "set debug-file-directory /nonexistent", "-x", script.name,
+                          "--args", *argv], capture_output=True, text=True, timeout=300)
+    os.unlink(script.name)
+    hits = {}
+    for m in re.finditer(r"^rsprof-hits (\d+) (\S+) (\S+)$", out.stdout, re.M):
+        hits[(m.group(2), m.group(3))] = int(m.group(1))
+    if not hits:
+        t.fail("gdb counted no hits:\n" + out.stdout[-2000:] + out.stderr[-2000:])
+    return hits
+
+
+def check_calls_ifunc(a):
+    """--trace strlen (a GNU indirect function) counts the calls of the implementation its resolver picked: the
+    program's own number, and gdb's hits of `break strlen`. gdb also stops once in the resolver when the dynamic
+    linker runs it to bind the program's PLT slot lazily; that is not a call of strlen and is left out."""
+    srv, prof, s, out, _ = run_traced(a, "--trace", "strlen", "--system-debug-dir", "", "--summary", "-")
+    n = fixture_counts(srv.output())["strlen_calls"]
+    got = per_caller(folded(a, prof, "calls"), lambda f: True)
+    expect_eq("strlen calls from measure vs the program's own count", got.get("measure"), n)
+    if a.bind_now:
+        # Under BIND_NOW gdb 13 finds no resolved slot for strlen and breaks at the resolver, which ran during
+        # relocation: it counts nothing. The program's own count is the reference here, and the total too.
+        expect_eq("strlen calls in all vs the program's own count", s["calls"]["calls"], n)
+    else:
+        hits = gdb_break_counts(a.argv, "strlen")
+        from_linker = sum(v for (fn, lib), v in hits.items() if lib.startswith("ld-linux"))
+        print(f"gdb hits: {hits}")
+        expect_eq("strlen calls from measure vs gdb", got.get("measure"), hits.get(("measure", "-")))
+        expect_eq("strlen calls in all vs gdb (the linker's resolver call left out)", s["calls"]["calls"],
+                  sum(hits.values()) - from_linker)
+    ind = s["calls"].get("indirect_functions", [])
+    expect_eq("indirect functions in the JSON summary", [f["name"] for f in ind], ["strlen"])
+    if not ind[0]["implementation"]:
+        t.fail("no implementation named in the JSON summary")
+    line = f"strlen is an indirect function: traced its implementation {ind[0]['implementation']}"
+    if line not in out.stdout:
+        t.fail(f"the text summary does not say '{line}':\n{out.stdout}")
+    print(f"ok the summaries say: {line}")
+
+
+def check_calls_ifunc_dlopen(a):
+    """--trace plugin_len, an indirect function of a library dlopen'ed after start-up: the library is set up
+    before the dynamic linker relocates it, so the implementation comes from the resolver's return value; every
+    call the program makes is counted, under the implementation's name."""
+    srv, prof, s, out, _ = run_traced(a, "--trace", "plugin_len", "--summary", "-")
+    n = fixture_counts(srv.output())["ifunc_calls"]
+    expect_eq("plugin_len calls vs the program's own count", s["calls"]["calls"], n)
+    expect_eq("calls per caller", per_caller(folded(a, prof, "calls"), lambda f: True), {"plugin_measure": n})
+    expect_eq("indirect functions in the JSON summary", s["calls"].get("indirect_functions"),
+              [{"name": "plugin_len", "implementation": "plugin_len_impl"}])
+    if "plugin_len is an indirect function: traced its implementation plugin_len_impl" not in out.stdout:
+        t.fail("the text summary does not name the implementation:\n" + out.stdout)
+
+
+def check_stripped(a):
+    """A stripped copy of the fixture: frames without a symbol are module+offset, the same in two runs although
+    ASLR moves the program; the summaries list the module with its build-id and say how to add symbols; and
+    `report --debug-dir` with the debug file made before stripping names them as the unstripped program's
+    profile does."""
+    for tool in ("objcopy", "strip", "readelf"):
+        if not shutil.which(tool):
+            t.skip(f"binutils' {tool} is not installed")
+    work = tempfile.mkdtemp(prefix="rsprof-e2e-stripped-")
+    atexit.register(shutil.rmtree, work, True)
+    prog = os.path.join(work, "prog")
+    shutil.copy(a.argv[0], prog)
+    notes = subprocess.run(["readelf", "-n", prog], capture_output=True, text=True).stdout
+    build_id = re.search(r"Build ID: ([0-9a-f]+)", notes).group(1)
+    debug_dir = os.path.join(work, "debug")
+    os.makedirs(os.path.join(debug_dir, ".build-id", build_id[:2]))
+    subprocess.run(["objcopy", "--only-keep-debug", prog,
+                    os.path.join(debug_dir, ".build-id", build_id[:2], build_id[2:] + ".debug")], check=True)
+    subprocess.run(["strip", prog], check=True)
+    opts = ["--system-debug-dir", "", "--summary", "-", "--log-level", "info"]
+
+    def stacks(prof, *extra):
+        """Folded stacks of a profile, without the thread root (thread ids differ between runs)."""
+        out = t.report(a.collector, prof, "folded", *extra)
+        return sorted(re.sub(r"^THREAD\[\d+\];", "", line) for line in out.splitlines())
+
+    runs = []
+    for i in range(2):
+        listing = os.path.join(work, f"stacks{i}")
+        b = argparse.Namespace(**{**vars(a), "argv": [prog, *a.argv[1:]]})
+        _, prof, s, out, _ = run_traced(b, *opts, "--print-stacks", listing)
+        addrs = set(re.findall(r"^#\d+ (0x[0-9a-f]+) prog\+0x", open(listing).read(), re.M))
+        runs.append((prof, s, out, addrs))
+    (prof0, s0, out0, addrs0), (prof1, _, _, addrs1) = runs
+    if not addrs0 or addrs0 & addrs1:
+        t.fail(f"the program's frames did not move between runs (is ASLR off?): {sorted(addrs0 & addrs1)[:5]}")
+    print(f"ok ASLR on: {len(addrs0)} distinct program addresses in run 1, none of them in run 2")
+    f0, f1 = stacks(prof0), stacks(prof1)
+    if not any(re.search(r"(^|;)prog\+0x[0-9a-f]+(;| )", line) for line in f0):
+        t.fail("no prog+0x... frame in the stripped program's profile:\n" + "\n".join(f0[:5]))
+    expect_eq("stacks of the stripped program in two runs", f1, f0)
+    listed = {m["path"]: m["build_id"] for m in s0["modules_without_symbols"]}
+    expect_eq("the stripped program's build-id in modules_without_symbols", listed.get(prog), build_id)
+    for needle in ("modules without symbols", prog, "--debug-dir", ".build-id"):
+        if needle not in out0.stdout:
+            t.fail(f"the text summary does not mention {needle!r}:\n{out0.stdout}")
+    if f"{prog} has no debug info and no symbol table" not in out0.stderr:
+        t.fail("the info log does not say the program has no symbol table:\n" + out0.stderr[-3000:])
+    print("ok the summaries list the stripped program and say how to add its symbols")
+    _, prof_full, _, _, _ = run_traced(a, *opts)
+    want = stacks(prof_full, "--debug-dir", debug_dir)
+    got = stacks(prof0, "--debug-dir", debug_dir)
+    if got == f0:
+        t.fail("report --debug-dir named nothing")
+    expect_eq("stacks named by report --debug-dir vs the unstripped program's", got, want)
+
+
 def check_clone(a):
     srv, prof, s, _, _ = run_traced(a)
     counts = fixture_counts(srv.output())
@@ -369,13 +500,17 @@ def main():
                     "waits for the collector")
     ap.add_argument("--stop-cost", action="store_true",
                     help="heap, Rust over libc's allocator: also bound the breakpoint stops per allocator call")
+    ap.add_argument("--bind-now", action="store_true",
+                    help="calls-ifunc on a program linked with -z now: the program's own count is the reference")
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
     if not a.argv[0] or not os.path.exists(a.argv[0]):
         t.skip(f"fixture {a.argv[0] or '(Rust)'} was not built (is cargo installed?)")
     {"heap": check_heap, "heap-own-allocator": check_heap_own_allocator, "leak": check_leak, "threads": check_threads, "mutex": check_mutex,
-     "thresholds": check_thresholds, "crash": check_crash, "calls": check_calls, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
+     "thresholds": check_thresholds, "crash": check_crash, "calls": check_calls,
+     "calls-ifunc": check_calls_ifunc,
+     "calls-ifunc-dlopen": check_calls_ifunc_dlopen, "stripped": check_stripped, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
 
 
 if __name__ == "__main__":
