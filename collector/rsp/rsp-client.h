@@ -169,6 +169,10 @@ int rspc_vfile_close(struct rspc *c, int fd);
 int rspc_vfile_size(struct rspc *c, int fd, uint64_t *size); /* vFile:fstat's st_size */
 /* Reads a symbolic link into out (NUL-terminated). */
 int rspc_vfile_readlink(struct rspc *c, const char *path, char *out, size_t max);
+/* Parses a vFile reply "F<result>[,<errno>][;<attachment>]". Returns 0 with *result (>= 0) and, when data is
+ * not NULL, the attachment in *data and *dlen (borrowed from r); -errno for a failure the target reported (EIO when
+ * it gave no usable errno); RS_E_UNSUPPORTED for an empty reply; RS_E_PROTO for anything else. */
+int rspc_parse_vfile_reply(const char *r, size_t n, long long *result, const char **data, size_t *dlen);
 /* Copies a whole remote file to local_path (written to a temporary name and renamed). */
 int rspc_vfile_fetch(struct rspc *c, const char *remote_path, const char *local_path);
 

@@ -1,6 +1,7 @@
 /* vFile host I/O through the RSP client, read-only: open, pread, fstat, readlink, close, and copying a
  * whole remote file with pipelined reads. */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,11 @@
 
 #define FETCH_DEPTH 8
 
-/* Parses "F<result>[,<errno>][;<attachment>]". Returns the result (>= 0) or -errno; *data and *dlen get the
- * attachment. */
-static int parse_f(const char *r, size_t n, long long *result, const char **data, size_t *dlen)
+/* The errno values a reply may carry: anything else (0, or a number that would not fit an int or would clash
+ * with the project's own codes) is reported as EIO rather than negated. */
+#define VFILE_MAX_ERRNO (RS_E_BASE - 1)
+
+int rspc_parse_vfile_reply(const char *r, size_t n, long long *result, const char **data, size_t *dlen)
 {
   if (n == 0)
     return RS_E_UNSUPPORTED;
@@ -36,11 +39,13 @@ static int parse_f(const char *r, size_t n, long long *result, const char **data
     uint64_t e = EIO;
     if (*p == ',') {
       p++;
-      if (hex_parse_u64(&p, &e))
+      if (hex_parse_u64(&p, &e) || e == 0 || e > VFILE_MAX_ERRNO)
         e = EIO;
     }
     return -(int)e;
   }
+  if (v > INT64_MAX)
+    return RS_E_PROTO;
   *result = (long long)v;
   if (data) {
     if (*p == ';') {
@@ -80,7 +85,7 @@ int rspc_vfile_open(struct rspc *c, const char *path, int *fd)
   if (rc)
     return rc;
   long long v;
-  rc = parse_f(r, n, &v, NULL, NULL);
+  rc = rspc_parse_vfile_reply(r, n, &v, NULL, NULL);
   if (rc)
     return rc;
   *fd = (int)v;
@@ -93,7 +98,7 @@ int rspc_vfile_close(struct rspc *c, int fd)
   size_t n;
   long long v;
   int rc = rspc_requestf(c, &r, &n, "vFile:close:%x", fd);
-  return rc ? rc : parse_f(r, n, &v, NULL, NULL);
+  return rc ? rc : rspc_parse_vfile_reply(r, n, &v, NULL, NULL);
 }
 
 static size_t pread_chunk(struct rspc *c)
@@ -108,7 +113,7 @@ static int pread_reply(const char *r, size_t n, void *buf, size_t len, size_t *g
   long long v;
   const char *data;
   size_t dlen;
-  int rc = parse_f(r, n, &v, &data, &dlen);
+  int rc = rspc_parse_vfile_reply(r, n, &v, &data, &dlen);
   if (rc)
     return rc;
   if ((size_t)v != dlen || dlen > len)
@@ -149,7 +154,7 @@ int rspc_vfile_size(struct rspc *c, int fd, uint64_t *size)
   long long v;
   const char *data;
   size_t dlen;
-  rc = parse_f(r, n, &v, &data, &dlen);
+  rc = rspc_parse_vfile_reply(r, n, &v, &data, &dlen);
   if (rc)
     return rc;
   /* struct fio_stat: big-endian fields; st_size is the 8 bytes at offset 28. */
@@ -172,7 +177,7 @@ int rspc_vfile_readlink(struct rspc *c, const char *path, char *out, size_t max)
   long long v;
   const char *data;
   size_t dlen;
-  rc = parse_f(r, n, &v, &data, &dlen);
+  rc = rspc_parse_vfile_reply(r, n, &v, &data, &dlen);
   if (rc)
     return rc;
   if (dlen + 1 > max)
