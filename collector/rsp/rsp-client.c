@@ -52,13 +52,22 @@ static int send_raw(struct rspc *c, const void *data, size_t len)
   return rc;
 }
 
-/* Frames and sends one packet, keeping a copy for a retransmission in ack mode. */
+/* Frames and sends one packet, keeping a copy for a retransmission in ack mode. A packet longer than the
+ * server's PacketSize is refused here: a server drops it (in no-ack mode without a word), and both sides
+ * would wait for ever. */
 static int send_packet(struct rspc *c, const char *payload, size_t len)
 {
   rs_buf_reset(&c->out);
   int rc = rsp_encode_packet(&c->out, payload, len);
   if (rc)
     return rc;
+  size_t framed = c->out.len - 4; /* between '$' and "#xx", escapes included */
+  if (c->features.packet_size && framed > c->features.packet_size) {
+    LOG_ERR("rsp: a %zu-byte packet (%.20s...) exceeds the server's PacketSize of %zu bytes; not sent", framed,
+            payload, c->features.packet_size);
+    rs_buf_reset(&c->out);
+    return RS_E_TOO_LONG;
+  }
   LOG_TRACE("rsp -> %.*s", (int)(len > 200 ? 200 : len), payload);
   return send_raw(c, c->out.data, c->out.len);
 }

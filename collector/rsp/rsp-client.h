@@ -48,7 +48,9 @@ const char *rspc_supported_reply(const struct rspc *c);
 
 /* Sends one packet and waits for its reply (replies still owed to earlier packets are discarded first).
  * *reply and *rlen are borrowed until the next call on c; the reply is NUL-terminated. Returns 0,
- * RS_E_TIMEOUT, RS_E_DISCONNECTED, RS_E_PROTO. An empty reply (unsupported packet) is a success. */
+ * RS_E_TIMEOUT, RS_E_DISCONNECTED, RS_E_PROTO, or RS_E_TOO_LONG when the framed packet would exceed the
+ * server's PacketSize (nothing is sent; it is logged with the limit). An empty reply (unsupported packet) is a
+ * success. */
 int rspc_request(struct rspc *c, const char *payload, size_t len, const char **reply, size_t *rlen);
 int rspc_requestf(struct rspc *c, const char **reply, size_t *rlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -161,7 +163,8 @@ int rspc_kill(struct rspc *c);
 int rspc_detach(struct rspc *c);
 
 /* vFile host I/O on the target, read-only. Each returns 0 or -errno as the target reported it
- * (RS_E_UNSUPPORTED when the server has no vFile). */
+ * (RS_E_UNSUPPORTED when the server has no vFile; RS_E_TOO_LONG, with a message naming the limit, when a path
+ * does not fit the server's PacketSize). */
 int rspc_vfile_open(struct rspc *c, const char *path, int *fd);
 /* Reads up to len bytes at offset; *got == 0 at end of file. */
 int rspc_vfile_pread(struct rspc *c, int fd, uint64_t offset, void *buf, size_t len, size_t *got);

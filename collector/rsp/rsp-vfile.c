@@ -59,13 +59,21 @@ int rspc_parse_vfile_reply(const char *r, size_t n, long long *result, const cha
   return 0;
 }
 
-/* Sends "vFile:OP:<hex path>ARGS" and waits for the reply. */
+/* Sends "vFile:OP:<hex path>ARGS" and waits for the reply; a path too long for the server's PacketSize is
+ * refused with RS_E_TOO_LONG before anything is sent. */
 static int path_request(struct rspc *c, const char *op, const char *path, const char *args, const char **r,
                         size_t *n)
 {
   if (!rspc_features(c)->vfile)
     return RS_E_UNSUPPORTED;
   size_t pl = strlen(path);
+  size_t need = strlen("vFile:") + strlen(op) + 1 + 2 * pl + strlen(args);
+  size_t limit = rspc_features(c)->packet_size;
+  if (need > limit) {
+    LOG_ERR("vfile: cannot %s a %zu-byte path on the target: the request would be %zu bytes, over the server's "
+            "PacketSize of %zu bytes (%.60s...)", op, pl, need, limit, path);
+    return RS_E_TOO_LONG;
+  }
   char *hexpath = malloc(2 * pl + 1);
   if (!hexpath)
     return -ENOMEM;
