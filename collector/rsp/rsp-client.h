@@ -4,6 +4,7 @@
 #ifndef RSPROF_COL_RSP_CLIENT_H
 #define RSPROF_COL_RSP_CLIENT_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,7 +18,7 @@ struct rspc_options {
   unsigned connect_timeout_ms; /* 0: 10 s */
   unsigned retries;
   unsigned retry_delay_ms;
-  unsigned reply_timeout_ms;   /* 0: 10 s */
+  unsigned reply_timeout_ms;   /* every wait for a reply; 0: 10 s */
   unsigned poll_us;            /* see transport_options */
 };
 
@@ -39,6 +40,10 @@ struct rspc;
  * (free with rspc_close), or a transport error (-ECONNREFUSED, RS_E_TIMEOUT, RS_E_TLS, RS_E_DISCONNECTED...)
  * or RS_E_PROTO. */
 int rspc_connect(const struct rspc_options *o, struct rspc **out);
+/* Makes every client's waits watch *flag, raised by a signal handler: once it is nonzero, requests still get
+ * grace_ms to finish (stopping the program, removing breakpoints, detaching), then every wait, and any
+ * connection attempt at once, fails with -EINTR. Process-wide (transport_set_cancel). */
+void rspc_cancel_on(volatile sig_atomic_t *flag, unsigned grace_ms);
 /* Closes the connection without sending a packet and frees c (NULL is allowed). */
 void rspc_close(struct rspc *c);
 /* The negotiated features; borrowed for c's lifetime. */
@@ -48,7 +53,7 @@ const char *rspc_supported_reply(const struct rspc *c);
 
 /* Sends one packet and waits for its reply (replies still owed to earlier packets are discarded first).
  * *reply and *rlen are borrowed until the next call on c; the reply is NUL-terminated. Returns 0,
- * RS_E_TIMEOUT, RS_E_DISCONNECTED, RS_E_PROTO, or RS_E_TOO_LONG when the framed packet would exceed the
+ * RS_E_TIMEOUT, RS_E_DISCONNECTED, RS_E_PROTO, -EINTR (cancelled: rspc_cancel_on), or RS_E_TOO_LONG when the framed packet would exceed the
  * server's PacketSize (nothing is sent; it is logged with the limit). An empty reply (unsupported packet) is a
  * success. */
 int rspc_request(struct rspc *c, const char *payload, size_t len, const char **reply, size_t *rlen);
