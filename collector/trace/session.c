@@ -188,7 +188,7 @@ int trace_run(const struct col_options *o, const struct tracer_module *const *mo
     if (!trace_stop_signal())
       rc = trace_event_loop(&tr);
   }
-  if (rc && rc != RS_E_EXITED && !trace_stop_signal())
+  if (rc && rc != RS_E_EXITED && !trace_stop_signal() && tr.c) /* a failed connect has said why */
     LOG_ERR("tracing stopped early: %s; writing what was collected", rs_strerror(rc));
   /* A server that is gone or did not answer in time would only make each of these requests wait again. */
   if (rc != RS_E_EXITED && rc != RS_E_TIMEOUT && rc != RS_E_DISCONNECTED && rc != RS_E_TLS)
