@@ -24,7 +24,7 @@ static void usage(FILE *out)
           "Connects to rsprof-agent (or gdbserver) on a board, traces the program it controls with the chosen\n"
           "modules, and writes a calling-context profile when the program exits, --duration passes, or on\n"
           "SIGINT/SIGTERM. What was collected so far is always written, also when the server dies or stops\n"
-          "answering. SIGINT/SIGTERM end the run within 5 s whatever the server does: up to 3 s to stop the\n"
+          "answering. SIGINT/SIGTERM end the run within 5 s whatever the server does: up to 1.5 s to stop the\n"
           "program, remove the breakpoints and detach (or kill), then the outputs, and exit status 1.\n"
           "\n"
           "connection:\n"

@@ -20,7 +20,7 @@ enum { GDB_SIGINT = 2, GDB_SIGTRAP = 5, GDB_SIGSTOP = 17 };
 
 /* After SIGINT/SIGTERM, how long requests may still take to stop the program, remove the breakpoints and
  * detach; then every wait for the server ends at once, so the run ends within 5 s with its outputs. */
-#define STOP_GRACE_MS 3000
+#define STOP_GRACE_MS 1500
 
 static volatile sig_atomic_t stop_signal;
 

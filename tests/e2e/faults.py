@@ -4,7 +4,7 @@ writes what it collected, exits with status 1 and a message, and the traced prog
 
 usage: faults.py CHECK --collector BIN --agent BIN --fixture FAULT_TICKS
 CHECK is one of: agent-sigkill, collector-sigkill, collector-sigkill-attach, collector-sigstop, probe,
-silent-server, silent-after-qsupported, silent-mid-trace, sigterm, sigterm-silent.
+silent-server, silent-after-qsupported, silent-mid-trace, sigterm, sigterm-silent, sigterm-negotiating.
 """
 import argparse
 import atexit
@@ -225,6 +225,21 @@ def check_silent_server(a, qsupported=False):
     print(f"ok: exit 1 after {secs:.2f} s (--reply-timeout {REPLY_TIMEOUT})")
 
 
+def check_sigterm_while_negotiating(a):
+    """SIGTERM while the collector waits for a silent server's first reply, with a reply timeout far beyond 5 s."""
+    srv = SilentServer(False)
+    col = Collector(a, srv.port, "--reply-timeout", "60")
+    time.sleep(1)
+    if col.proc.poll() is not None:
+        t.fail(f"the collector ended before the SIGTERM\n{col.stderr()}")
+    col.proc.send_signal(signal.SIGTERM)
+    rc, secs = col.wait(5, "SIGTERM while negotiating")
+    expect_eq("collector exit status after SIGTERM", rc, 1)
+    expect_in("message after SIGTERM", r"interrupted by SIGTERM; wrote the 0 events collected so far", col.stderr())
+    expect_eq("calls in the (empty) profile", col.calls(a), 0)
+    print(f"ok: exit 1 {secs:.2f} s after SIGTERM")
+
+
 class Relay:
     """Forwards between the collector and the agent until mute() is called; then forwards nothing more in
     either direction but keeps both connections open: a server that hangs without closing."""
@@ -431,8 +446,9 @@ def main():
         "collector-sigstop": check_collector_sigstop,
         "sigterm": check_sigterm,
         "sigterm-silent": lambda a: check_sigterm(a, True),
+        "sigterm-negotiating": check_sigterm_while_negotiating,
     }
-    if a.check not in ("silent-server", "silent-after-qsupported"):
+    if a.check not in ("silent-server", "silent-after-qsupported", "sigterm-negotiating"):
         t.require_ptrace()
     checks[a.check](a)
 
