@@ -24,6 +24,7 @@ import rsprof_test as t  # noqa: E402
 
 REPLY_TIMEOUT = 2  # seconds, given to every collector run as --reply-timeout
 _procs = []  # killed at exit, so that a failing test leaves nothing behind
+_programs = []  # traced programs by pid: one the collector detached from outlives the agent
 
 
 @atexit.register
@@ -32,6 +33,11 @@ def _kill_all():
         if p.poll() is None:
             p.kill()
             p.wait()
+    for pid in _programs:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def spawn(cmd, **kw):
@@ -72,6 +78,7 @@ class Agent:
             except OSError:
                 kids = []
             if kids:
+                _programs.append(int(kids[0]))
                 return int(kids[0])
             time.sleep(0.05)
         t.fail("the agent has no child process")
