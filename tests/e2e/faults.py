@@ -353,6 +353,12 @@ def tick_address(fixture):
     return int(m.group(1), 16)
 
 
+def first_byte(pid, addr):
+    with open(f"/proc/{pid}/mem", "rb") as mem:
+        mem.seek(addr)
+        return mem.read(1)[0]
+
+
 def check_collector_sigkill_attach(a):
     n = 20000
     prog = spawn([a.fixture, str(n), "500"], stdout=subprocess.PIPE, text=True)
@@ -361,6 +367,13 @@ def check_collector_sigkill_attach(a):
     ag = Agent(a.agent, attach=prog.pid)
     col = Collector(a, ag.port)
     wait_for_events(col, 3)
+    # While traced, the breakpoint byte is there (else the check after the kill would prove nothing).
+    for _ in range(50):
+        if first_byte(prog.pid, addr) == 0xCC:
+            break
+        time.sleep(0.02)
+    else:
+        t.fail(f"no breakpoint byte at fault_tick (0x{addr:x}) while the collector traced it")
     col.proc.kill()
     col.proc.wait()
     # A traced program that sleeps shows 'S' too: the agent has let go once the program has no tracer.
@@ -372,9 +385,7 @@ def check_collector_sigkill_attach(a):
     state = expect_not_stopped(prog.pid, "collector killed while attached")
     if state in (None, "Z"):
         t.fail("the attached program died with the collector")
-    with open(f"/proc/{prog.pid}/mem", "rb") as mem:
-        mem.seek(addr)
-        first = mem.read(1)[0]
+    first = first_byte(prog.pid, addr)
     if first == 0xCC:
         t.fail(f"a breakpoint byte (0xcc) is left at fault_tick (0x{addr:x}) after the collector died")
     try:
