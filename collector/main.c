@@ -24,17 +24,23 @@ static void usage(FILE *out)
           "\n"
           "Connects to rsprof-agent (or gdbserver) on a board, traces the program it controls with the chosen\n"
           "modules, and writes a calling-context profile when the program exits, --duration passes, or on\n"
-          "SIGINT/SIGTERM (what was collected so far is always written).\n"
+          "SIGINT/SIGTERM. What was collected so far is always written, also when the server dies or stops\n"
+          "answering. SIGINT/SIGTERM end the run within 5 s whatever the server does: up to 1.5 s to stop the\n"
+          "program, remove the breakpoints and detach (or kill), then the outputs, and exit status 1.\n"
           "\n"
           "connection:\n"
           "  -c, --connect HOST:PORT    the agent or gdbserver to trace through\n"
           "      --tls-ca FILE          verify the agent's certificate with this CA (enables TLS)\n"
           "      --tls-cert FILE        client certificate (with --tls-key)\n"
           "      --tls-key FILE         client private key\n"
-          "      --tls-psk-file FILE    pre-shared key, hex (enables TLS-PSK; with --tls-psk-identity)\n"
+          "      --tls-psk-file FILE    pre-shared key, hex (enables TLS-PSK, ECDHE-PSK suites only; with\n"
+          "                             --tls-psk-identity)\n"
           "      --tls-psk-identity ID\n"
           "      --connect-timeout DUR  per attempt (default 5s)\n"
           "      --retries N            connection attempts after the first (default 0)\n"
+          "      --reply-timeout DUR    longest wait for any reply (default 10s); while the program runs\n"
+          "                             without stopping, the collector interrupts it after DUR of silence and\n"
+          "                             takes the server for dead if the stop does not come within DUR\n"
           "      --poll-us N            poll up to N microseconds for each reply before sleeping\n"
           "                             (default 200; 0 never; only with 2 or more CPUs)\n"
           "tracing:\n"
@@ -76,14 +82,14 @@ static void usage(FILE *out)
   tracer_list_modules(out);
   fprintf(out,
           "\n"
-          "exit status: 0 success; 1 error (connection, protocol, an output path not writable: checked before\n"
-          "tracing starts); 2 usage; 3 leak (--fail-on-leak);\n"
-          "4 peak over --max-peak; 5 allocations over --max-allocs; 6 the program was killed by a signal.\n");
+          "exit status: 0 success; 1 error (connection, protocol, a server that stopped answering, an output path\n"
+          "not writable: checked before tracing starts) or interrupted by SIGINT/SIGTERM; 2 usage; 3 leak\n"
+          "(--fail-on-leak);\n"          "4 peak over --max-peak; 5 allocations over --max-allocs; 6 the program was killed by a signal.\n");
 }
 
 enum {
   OPT_TLS_CA = 256, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PSK_FILE, OPT_TLS_PSK_ID, OPT_CONNECT_TIMEOUT,
-  OPT_RETRIES, OPT_TRACE, OPT_TRACE_REGEX, OPT_DURATION, OPT_STACK_SIZE, OPT_MAX_FRAMES, OPT_KILL_AT_END,
+  OPT_RETRIES, OPT_REPLY_TIMEOUT, OPT_TRACE, OPT_TRACE_REGEX, OPT_DURATION, OPT_STACK_SIZE, OPT_MAX_FRAMES, OPT_KILL_AT_END,
   OPT_SYSROOT, OPT_DEBUG_DIR, OPT_SYSTEM_DEBUG_DIR, OPT_CACHE_DIR, OPT_NO_FETCH, OPT_SUMMARY_JSON, OPT_SUMMARY, OPT_PRINT_STACKS,
   OPT_PROGRESS, OPT_NO_PROGRESS, OPT_FAIL_ON_LEAK, OPT_MAX_PEAK, OPT_MAX_ALLOCS, OPT_LOG_LEVEL, OPT_POLL_US,
   OPT_RUN,
@@ -98,6 +104,7 @@ static const struct option long_opts[] = {
     {"tls-psk-identity", required_argument, NULL, OPT_TLS_PSK_ID},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"retries", required_argument, NULL, OPT_RETRIES},
+    {"reply-timeout", required_argument, NULL, OPT_REPLY_TIMEOUT},
     {"poll-us", required_argument, NULL, OPT_POLL_US},
     {"module", required_argument, NULL, 'm'},
     {"trace", required_argument, NULL, OPT_TRACE},
@@ -153,6 +160,7 @@ static int parse_args(int argc, char **argv, struct col_options *o)
 {
   memset(o, 0, sizeof *o);
   o->connect_timeout_ms = 5000;
+  o->reply_timeout_ms = 10000;
   o->poll_us = 200;
   o->stack_bytes = COL_STACK_SIZE_MAX; /* reads stop at the end of the thread's stack anyway */
   o->max_frames = 4096;
@@ -184,6 +192,11 @@ static int parse_args(int argc, char **argv, struct col_options *o)
       if (cli_parse_size(optarg, &v) || v > 1000)
         return bad_value("--retries", optarg);
       o->retries = (unsigned)v;
+      break;
+    case OPT_REPLY_TIMEOUT:
+      if (cli_parse_duration_ms(optarg, &v) || v == 0 || v > 3600000)
+        return bad_value("--reply-timeout", optarg);
+      o->reply_timeout_ms = (unsigned)v;
       break;
     case OPT_POLL_US:
       if (cli_parse_size(optarg, &v) || v > 1000000)

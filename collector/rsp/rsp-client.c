@@ -43,6 +43,7 @@ static uint64_t mono_ms(void)
 const struct rspc_features *rspc_features(const struct rspc *c) { return &c->features; }
 const char *rspc_supported_reply(const struct rspc *c) { return c->supported ? c->supported : ""; }
 unsigned rspc_reply_timeout(const struct rspc *c) { return c->reply_timeout_ms; }
+void rspc_cancel_on(volatile sig_atomic_t *flag, unsigned grace_ms) { transport_set_cancel(flag, grace_ms); }
 
 static int send_raw(struct rspc *c, const void *data, size_t len)
 {
@@ -52,13 +53,22 @@ static int send_raw(struct rspc *c, const void *data, size_t len)
   return rc;
 }
 
-/* Frames and sends one packet, keeping a copy for a retransmission in ack mode. */
+/* Frames and sends one packet, keeping a copy for a retransmission in ack mode. A packet longer than the
+ * server's PacketSize is refused here: a server drops it (in no-ack mode without a word), and both sides
+ * would wait for ever. */
 static int send_packet(struct rspc *c, const char *payload, size_t len)
 {
   rs_buf_reset(&c->out);
   int rc = rsp_encode_packet(&c->out, payload, len);
   if (rc)
     return rc;
+  size_t framed = c->out.len - 4; /* between '$' and "#xx", escapes included */
+  if (c->features.packet_size && framed > c->features.packet_size) {
+    LOG_ERR("rsp: a %zu-byte packet (%.20s...) exceeds the server's PacketSize of %zu bytes; not sent", framed,
+            payload, c->features.packet_size);
+    rs_buf_reset(&c->out);
+    return RS_E_TOO_LONG;
+  }
   LOG_TRACE("rsp -> %.*s", (int)(len > 200 ? 200 : len), payload);
   return send_raw(c, c->out.data, c->out.len);
 }
@@ -115,10 +125,10 @@ static int next_packet(struct rspc *c, unsigned timeout_ms, const char **reply, 
       }
     }
     c->ipos = c->ilen = 0;
+    /* Past the deadline, what has already arrived is still taken: after this process was stopped (SIGSTOP,
+     * a loaded host) the reply is usually waiting, and the server did nothing wrong. */
     uint64_t now = mono_ms();
-    if (now >= deadline)
-      return RS_E_TIMEOUT;
-    int rc = transport_read(c->t, (unsigned)(deadline - now), c->ibuf, sizeof c->ibuf, &c->ilen);
+    int rc = transport_read(c->t, now < deadline ? (unsigned)(deadline - now) : 0, c->ibuf, sizeof c->ibuf, &c->ilen);
     if (rc == RS_E_DISCONNECTED || rc == -ECONNRESET || rc == -EPIPE)
       return RS_E_DISCONNECTED;
     if (rc)
@@ -324,6 +334,7 @@ int rspc_connect(const struct rspc_options *o, struct rspc **out)
   if (rc)
     goto fail_log;
   c->features.vfile = n > 0 && r[0] == 'F';
+  transport_connected(c->t);
   *out = c;
   return 0;
 fail_log:

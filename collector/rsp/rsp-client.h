@@ -4,6 +4,7 @@
 #ifndef RSPROF_COL_RSP_CLIENT_H
 #define RSPROF_COL_RSP_CLIENT_H
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,7 +18,7 @@ struct rspc_options {
   unsigned connect_timeout_ms; /* 0: 10 s */
   unsigned retries;
   unsigned retry_delay_ms;
-  unsigned reply_timeout_ms;   /* 0: 10 s */
+  unsigned reply_timeout_ms;   /* every wait for a reply; 0: 10 s */
   unsigned poll_us;            /* see transport_options */
 };
 
@@ -39,6 +40,10 @@ struct rspc;
  * (free with rspc_close), or a transport error (-ECONNREFUSED, RS_E_TIMEOUT, RS_E_TLS, RS_E_DISCONNECTED...)
  * or RS_E_PROTO. */
 int rspc_connect(const struct rspc_options *o, struct rspc **out);
+/* Makes every client's waits watch *flag, raised by a signal handler: once it is nonzero, requests still get
+ * grace_ms to finish (stopping the program, removing breakpoints, detaching), then every wait, and any
+ * connection attempt at once, fails with -EINTR. Process-wide (transport_set_cancel). */
+void rspc_cancel_on(volatile sig_atomic_t *flag, unsigned grace_ms);
 /* Closes the connection without sending a packet and frees c (NULL is allowed). */
 void rspc_close(struct rspc *c);
 /* The negotiated features; borrowed for c's lifetime. */
@@ -48,7 +53,9 @@ const char *rspc_supported_reply(const struct rspc *c);
 
 /* Sends one packet and waits for its reply (replies still owed to earlier packets are discarded first).
  * *reply and *rlen are borrowed until the next call on c; the reply is NUL-terminated. Returns 0,
- * RS_E_TIMEOUT, RS_E_DISCONNECTED, RS_E_PROTO. An empty reply (unsupported packet) is a success. */
+ * RS_E_TIMEOUT, RS_E_DISCONNECTED, RS_E_PROTO, -EINTR (cancelled: rspc_cancel_on), or RS_E_TOO_LONG when the framed packet would exceed the
+ * server's PacketSize (nothing is sent; it is logged with the limit). An empty reply (unsupported packet) is a
+ * success. */
 int rspc_request(struct rspc *c, const char *payload, size_t len, const char **reply, size_t *rlen);
 int rspc_requestf(struct rspc *c, const char **reply, size_t *rlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -167,7 +174,8 @@ int rspc_kill(struct rspc *c);
 int rspc_detach(struct rspc *c);
 
 /* vFile host I/O on the target, read-only. Each returns 0 or -errno as the target reported it
- * (RS_E_UNSUPPORTED when the server has no vFile). */
+ * (RS_E_UNSUPPORTED when the server has no vFile; RS_E_TOO_LONG, with a message naming the limit, when a path
+ * does not fit the server's PacketSize). */
 int rspc_vfile_open(struct rspc *c, const char *path, int *fd);
 /* Reads up to len bytes at offset; *got == 0 at end of file. */
 int rspc_vfile_pread(struct rspc *c, int fd, uint64_t offset, void *buf, size_t len, size_t *got);
@@ -175,6 +183,10 @@ int rspc_vfile_close(struct rspc *c, int fd);
 int rspc_vfile_size(struct rspc *c, int fd, uint64_t *size); /* vFile:fstat's st_size */
 /* Reads a symbolic link into out (NUL-terminated). */
 int rspc_vfile_readlink(struct rspc *c, const char *path, char *out, size_t max);
+/* Parses a vFile reply "F<result>[,<errno>][;<attachment>]". Returns 0 with *result (>= 0) and, when data is
+ * not NULL, the attachment in *data and *dlen (borrowed from r); -errno for a failure the target reported (EIO when
+ * it gave no usable errno); RS_E_UNSUPPORTED for an empty reply; RS_E_PROTO for anything else. */
+int rspc_parse_vfile_reply(const char *r, size_t n, long long *result, const char **data, size_t *dlen);
 /* Copies a whole remote file to local_path (written to a temporary name and renamed). */
 int rspc_vfile_fetch(struct rspc *c, const char *remote_path, const char *local_path);
 

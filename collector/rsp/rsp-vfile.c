@@ -1,6 +1,7 @@
 /* vFile host I/O through the RSP client, read-only: open, pread, fstat, readlink, close, and copying a
  * whole remote file with pipelined reads. */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,11 @@
 
 #define FETCH_DEPTH 8
 
-/* Parses "F<result>[,<errno>][;<attachment>]". Returns the result (>= 0) or -errno; *data and *dlen get the
- * attachment. */
-static int parse_f(const char *r, size_t n, long long *result, const char **data, size_t *dlen)
+/* The errno values a reply may carry: anything else (0, or a number that would not fit an int or would clash
+ * with the project's own codes) is reported as EIO rather than negated. */
+#define VFILE_MAX_ERRNO (RS_E_BASE - 1)
+
+int rspc_parse_vfile_reply(const char *r, size_t n, long long *result, const char **data, size_t *dlen)
 {
   if (n == 0)
     return RS_E_UNSUPPORTED;
@@ -36,11 +39,13 @@ static int parse_f(const char *r, size_t n, long long *result, const char **data
     uint64_t e = EIO;
     if (*p == ',') {
       p++;
-      if (hex_parse_u64(&p, &e))
+      if (hex_parse_u64(&p, &e) || e == 0 || e > VFILE_MAX_ERRNO)
         e = EIO;
     }
     return -(int)e;
   }
+  if (v > INT64_MAX)
+    return RS_E_PROTO;
   *result = (long long)v;
   if (data) {
     if (*p == ';') {
@@ -54,13 +59,21 @@ static int parse_f(const char *r, size_t n, long long *result, const char **data
   return 0;
 }
 
-/* Sends "vFile:OP:<hex path>ARGS" and waits for the reply. */
+/* Sends "vFile:OP:<hex path>ARGS" and waits for the reply; a path too long for the server's PacketSize is
+ * refused with RS_E_TOO_LONG before anything is sent. */
 static int path_request(struct rspc *c, const char *op, const char *path, const char *args, const char **r,
                         size_t *n)
 {
   if (!rspc_features(c)->vfile)
     return RS_E_UNSUPPORTED;
   size_t pl = strlen(path);
+  size_t need = strlen("vFile:") + strlen(op) + 1 + 2 * pl + strlen(args);
+  size_t limit = rspc_features(c)->packet_size;
+  if (need > limit) {
+    LOG_ERR("vfile: cannot %s a %zu-byte path on the target: the request would be %zu bytes, over the server's "
+            "PacketSize of %zu bytes (%.60s...)", op, pl, need, limit, path);
+    return RS_E_TOO_LONG;
+  }
   char *hexpath = malloc(2 * pl + 1);
   if (!hexpath)
     return -ENOMEM;
@@ -80,7 +93,7 @@ int rspc_vfile_open(struct rspc *c, const char *path, int *fd)
   if (rc)
     return rc;
   long long v;
-  rc = parse_f(r, n, &v, NULL, NULL);
+  rc = rspc_parse_vfile_reply(r, n, &v, NULL, NULL);
   if (rc)
     return rc;
   *fd = (int)v;
@@ -93,7 +106,7 @@ int rspc_vfile_close(struct rspc *c, int fd)
   size_t n;
   long long v;
   int rc = rspc_requestf(c, &r, &n, "vFile:close:%x", fd);
-  return rc ? rc : parse_f(r, n, &v, NULL, NULL);
+  return rc ? rc : rspc_parse_vfile_reply(r, n, &v, NULL, NULL);
 }
 
 static size_t pread_chunk(struct rspc *c)
@@ -108,7 +121,7 @@ static int pread_reply(const char *r, size_t n, void *buf, size_t len, size_t *g
   long long v;
   const char *data;
   size_t dlen;
-  int rc = parse_f(r, n, &v, &data, &dlen);
+  int rc = rspc_parse_vfile_reply(r, n, &v, &data, &dlen);
   if (rc)
     return rc;
   if ((size_t)v != dlen || dlen > len)
@@ -149,7 +162,7 @@ int rspc_vfile_size(struct rspc *c, int fd, uint64_t *size)
   long long v;
   const char *data;
   size_t dlen;
-  rc = parse_f(r, n, &v, &data, &dlen);
+  rc = rspc_parse_vfile_reply(r, n, &v, &data, &dlen);
   if (rc)
     return rc;
   /* struct fio_stat: big-endian fields; st_size is the 8 bytes at offset 28. */
@@ -172,7 +185,7 @@ int rspc_vfile_readlink(struct rspc *c, const char *path, char *out, size_t max)
   long long v;
   const char *data;
   size_t dlen;
-  rc = parse_f(r, n, &v, &data, &dlen);
+  rc = rspc_parse_vfile_reply(r, n, &v, &data, &dlen);
   if (rc)
     return rc;
   if (dlen + 1 > max)

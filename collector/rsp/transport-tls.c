@@ -1,5 +1,6 @@
 /* The transport's TLS 1.2 client on mbedtls: server verification against a CA, an optional client
- * certificate, or a pre-shared key; ciphertext moves through the callbacks the TCP side provides. */
+ * certificate, or a pre-shared key (ECDHE-PSK only, for forward secrecy); no CBC suite with SHA-1 MACs;
+ * ciphertext moves through the callbacks the TCP side provides. */
 #include "transport-tls.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/x509_crt.h>
 
 #include "errors.h"
@@ -20,6 +22,8 @@
 #include "log.h"
 
 #define PSK_MAX 64
+#define MAX_SUITES 256
+#define PEER_NAMES_MAX 512
 
 struct transport_tls {
   mbedtls_ssl_context ssl;
@@ -32,6 +36,11 @@ struct transport_tls {
   transport_tls_recv_fn recv;
   void *ctx;
   int io_error; /* an error from the callbacks, preferred over mbedtls' generic code */
+  int suites[MAX_SUITES + 1]; /* the ciphersuites offered, 0-terminated (the config keeps a pointer) */
+  int psk;                    /* authenticating with a pre-shared key */
+  const char *psk_file, *psk_identity; /* borrowed from the options, for messages */
+  char host[256];             /* the name the certificate must hold */
+  char peer_names[PEER_NAMES_MAX]; /* the names the agent's certificate holds, seen while verifying it */
 };
 
 static void log_mbedtls(const char *what, const char *path, int rc)
@@ -65,6 +74,60 @@ static int bio_recv(void *p, unsigned char *buf, size_t len)
     return MBEDTLS_ERR_NET_RECV_FAILED;
   }
   return (int)n;
+}
+
+/* Offers the suites mbedtls enables by default minus the weak ones: never a CBC suite with a SHA-1 (or MD5)
+ * MAC; with a pre-shared key only ECDHE-PSK, since plain PSK has no forward secrecy (whoever learns the key
+ * later can read every recorded session). */
+static int choose_suites(struct transport_tls *s)
+{
+  size_t n = 0;
+  for (const int *id = mbedtls_ssl_list_ciphersuites(); *id && n < MAX_SUITES; id++) {
+    const mbedtls_ssl_ciphersuite_t *cs = mbedtls_ssl_ciphersuite_from_id(*id);
+    if (!cs || cs->mac == MBEDTLS_MD_SHA1 || cs->mac == MBEDTLS_MD_MD5 || (cs->flags & MBEDTLS_CIPHERSUITE_WEAK))
+      continue;
+    if (s->psk ? cs->key_exchange != MBEDTLS_KEY_EXCHANGE_ECDHE_PSK : mbedtls_ssl_ciphersuite_uses_psk(cs))
+      continue;
+    s->suites[n++] = *id;
+  }
+  s->suites[n] = 0;
+  if (n == 0) {
+    LOG_ERR("tls: this mbedtls offers no %s suite", s->psk ? "ECDHE-PSK" : "usable certificate");
+    return RS_E_TLS;
+  }
+  mbedtls_ssl_conf_ciphersuites(&s->conf, s->suites);
+  return 0;
+}
+
+/* Appends len bytes of arg, formatted with fmt (one "%.*s"), to a fixed NUL-terminated buffer, truncating. */
+static void append(char *buf, size_t max, const char *fmt, const char *arg, size_t len)
+{
+  size_t used = strlen(buf);
+  if (used + 1 < max)
+    snprintf(buf + used, max - used, fmt, (int)len, arg);
+}
+
+/* Notes the names the agent's own certificate (depth 0) holds: its subject and its DNS subjectAltNames, so
+ * a name mismatch can say what was presented. The verification result itself is left to mbedtls. */
+static int on_verify(void *p, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+  struct transport_tls *s = p;
+  (void)flags;
+  if (depth != 0)
+    return 0;
+  char dn[256];
+  s->peer_names[0] = 0;
+  if (mbedtls_x509_dn_gets(dn, sizeof dn, &crt->subject) > 0)
+    append(s->peer_names, sizeof s->peer_names, "subject \"%.*s\"", dn, strlen(dn));
+  const char *sep = ", DNS names: ";
+  for (const mbedtls_x509_sequence *san = &crt->subject_alt_names; san && san->buf.p; san = san->next) {
+    if ((san->buf.tag & MBEDTLS_ASN1_TAG_VALUE_MASK) != MBEDTLS_X509_SAN_DNS_NAME)
+      continue;
+    append(s->peer_names, sizeof s->peer_names, "%.*s", sep, strlen(sep));
+    append(s->peer_names, sizeof s->peer_names, "%.*s", (const char *)san->buf.p, san->buf.len);
+    sep = ", ";
+  }
+  return 0;
 }
 
 int transport_tls_wanted(const struct transport_options *o)
@@ -160,6 +223,13 @@ int transport_tls_new(const struct transport_options *o, transport_tls_send_fn s
   }
   mbedtls_ssl_conf_min_version(&s->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
   mbedtls_ssl_conf_rng(&s->conf, mbedtls_ctr_drbg_random, &s->drbg);
+  s->psk = o->tls_psk_file != NULL;
+  s->psk_file = o->tls_psk_file;
+  s->psk_identity = o->tls_psk_identity;
+  snprintf(s->host, sizeof s->host, "%s", o->host ? o->host : "");
+  rc = choose_suites(s);
+  if (rc)
+    goto fail_code;
 
   if (o->tls_ca) {
     rc = mbedtls_x509_crt_parse_file(&s->ca, o->tls_ca);
@@ -169,6 +239,7 @@ int transport_tls_new(const struct transport_options *o, transport_tls_send_fn s
     }
     mbedtls_ssl_conf_ca_chain(&s->conf, &s->ca, NULL);
     mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_verify(&s->conf, on_verify, s);
   } else {
     mbedtls_ssl_conf_authmode(&s->conf, MBEDTLS_SSL_VERIFY_NONE); /* PSK alone authenticates the server */
   }
@@ -226,6 +297,24 @@ fail_code:
   return rc;
 }
 
+/* A PSK handshake the agent ended: with a wrong key its check of our Finished message fails (bad_record_mac,
+ * decrypt_error), with an identity it does not know it says so (unknown_psk_identity); a suite mismatch
+ * shows as handshake_failure. */
+static void handshake_psk_failure(struct transport_tls *s, int rc)
+{
+  int alert = rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && s->ssl.in_msg ? s->ssl.in_msg[1] : -1;
+  if (alert == MBEDTLS_SSL_ALERT_MSG_UNKNOWN_PSK_IDENTITY)
+    LOG_ERR("tls: the agent does not know the PSK identity \"%s\"", s->psk_identity);
+  else if (alert == MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE)
+    LOG_ERR("tls: the agent refused the handshake: it offers no ECDHE-PSK suite (plain PSK, without forward "
+            "secrecy, is not used)");
+  else
+    LOG_ERR("tls: wrong pre-shared key: the agent's key for identity \"%s\" differs from the one in %s "
+            "(the handshake's Finished check failed: %s)",
+            s->psk_identity, s->psk_file,
+            alert >= 0 ? "the agent sent a fatal alert" : "the agent's Finished message did not verify");
+}
+
 int transport_tls_handshake(struct transport_tls *s)
 {
   int rc = mbedtls_ssl_handshake(&s->ssl);
@@ -236,9 +325,25 @@ int transport_tls_handshake(struct transport_tls *s)
   if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
     return 1;
   if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+    uint32_t flags = mbedtls_ssl_get_verify_result(&s->ssl);
     char why[512];
-    mbedtls_x509_crt_verify_info(why, sizeof why, "  ", mbedtls_ssl_get_verify_result(&s->ssl));
+    mbedtls_x509_crt_verify_info(why, sizeof why, "  ", flags);
+    if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
+      LOG_ERR("tls: the agent's certificate is not for \"%s\", the name connected to: it presents %s "
+              "(connect with one of its names, or give the agent a certificate for \"%s\")",
+              s->host, s->peer_names[0] ? s->peer_names : "no names", s->host);
     LOG_ERR("tls: the agent's certificate was rejected:\n%s", why);
+  } else if (s->psk && (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE || rc == MBEDTLS_ERR_SSL_INVALID_MAC ||
+                        rc == MBEDTLS_ERR_SSL_BAD_HS_FINISHED)) {
+    handshake_psk_failure(s, rc);
+  } else if (s->psk && (rc == MBEDTLS_ERR_NET_SEND_FAILED || rc == MBEDTLS_ERR_NET_RECV_FAILED ||
+                        rc == MBEDTLS_ERR_SSL_CONN_EOF)) {
+    LOG_ERR("tls: the agent closed the connection during the handshake: it refused the PSK identity \"%s\" "
+            "or the key in %s", s->psk_identity, s->psk_file);
+  } else if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && s->ssl.in_msg &&
+             s->ssl.in_msg[1] == MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE) {
+    LOG_ERR("tls: the agent refused the handshake (no cipher suite in common: this collector offers no CBC "
+            "suite with SHA-1%s)", s->psk ? " and, with a pre-shared key, only ECDHE-PSK" : "");
   } else {
     log_mbedtls("handshake failed", NULL, rc);
   }

@@ -19,6 +19,11 @@
 #define RX_LIMIT (64u << 20) /* unread bytes we hold before refusing more (nothing legitimate comes near) */
 #define READ_CHUNK 65536
 #define POLL_REST 16 /* reads that sleep at once after a poll ran out */
+#define CANCEL_CHECK_MS 100 /* longest sleep between looks at the cancel flag (a signal does not wake libuv) */
+
+/* The caller's "stop now" flag, set by its signal handler (transport_set_cancel). Process-wide, like signals. */
+static volatile sig_atomic_t *cancel_flag;
+static unsigned cancel_grace_ms;
 
 struct transport {
   uv_loop_t loop;
@@ -33,6 +38,8 @@ struct transport {
   struct transport_tls *tls;
   unsigned poll_us;  /* 0: never poll */
   unsigned poll_rest; /* reads left that sleep at once, after a poll ran out */
+  int connecting;    /* in transport_connect: a cancel ends the wait at once, there is nothing to finish */
+  uint64_t cancel_at; /* loop time when the grace after a cancel ends (0: no cancel seen yet) */
   char chunk[READ_CHUNK];
 };
 
@@ -56,13 +63,37 @@ static int usable_cpus(void)
   return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
 }
 
-/* Runs one loop iteration, waking up at the deadline at the latest. Returns RS_E_TIMEOUT once it passed. */
+void transport_set_cancel(volatile sig_atomic_t *flag, unsigned grace_ms)
+{
+  cancel_flag = flag;
+  cancel_grace_ms = grace_ms;
+}
+
+/* Whether a cancel request has used up its grace (starting the grace when it is seen first). */
+static int cancelled(struct transport *t, uint64_t now)
+{
+  if (!cancel_flag || !*cancel_flag)
+    return 0;
+  if (t->connecting)
+    return 1;
+  if (!t->cancel_at)
+    t->cancel_at = now + cancel_grace_ms;
+  return now >= t->cancel_at;
+}
+
+/* Runs one loop iteration, waking up at the deadline at the latest. Returns RS_E_TIMEOUT once it passed, or
+ * -EINTR once a cancel request's grace is over. */
 static int pump(struct transport *t, uint64_t deadline)
 {
   uint64_t now = now_ms(t);
+  if (cancelled(t, now))
+    return -EINTR;
   if (now >= deadline)
     return RS_E_TIMEOUT;
-  uv_timer_start(&t->timer, on_timer, deadline - now, 0);
+  uint64_t wait = deadline - now;
+  if (cancel_flag && wait > CANCEL_CHECK_MS)
+    wait = CANCEL_CHECK_MS;
+  uv_timer_start(&t->timer, on_timer, wait, 0);
   uv_run(&t->loop, UV_RUN_ONCE);
   uv_timer_stop(&t->timer);
   return 0;
@@ -202,12 +233,12 @@ static int connect_addr(struct transport *t, const struct sockaddr *sa, unsigned
     return rc;
   }
   uint64_t deadline = now_ms(t) + timeout_ms;
-  while (t->connect_status == 1)
-    if (pump(t, deadline) == RS_E_TIMEOUT)
-      break;
+  int waited = 0;
+  while (t->connect_status == 1 && (waited = pump(t, deadline)) == 0)
+    ;
   if (t->connect_status == 1) {
     close_tcp(t); /* runs the cancelled connect callback too */
-    return RS_E_TIMEOUT;
+    return waited ? waited : RS_E_TIMEOUT;
   }
   if (t->connect_status < 0) {
     rc = t->connect_status;
@@ -238,6 +269,8 @@ static int connect_tcp(struct transport *t, const struct transport_options *o, u
       LOG_INFO("transport: retrying %s:%u in %u ms (attempt %u of %u)", o->host, o->port, o->retry_delay_ms,
                attempt + 1, o->retries + 1);
       sleep_ms(t, o->retry_delay_ms);
+      if (cancelled(t, now_ms(t)))
+        return -EINTR;
     }
     uv_getaddrinfo_t gai;
     int rc = uv_getaddrinfo(&t->loop, &gai, NULL, o->host, port, &hints); /* NULL callback: synchronous */
@@ -254,8 +287,12 @@ static int connect_tcp(struct transport *t, const struct transport_options *o, u
       }
       LOG_DEBUG("transport: connect to %s:%u: %s", o->host, o->port, rc == RS_E_TIMEOUT ? "timed out" : uv_strerror(rc));
       last = rc;
+      if (rc == -EINTR)
+        break;
     }
     uv_freeaddrinfo(gai.addrinfo);
+    if (last == -EINTR)
+      break;
   }
   return last;
 }
@@ -290,6 +327,7 @@ int transport_connect(const struct transport_options *o, struct transport **out)
   rs_buf_init(&t->rx, RX_LIMIT);
   t->poll_us = usable_cpus() > 1 ? o->poll_us : 0; /* on one CPU, polling only delays the peer */
   unsigned timeout = o->connect_timeout_ms ? o->connect_timeout_ms : 10000;
+  t->connecting = 1;
 
   if (transport_tls_wanted(o)) {
     rc = transport_tls_new(o, tls_send_cb, tls_recv_cb, t, &t->tls);
@@ -299,7 +337,7 @@ int transport_connect(const struct transport_options *o, struct transport **out)
   rc = connect_tcp(t, o, timeout);
   if (rc) {
     LOG_ERR("transport: cannot connect to %s:%u: %s", o->host, o->port,
-            rc == RS_E_TIMEOUT || rc == RS_E_NOT_FOUND ? rs_strerror(rc) : uv_strerror(rc));
+            rc == RS_E_TIMEOUT || rc == RS_E_NOT_FOUND ? rs_strerror(rc) : rc == -EINTR ? "interrupted" : uv_strerror(rc));
     goto fail;
   }
   uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read);
@@ -314,9 +352,9 @@ int transport_connect(const struct transport_options *o, struct transport **out)
         rc = RS_E_TLS;
         break;
       }
-      if (pump(t, deadline) == RS_E_TIMEOUT) {
-        LOG_ERR("transport: TLS handshake with %s:%u timed out", o->host, o->port);
-        rc = RS_E_TIMEOUT;
+      if ((rc = pump(t, deadline)) != 0) {
+        if (rc == RS_E_TIMEOUT)
+          LOG_ERR("transport: TLS handshake with %s:%u timed out", o->host, o->port);
         break;
       }
     }
@@ -412,19 +450,23 @@ int transport_read(struct transport *t, unsigned timeout_ms, void *buf, size_t m
       return 0;
     if (rc < 0)
       return rc;
-    if (pump(t, deadline) == RS_E_TIMEOUT)
-      return RS_E_TIMEOUT;
+    if ((rc = pump(t, deadline)) != 0)
+      return rc;
   }
 }
 
 int transport_flush(struct transport *t, unsigned timeout_ms)
 {
   uint64_t deadline = now_ms(t) + timeout_ms;
-  while (t->writes_pending && !t->eof)
-    if (pump(t, deadline) == RS_E_TIMEOUT)
-      return RS_E_TIMEOUT;
+  while (t->writes_pending && !t->eof) {
+    int rc = pump(t, deadline);
+    if (rc)
+      return rc;
+  }
   return t->writes_pending ? (t->err ? t->err : RS_E_DISCONNECTED) : 0;
 }
+
+void transport_connected(struct transport *t) { t->connecting = 0; }
 
 int transport_is_tls(const struct transport *t) { return t->tls != NULL; }
 

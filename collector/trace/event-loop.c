@@ -18,6 +18,10 @@
 /* Signal numbers as the remote protocol carries them (gdb's numbering, not the host's). */
 enum { GDB_SIGINT = 2, GDB_SIGTRAP = 5, GDB_SIGSTOP = 17 };
 
+/* After SIGINT/SIGTERM, how long requests may still take to stop the program, remove the breakpoints and
+ * detach; then every wait for the server ends at once, so the run ends within 5 s with its outputs. */
+#define STOP_GRACE_MS 1500
+
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop_signal(int sig)
@@ -31,7 +35,12 @@ void trace_catch_stop_signals(void)
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
+  /* The rsp layer watches the flag too, so a signal also cuts short a connect or a request that waits on a
+   * silent server. */
+  rspc_cancel_on(&stop_signal, STOP_GRACE_MS);
 }
+
+int trace_stop_signal(void) { return stop_signal; }
 
 int trace_exact_times(const struct trace *tr) { return tr->agent_times; }
 
@@ -159,6 +168,43 @@ void trace_show_progress(struct trace *tr, int final)
   tr->last_progress_events = tr->events;
 }
 
+/* Waits for the running program's next stop. Silence is normal while it runs, so the server proves it is
+ * alive another way: after --reply-timeout without a stop the program is interrupted, and the stop must come
+ * within --reply-timeout, else the server is taken for dead (RS_E_TIMEOUT). The same bound applies to the
+ * interrupt that ends a run (a signal, --duration). */
+static int wait_running(struct trace *tr, struct rspc_stop *st)
+{
+  double reply_ms = rspc_reply_timeout(tr->c);
+  double heard = trace_now_ms(); /* the last proof of life: the resume, or an answered probe */
+  double asked = 0;              /* when the interrupt went out (0: none yet since the resume) */
+  for (;;) {
+    int rc = rspc_wait_stop(tr->c, 200, st);
+    if (rc != RS_E_TIMEOUT)
+      return rc;
+    trace_show_progress(tr, 0);
+    double now = trace_now_ms();
+    int over_time = tr->opt->duration_ms && trace_elapsed_ms(tr) >= (double)tr->opt->duration_ms;
+    if ((stop_signal || over_time) && !tr->interrupting) {
+      LOG_INFO("stopping: %s", stop_signal ? "signal received" : "duration reached");
+      tr->interrupting = 1;
+      if (!asked) { /* an unanswered probe's stop serves as well */
+        asked = now;
+        rspc_interrupt(tr->c);
+      }
+    } else if (!asked && now - heard >= reply_ms) {
+      LOG_DEBUG("no stop for %.0f ms: interrupting the program to check that the server is alive", now - heard);
+      tr->probing = 1;
+      asked = now;
+      rspc_interrupt(tr->c);
+    }
+    if (asked && now - asked >= reply_ms) {
+      LOG_ERR("the server did not answer an interrupt within %.1f s (--reply-timeout): taking it for dead",
+              reply_ms / 1000);
+      return RS_E_TIMEOUT;
+    }
+  }
+}
+
 /* Runs until the program exits, the duration passes, or a signal asks us to stop. */
 int trace_event_loop(struct trace *tr)
 {
@@ -170,18 +216,7 @@ int trace_event_loop(struct trace *tr)
       return rc;
     sig_to_deliver = 0;
     struct rspc_stop st;
-    for (;;) {
-      rc = rspc_wait_stop(tr->c, 200, &st);
-      if (rc != RS_E_TIMEOUT)
-        break;
-      trace_show_progress(tr, 0);
-      int over_time = tr->opt->duration_ms && trace_elapsed_ms(tr) >= (double)tr->opt->duration_ms;
-      if ((stop_signal || over_time) && !tr->interrupting) {
-        LOG_INFO("stopping: %s", stop_signal ? "signal received" : "duration reached");
-        tr->interrupting = 1;
-        rspc_interrupt(tr->c);
-      }
-    }
+    rc = wait_running(tr, &st);
     if (rc)
       return rc;
     /* Copy what the reply carries before any request reuses its buffer; the quiet hits happened first. */
@@ -205,8 +240,13 @@ int trace_event_loop(struct trace *tr)
         return 0;
       sig_to_deliver = tr->signal_to_deliver;
       tr->signal_to_deliver = 0;
-    } else if (!(tr->interrupting && (st.signal == GDB_SIGINT || st.signal == GDB_SIGSTOP || st.signal == 0))) {
+    } else if (!((tr->interrupting || tr->probing) &&
+                 (st.signal == GDB_SIGINT || st.signal == GDB_SIGSTOP || st.signal == 0))) {
       sig_to_deliver = st.signal; /* the program's own signal: pass it on, as gdb does by default */
+    } else {
+      /* Our interrupt's stop. A probe stays pending across other stops until it is answered: an interrupt
+       * that crossed a breakpoint hit may still be reported after it, and must not reach the program. */
+      tr->probing = 0;
     }
     if (tr->interrupting || stop_signal ||
         (tr->opt->duration_ms && trace_elapsed_ms(tr) >= (double)tr->opt->duration_ms))

@@ -24,6 +24,7 @@ struct col_options {
   uint16_t port;
   const char *tls_ca, *tls_cert, *tls_key, *tls_psk_file, *tls_psk_identity;
   unsigned connect_timeout_ms, retries;
+  unsigned reply_timeout_ms; /* --reply-timeout: longest wait for any reply, and for proof of life while running */
   unsigned poll_us; /* see transport_options */
   const char *modules[COL_MAX_LIST]; /* tracing module names */
   size_t nmodules;

@@ -3,6 +3,7 @@
 #include "trace.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +102,7 @@ static int connect_and_load(struct trace *tr)
       .host = o->host, .port = o->port, .tls_ca = o->tls_ca, .tls_cert = o->tls_cert, .tls_key = o->tls_key,
       .tls_psk_file = o->tls_psk_file, .tls_psk_identity = o->tls_psk_identity,
       .connect_timeout_ms = o->connect_timeout_ms, .retries = o->retries, .retry_delay_ms = 500,
-      .reply_timeout_ms = 10000, .poll_us = o->poll_us,
+      .reply_timeout_ms = o->reply_timeout_ms, .poll_us = o->poll_us,
   };
   int rc = rspc_connect(&ro, &tr->c);
   if (rc) {
@@ -217,20 +218,30 @@ int trace_run(const struct col_options *o, const struct tracer_module *const *mo
       goto out;
     }
   }
+  /* From here on the outputs are written however the run ends: a server that dies or falls silent, or a
+   * signal, leaves the profile and summaries of what was collected so far (possibly nothing). */
   rc = connect_and_load(&tr);
-  if (rc)
-    goto out;
-  rc = trace_libs_discover(&tr);
-  if (rc)
-    LOG_WARN("library discovery: %s", rs_strerror(rc));
-  rc = trace_event_loop(&tr);
-  if (rc)
+  if (rc == 0 && !trace_stop_signal()) {
+    int lrc = trace_libs_discover(&tr);
+    if (lrc)
+      LOG_WARN("library discovery: %s", rs_strerror(lrc));
+    if (!trace_stop_signal())
+      rc = trace_event_loop(&tr);
+  }
+  if (rc && rc != RS_E_EXITED && !trace_stop_signal() && tr.c) /* a failed connect has said why */
     LOG_ERR("tracing stopped early: %s; writing what was collected", rs_strerror(rc));
-  end_program(&tr);
+  /* A server that is gone or did not answer in time would only make each of these requests wait again. */
+  if (rc != RS_E_EXITED && rc != RS_E_TIMEOUT && rc != RS_E_DISCONNECTED && rc != RS_E_TLS)
+    end_program(&tr);
   trace_show_progress(&tr, 1);
   int wrc = trace_write_outputs(&tr);
   status = rc || wrc ? COL_EXIT_ERROR : COL_EXIT_OK;
-  if (!rc && !wrc) {
+  if (trace_stop_signal()) {
+    LOG_ERR("interrupted by %s; wrote the %llu events collected so far",
+            trace_stop_signal() == SIGINT ? "SIGINT" : trace_stop_signal() == SIGTERM ? "SIGTERM" : "a signal",
+            (unsigned long long)tr.events);
+    status = COL_EXIT_ERROR;
+  } else if (!rc && !wrc) {
     /* Every module's verdict runs, so each fired threshold is reported; the first one sets the status. */
     for (size_t k = 0; k < tr.nmods; k++) {
       int v = tr.mods[k].mod->verdict ? tr.mods[k].mod->verdict(&tr, tr.mods[k].state, o) : COL_EXIT_OK;

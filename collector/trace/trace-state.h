@@ -101,7 +101,8 @@ struct trace {
   double last_progress_ms;
   uint64_t last_progress_events;
   int signal_to_deliver;  /* a signal that arrived while stepping over a breakpoint */
-  int interrupting;
+  int interrupting;        /* we interrupted the program to end the run */
+  int probing;             /* we interrupted it to see whether the server is alive; its stop is not the program's */
   int program_ended;
   int exit_code;
   int term_signal;

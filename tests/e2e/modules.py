@@ -448,7 +448,8 @@ def check_clone(a):
 
 
 def check_sigint(a):
-    """SIGINT during a run still writes a valid profile and summary, and leaves the program running."""
+    """SIGINT during a run still writes a valid profile and summary, exits 1 saying so, and leaves the program
+    running."""
     srv = t.Server(a.server, a.agent, a.argv)
     prof = os.path.join(srv.tmp, "p.drcctprof")
     summ = os.path.join(srv.tmp, "s.json")
@@ -458,7 +459,9 @@ def check_sigint(a):
     time.sleep(2.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    expect_eq("collector exit status after SIGINT", proc.returncode, 0)
+    expect_eq("collector exit status after SIGINT", proc.returncode, 1)
+    if not re.search(r"interrupted by SIGINT; wrote the [1-9]\d* events collected so far", err):
+        t.fail(f"no message saying the run was interrupted:\n{err}")
     s = json.load(open(summ))
     if s["program"]["ended"]:
         t.fail("the program ended before SIGINT: make the run longer")

@@ -596,7 +596,7 @@ TEST(binfind_refuses_other_build_id)
 
 /* ---- failures: a scripted server that misbehaves in one chosen way ---- */
 
-enum fake_mode { FAKE_SILENT, FAKE_CLOSE, FAKE_CLOSE_AFTER_NEGOTIATION, FAKE_ACK_ERRORS };
+enum fake_mode { FAKE_SILENT, FAKE_CLOSE, FAKE_CLOSE_AFTER_NEGOTIATION, FAKE_ACK_ERRORS, FAKE_SMALL_PACKETS };
 
 static int fake_send(int fd, const char *reply, int corrupt)
 {
@@ -665,6 +665,69 @@ static void fake_serve_acks(int fd)
   }
 }
 
+#define FAKE_PACKET_SIZE 0x100
+
+/* A server that advertises PacketSize=100 (256 bytes) and, like our agent in no-ack mode, drops longer packets
+ * without a word, so a client that sends one waits in vain. It answers vFile with "no such file", memory
+ * writes with OK and memory reads with zeros. */
+static void fake_serve_small(int fd)
+{
+  char pkt[FAKE_PACKET_SIZE + 1];
+  size_t plen = 0;
+  int in_packet = 0, csum_left = 0, too_long = 0, ack = 1;
+  for (;;) {
+    char ch;
+    if (read(fd, &ch, 1) != 1)
+      return;
+    if (!in_packet && !csum_left) {
+      if (ch == '$') {
+        in_packet = 1;
+        plen = 0;
+        too_long = 0;
+      }
+      continue;
+    }
+    if (in_packet) {
+      if (ch == '#') {
+        in_packet = 0;
+        csum_left = 2;
+      } else if (plen < FAKE_PACKET_SIZE) {
+        pkt[plen++] = ch;
+      } else {
+        too_long = 1;
+      }
+      continue;
+    }
+    if (--csum_left || too_long)
+      continue;
+    pkt[plen] = 0;
+    if (ack && write(fd, "+", 1) != 1)
+      return;
+    char reply[2 * FAKE_PACKET_SIZE];
+    unsigned long long addr;
+    size_t len;
+    snprintf(reply, sizeof reply, "%s", "");
+    if (!strncmp(pkt, "qSupported", 10))
+      snprintf(reply, sizeof reply, "PacketSize=%x;QStartNoAckMode+", FAKE_PACKET_SIZE);
+    else if (!strcmp(pkt, "QStartNoAckMode"))
+      snprintf(reply, sizeof reply, "OK");
+    else if (!strncmp(pkt, "vFile:close", 11))
+      snprintf(reply, sizeof reply, "F-1,9");
+    else if (!strncmp(pkt, "vFile:", 6))
+      snprintf(reply, sizeof reply, "F-1,2");
+    else if (pkt[0] == 'M')
+      snprintf(reply, sizeof reply, "OK");
+    else if (sscanf(pkt, "m%llx,%zx", &addr, &len) == 2 && 2 * len < sizeof reply) {
+      memset(reply, '0', 2 * len);
+      reply[2 * len] = 0;
+    }
+    if (fake_send(fd, reply, 0))
+      return;
+    if (!strcmp(pkt, "QStartNoAckMode"))
+      ack = 0;
+  }
+}
+
 /* Answers the negotiation like a minimal stub; returns when told to stop. */
 static void fake_serve(int fd, enum fake_mode mode)
 {
@@ -672,6 +735,10 @@ static void fake_serve(int fd, enum fake_mode mode)
     return;
   if (mode == FAKE_ACK_ERRORS) {
     fake_serve_acks(fd);
+    return;
+  }
+  if (mode == FAKE_SMALL_PACKETS) {
+    fake_serve_small(fd);
     return;
   }
   char buf[4096];
@@ -798,6 +865,51 @@ TEST(ack_mode_retransmits_damaged_packets)
   struct rspc_stop st;
   ASSERT_EQ(rspc_query_stop(c, &st), 0); /* the stream is still in step */
   ASSERT_EQ(st.signal, 5);
+  rspc_close(c);
+  fake_stop(pid);
+}
+
+/* Nothing the client sends exceeds the server's PacketSize: a path that cannot fit is refused at once with an
+ * error (instead of a request the server drops, and a wait for its reply), and memory reads and writes are
+ * split into pieces that fit. */
+TEST(requests_fit_the_servers_packet_size)
+{
+  uint16_t port;
+  pid_t pid = fake_start(FAKE_SMALL_PACKETS, &port);
+  struct rspc_options o = {.host = "127.0.0.1", .port = port, .connect_timeout_ms = 5000, .reply_timeout_ms = 3000};
+  struct rspc *c = NULL;
+  ASSERT_EQ(rspc_connect(&o, &c), 0);
+  ASSERT_EQ(rspc_features(c)->packet_size, FAKE_PACKET_SIZE);
+  ASSERT_EQ(rspc_features(c)->vfile, 1);
+  int fd = -1;
+  ASSERT_EQ(rspc_vfile_open(c, "/lib/short.so", &fd), -ENOENT); /* small requests still go through */
+  size_t n = 100000;
+  char *path = malloc(n + 1);
+  ASSERT_TRUE(path != NULL);
+  memset(path, 'a', n);
+  path[0] = '/';
+  path[n] = 0;
+  ASSERT_EQ(rspc_vfile_open(c, path, &fd), RS_E_TOO_LONG);
+  char link[64];
+  ASSERT_EQ(rspc_vfile_readlink(c, path, link, sizeof link), RS_E_TOO_LONG);
+  free(path);
+  /* A long path just under the limit still fits: 115 bytes make 230 hex digits plus "vFile:open:" and ",0,0". */
+  char edge[116];
+  memset(edge, 'b', sizeof edge - 1);
+  edge[sizeof edge - 1] = 0;
+  ASSERT_EQ(rspc_vfile_open(c, edge, &fd), -ENOENT);
+  uint8_t buf[4096];
+  memset(buf, 0x5a, sizeof buf);
+  ASSERT_EQ(rspc_write_memory(c, 0x10000, buf, sizeof buf), 0);
+  size_t got = 0;
+  ASSERT_EQ(rspc_read_memory(c, 0x10000, buf, sizeof buf, &got), 0);
+  ASSERT_EQ(got, sizeof buf);
+  ASSERT_EQ(buf[0], 0);
+  ASSERT_EQ(buf[sizeof buf - 1], 0);
+  const char *r;
+  size_t rl;
+  ASSERT_EQ(rspc_request(c, "QStartNoAckMode", 15, &r, &rl), 0); /* the stream is still in step */
+  ASSERT_EQ(rl, 2);
   rspc_close(c);
   fake_stop(pid);
 }
