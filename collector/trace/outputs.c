@@ -4,12 +4,16 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "log.h"
 #include "frames.h"
+#include "profile-read.h"
 #include "profile-write.h"
+#include "report.h"
 #include "summary.h"
 #include "target.h"
 
@@ -91,21 +95,63 @@ static void write_text(struct trace *tr, const char *path)
     fclose(f);
 }
 
+/* --pprof and --html come from the drcctprof profile read back, so every format shows the same totals. */
+static void write_derived(struct trace *tr, const char *profile)
+{
+  struct prof *p;
+  char err[512];
+  if (prof_read(profile, &p, err, sizeof err) < 0) {
+    LOG_ERR("cannot read back %s for --pprof/--html: %s", profile, err);
+    return;
+  }
+  const struct {
+    const char *path;
+    enum report_format format;
+  } outs[] = {{tr->opt->pprof, REPORT_PPROF}, {tr->opt->html, REPORT_HTML}};
+  for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+    if (!outs[i].path)
+      continue;
+    int rc = report_write(p, outs[i].format, 0, outs[i].path);
+    if (rc)
+      LOG_ERR("cannot write %s: %s", outs[i].path, rs_strerror(rc));
+    else
+      LOG_INFO("wrote %s", outs[i].path);
+  }
+  prof_free(p);
+}
+
+static void write_profiles(struct trace *tr)
+{
+  const struct col_options *o = tr->opt;
+  char scratch[4096] = "";
+  const char *path = o->output;
+  if (!path && (o->pprof || o->html)) {
+    /* No -o: the drcctprof profile the other formats derive from goes to a scratch file. */
+    const char *dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(scratch, sizeof scratch, "%s/rsprof-%ld.drcctprof", dir, (long)getpid());
+    path = scratch;
+  }
+  if (!path)
+    return;
+  struct profile_info info = {.program = tr->target && tr->target->exec_path ? tr->target->exec_path : "program",
+                              .pid = tr->target ? tr->target->pid : 0};
+  int rc = profile_write_drcctprof(tr->cct, tr->metrics, tr->nmetrics, trace_symbolize_pc, tr, &info, path);
+  if (rc)
+    LOG_ERR("cannot write %s: %s", path, rs_strerror(rc));
+  else if (o->output)
+    LOG_INFO("wrote %s", path);
+  if (!rc && (o->pprof || o->html))
+    write_derived(tr, path);
+  if (scratch[0])
+    unlink(scratch);
+}
+
 void trace_write_outputs(struct trace *tr)
 {
   for (size_t k = 0; k < tr->nmods; k++)
     if (tr->mods[k].mod->finish)
       tr->mods[k].mod->finish(tr, tr->mods[k].state);
-  if (tr->opt->output) {
-    struct profile_info info = {.program = tr->target && tr->target->exec_path ? tr->target->exec_path : "program",
-                                .pid = tr->target ? tr->target->pid : 0};
-    int rc = profile_write_drcctprof(tr->cct, tr->metrics, tr->nmetrics, trace_symbolize_pc, tr, &info,
-                                     tr->opt->output);
-    if (rc)
-      LOG_ERR("cannot write %s: %s", tr->opt->output, rs_strerror(rc));
-    else
-      LOG_INFO("wrote %s", tr->opt->output);
-  }
+  write_profiles(tr);
   if (tr->opt->summary_json)
     write_json(tr, tr->opt->summary_json);
   if (tr->opt->summary_text)
