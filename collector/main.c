@@ -65,6 +65,8 @@ static void usage(FILE *out)
           "      --no-fetch             never download binaries from the target\n"
           "output:\n"
           "  -o, --output FILE          drcctprof profile (EasyView / DrCCTProf viewer)\n"
+          "      --pprof FILE           the same profile as gzip'ed profile.proto (go tool pprof, Pyroscope)\n"
+          "      --html FILE            a self-contained HTML report with an icicle graph per metric\n"
           "      --summary-json FILE    machine-readable summary\n"
           "      --summary FILE         human-readable summary ('-' for stdout)\n"
           "      --print-stacks FILE    every event (kind, address, size) and its symbolized stack ('-': stdout)\n"
@@ -90,7 +92,7 @@ static void usage(FILE *out)
 enum {
   OPT_TLS_CA = 256, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_PSK_FILE, OPT_TLS_PSK_ID, OPT_CONNECT_TIMEOUT,
   OPT_RETRIES, OPT_REPLY_TIMEOUT, OPT_TRACE, OPT_TRACE_REGEX, OPT_DURATION, OPT_STACK_SIZE, OPT_MAX_FRAMES, OPT_KILL_AT_END,
-  OPT_SYSROOT, OPT_DEBUG_DIR, OPT_SYSTEM_DEBUG_DIR, OPT_CACHE_DIR, OPT_NO_FETCH, OPT_SUMMARY_JSON, OPT_SUMMARY, OPT_PRINT_STACKS,
+  OPT_SYSROOT, OPT_DEBUG_DIR, OPT_SYSTEM_DEBUG_DIR, OPT_CACHE_DIR, OPT_NO_FETCH, OPT_SUMMARY_JSON, OPT_PPROF, OPT_HTML, OPT_SUMMARY, OPT_PRINT_STACKS,
   OPT_PROGRESS, OPT_NO_PROGRESS, OPT_FAIL_ON_LEAK, OPT_MAX_PEAK, OPT_MAX_ALLOCS, OPT_LOG_LEVEL, OPT_POLL_US,
   OPT_RUN,
 };
@@ -122,6 +124,8 @@ static const struct option long_opts[] = {
     {"no-fetch", no_argument, NULL, OPT_NO_FETCH},
     {"output", required_argument, NULL, 'o'},
     {"summary-json", required_argument, NULL, OPT_SUMMARY_JSON},
+    {"pprof", required_argument, NULL, OPT_PPROF},
+    {"html", required_argument, NULL, OPT_HTML},
     {"summary", required_argument, NULL, OPT_SUMMARY},
     {"print-stacks", required_argument, NULL, OPT_PRINT_STACKS},
     {"progress", no_argument, NULL, OPT_PROGRESS},
@@ -248,6 +252,8 @@ static int parse_args(int argc, char **argv, struct col_options *o)
     case OPT_NO_FETCH: o->no_fetch = 1; break;
     case 'o': o->output = optarg; break;
     case OPT_SUMMARY_JSON: o->summary_json = optarg; break;
+    case OPT_PPROF: o->pprof = optarg; break;
+    case OPT_HTML: o->html = optarg; break;
     case OPT_SUMMARY: o->summary_text = optarg; break;
     case OPT_PRINT_STACKS: o->print_stacks = optarg; break;
     case OPT_PROGRESS: o->progress = 1; break;
@@ -290,7 +296,7 @@ static int parse_args(int argc, char **argv, struct col_options *o)
     fprintf(stderr, "%s: choose at least one --module, or --trace NAME (see --help)\n", prog);
     return COL_EXIT_USAGE;
   }
-  if (!o->output && !o->summary_json && !o->summary_text && !o->print_stacks)
+  if (!o->output && !o->pprof && !o->html && !o->summary_json && !o->summary_text && !o->print_stacks)
     o->summary_text = "-"; /* a run that writes nothing would be wasted */
   return 0;
 }

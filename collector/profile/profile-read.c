@@ -149,7 +149,12 @@ static int build(struct prof *p, char *err, size_t errlen)
       rc = fail(err, errlen, -ENOMEM, "out of memory");
       goto out;
     }
-    if (dl && nl && dir[dl - 1] != '/')
+    /* location_path is the full path (DrCCTProf's writer, and ours since) or, in older files of ours, the
+     * directory of filename. */
+    int whole = dl >= nl && strcmp(dir + dl - nl, name) == 0 && (dl == nl || dir[dl - nl - 1] == '/');
+    if (whole || !nl)
+      snprintf(full, nl + dl + 2, "%s", dir);
+    else if (dl && dir[dl - 1] != '/')
       snprintf(full, nl + dl + 2, "%s/%s", dir, name);
     else
       snprintf(full, nl + dl + 2, "%s%s", dir, name);

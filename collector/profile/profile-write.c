@@ -30,7 +30,7 @@ struct writer {
 
   struct pstrmap strings; /* the string table; index 0 is "" */
   struct pstrmap fkeys;   /* function identity -> function index (id = index + 1) */
-  struct pstrmap files;   /* full source path -> file index (id = index + 1) */
+  struct pstrmap files;   /* full source path -> file index (id = index + 2: id 1 is the empty entry) */
   Drcctprof__Profile__Function *funcs;
   size_t nfuncs, funcs_cap;
   Drcctprof__Profile__SourceFile *srcs;
@@ -77,39 +77,41 @@ static const char *base_name(const char *path)
   return s ? s + 1 : path;
 }
 
-/* Returns the id of the source file with this path (0 for NULL or ""), creating it when new. */
+/* Appends a source file entry for path ("" for the empty entry); its id is its index + 1. */
+static int add_source_file(struct writer *w, const char *path, uint64_t *id)
+{
+  size_t i;
+  int rc = push((void **)&w->srcs, &w->nsrcs, &w->srcs_cap, sizeof *w->srcs, &i);
+  if (rc < 0)
+    return rc;
+  Drcctprof__Profile__SourceFile init = DRCCTPROF__PROFILE__SOURCE_FILE__INIT;
+  Drcctprof__Profile__SourceFile *sf = &w->srcs[i];
+  *sf = init;
+  sf->id = i + 1;
+  /* The full path in both fields, as DrCCTProf's own writer does: the viewer opens location_path as the
+   * file (click-to-source, the Flat view) and shows filename. */
+  if ((rc = str_index(w, path, &sf->filename)) < 0 || (rc = str_index(w, path, &sf->location_path)) < 0)
+    return rc;
+  *id = sf->id;
+  return 0;
+}
+
+/* Returns the id of the source file with this path, creating it when new. A function without a file gets
+ * the empty entry, id 1, made first: the viewer follows every function's source-file id, so each must exist. */
 static int source_file_id(struct writer *w, const char *path, uint64_t *id)
 {
   uint32_t idx;
   int added, rc;
-  *id = 0;
+  if (w->nsrcs == 0 && (rc = add_source_file(w, "", id)) < 0)
+    return rc;
+  *id = 1;
   if (!path || !*path)
     return 0;
   if ((rc = pstrmap_intern(&w->files, path, &idx, &added)) < 0)
     return rc;
-  if (added) {
-    size_t i;
-    if ((rc = push((void **)&w->srcs, &w->nsrcs, &w->srcs_cap, sizeof *w->srcs, &i)) < 0)
-      return rc;
-    Drcctprof__Profile__SourceFile init = DRCCTPROF__PROFILE__SOURCE_FILE__INIT;
-    Drcctprof__Profile__SourceFile *sf = &w->srcs[i];
-    *sf = init;
-    sf->id = i + 1;
-    /* filename is the base name, location_path the directory: the viewer shows the first and joins both
-     * to open the file. */
-    const char *base = base_name(path);
-    size_t dirlen = (size_t)(base - path);
-    char *dir = strndup(path, dirlen > 1 ? dirlen - 1 : dirlen);
-    if (!dir)
-      return -ENOMEM;
-    rc = str_index(w, base, &sf->filename);
-    if (rc == 0)
-      rc = str_index(w, dir, &sf->location_path);
-    free(dir);
-    if (rc < 0)
-      return rc;
-  }
-  *id = (uint64_t)idx + 1;
+  if (added && (rc = add_source_file(w, path, id)) < 0)
+    return rc;
+  *id = (uint64_t)idx + 2; /* the entry after the empty one */
   return 0;
 }
 
@@ -248,8 +250,10 @@ static int assign_locations(struct writer *w)
       if (!w->loc_process) {
         char name[512], sys[40];
         snprintf(sys, sizeof sys, "PROCESS[%" PRId64 "]", w->info ? w->info->pid : 0);
+        /* The viewer cuts every name at its last '/': the root shows the program's file name only (its
+         * full path is in the summaries). */
         if (w->info && w->info->program)
-          snprintf(name, sizeof name, "%s %s", sys, w->info->program);
+          snprintf(name, sizeof name, "%s %s", sys, base_name(w->info->program));
         else
           snprintf(name, sizeof name, "%s", sys);
         if ((rc = synthetic_location(w, name, sys, &w->loc_process)) < 0)

@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "errors.h"
+#include "html-write.h"
+#include "pprof-write.h"
+#include "profile-diff.h"
 #include "profile-strmap.h"
 #include "resymbolize.h"
 #include "summary.h"
@@ -293,16 +296,88 @@ int report_print(FILE *out, const struct prof *p, enum report_format format, siz
 
 static void usage(FILE *f)
 {
-  fputs("usage: rsprof-collector report FILE.drcctprof [--format text|folded|json] [--metric NAME] [--debug-dir DIR]\n"
+  fputs("usage: rsprof-collector report FILE.drcctprof [--format FORMAT] [--metric NAME] [-o FILE]\n"
+        "                               [--debug-dir DIR]...\n"
+        "       rsprof-collector report --diff BASE.drcctprof NEW.drcctprof [--format text|json] [--top N]\n"
+        "                               [--fail-on-growth METRIC:PERCENT]...\n"
         "  text    the calling-context tree with each metric's inclusive and self values (default)\n"
         "  folded  one line per distinct stack, outermost frame (THREAD[tid]) first, frames joined by ';',\n"
         "          then a space and the metric's value: the input of flame-graph tools\n"
         "  json    metrics and samples, each sample with its stack (outermost first)\n"
+        "  pprof   gzip-compressed profile.proto for go tool pprof, Pyroscope, Parca (needs -o)\n"
+        "  html    one self-contained page: totals, top contexts, leaks, an icicle graph per metric\n"
         "  --metric NAME  the metric folded output counts (default: the first)\n"
         "  --debug-dir DIR  name the frames written as module+offset (no symbols when traced) from\n"
         "          DIR/.build-id/xx/yyyy.debug, or from the module's file if it has symbols now (repeatable)\n"
-        "exit status: 0 ok, 1 unreadable or invalid profile, 2 bad command line\n",
+        "  -o, --output FILE  write there instead of standard output\n"
+        "  --diff BASE NEW    per metric, the totals and the contexts that changed most (default 10, --top)\n"
+        "  --fail-on-growth METRIC:PERCENT  with --diff: exit 7 when METRIC's total grew by more than PERCENT\n"
+        "exit status: 0 ok, 1 unreadable or invalid profile (or output), 2 bad command line,\n"
+        "7 a --fail-on-growth gate failed\n",
         f);
+}
+
+/* The program's name from the process root ("PROCESS[pid] name"), for titles. */
+static const char *program_name(const struct prof *p)
+{
+  for (size_t c = 0; c < p->nctx; c++) {
+    const struct prof_context *x = &p->ctx[c];
+    if (x->depth == 0 && x->nlines) {
+      const char *name = p->lines[x->first_line].function, *sp = strstr(name, "] ");
+      if (strncmp(name, "PROCESS[", 8) == 0 && sp)
+        return sp + 2;
+    }
+  }
+  return "profile";
+}
+
+int report_write(const struct prof *p, enum report_format format, size_t metric, const char *path)
+{
+  if (format == REPORT_PPROF)
+    return path ? pprof_write(p, "written by rsprof", path) : RS_E_BAD_ARG;
+  FILE *out = path ? fopen(path, "w") : stdout;
+  if (!out)
+    return -errno;
+  int rc = format == REPORT_HTML ? html_write(out, p, program_name(p)) : report_print(out, p, format, metric);
+  if (path && fclose(out) != 0 && rc == 0)
+    rc = -EIO;
+  return rc;
+}
+
+static int read_profile(const char *file, struct prof **p)
+{
+  char err[512];
+  if (prof_read(file, p, err, sizeof err) < 0) {
+    fprintf(stderr, "%s: %s\n", PROG, err);
+    return 1;
+  }
+  return 0;
+}
+
+/* report --diff BASE NEW: 0, 1 (a profile cannot be read), 2 (a bad gate) or 7 (a gate failed). */
+static int diff_main(const char *base_path, const char *next_path, int json, size_t top,
+                     const struct diff_gate *gates, size_t ngates)
+{
+  struct prof *base = NULL, *next = NULL;
+  int status = read_profile(base_path, &base);
+  if (!status)
+    status = read_profile(next_path, &next);
+  if (!status) {
+    int failed = 0, rc = prof_diff(stdout, stderr, base, next, json, top, gates, ngates, &failed);
+    if (rc == RS_E_BAD_ARG)
+      status = 2;
+    else if (rc < 0) {
+      fprintf(stderr, "%s: writing the diff failed: %s\n", PROG, rs_strerror(rc));
+      status = 1;
+    } else if (failed) {
+      status = 7;
+    }
+  }
+  if (base)
+    prof_free(base);
+  if (next)
+    prof_free(next);
+  return status;
 }
 
 /* Matches "--name VALUE" and "--name=VALUE"; advances *i past a separate value. */
@@ -327,9 +402,11 @@ static int option_value(int argc, char **argv, int *i, const char *name, const c
 
 int report_main(int argc, char **argv)
 {
-  const char *file = NULL, *format = "text", *metric_name = NULL, *v;
+  const char *file = NULL, *format = "text", *metric_name = NULL, *output = NULL, *diff_base = NULL, *v;
   const char *debug_dirs[17] = {NULL};
   size_t ndebug = 0;
+  struct diff_gate gates[16];
+  size_t ngates = 0, top = 10;
   int first = 1;
   /* Accept the whole command line too ("rsprof-collector report FILE ..."), so callers may pass either. */
   if (argc > 1 && strcmp(argv[0], "report") != 0 && strcmp(argv[1], "report") == 0)
@@ -344,6 +421,36 @@ int report_main(int argc, char **argv)
         return 2;
       }
       format = v;
+    } else if (option_value(argc, argv, &i, "--output", &v) || option_value(argc, argv, &i, "-o", &v)) {
+      if (!v) {
+        fprintf(stderr, "%s: --output needs a file\n", PROG);
+        return 2;
+      }
+      output = v;
+    } else if (option_value(argc, argv, &i, "--diff", &v)) {
+      if (!v) {
+        fprintf(stderr, "%s: --diff needs the base profile and the new one\n", PROG);
+        return 2;
+      }
+      diff_base = v;
+    } else if (option_value(argc, argv, &i, "--top", &v)) {
+      char *end;
+      unsigned long n = v ? strtoul(v, &end, 10) : 0;
+      if (!v || *end || n == 0) {
+        fprintf(stderr, "%s: --top needs a positive number\n", PROG);
+        return 2;
+      }
+      top = n;
+    } else if (option_value(argc, argv, &i, "--fail-on-growth", &v)) {
+      const char *colon = v ? strrchr(v, ':') : NULL;
+      char *end = NULL;
+      double pct = colon ? strtod(colon + 1, &end) : 0;
+      if (!colon || colon == v || end == colon + 1 || *end || pct < 0 || ngates == 16) {
+        fprintf(stderr, "%s: --fail-on-growth takes METRIC:PERCENT (at most 16), e.g. bytes_allocated:5\n", PROG);
+        return 2;
+      }
+      gates[ngates].metric = strndup(v, (size_t)(colon - v));
+      gates[ngates++].percent = pct;
     } else if (option_value(argc, argv, &i, "--metric", &v)) {
       if (!v) {
         fprintf(stderr, "%s: --metric needs a value\n", PROG);
@@ -374,8 +481,30 @@ int report_main(int argc, char **argv)
     fmt = REPORT_FOLDED;
   else if (strcmp(format, "json") == 0)
     fmt = REPORT_JSON;
+  else if (strcmp(format, "pprof") == 0)
+    fmt = REPORT_PPROF;
+  else if (strcmp(format, "html") == 0)
+    fmt = REPORT_HTML;
   else {
-    fprintf(stderr, "%s: unknown format \"%s\" (text, folded or json)\n", PROG, format);
+    fprintf(stderr, "%s: unknown format \"%s\" (text, folded, json, pprof or html)\n", PROG, format);
+    return 2;
+  }
+  if (diff_base) {
+    int status = 2;
+    if (!file)
+      fprintf(stderr, "%s: --diff needs the base profile and the new one\n", PROG);
+    else if (fmt != REPORT_TEXT && fmt != REPORT_JSON)
+      fprintf(stderr, "%s: a diff is text or json\n", PROG);
+    else
+      status = diff_main(diff_base, file, fmt == REPORT_JSON, top, gates, ngates);
+    for (size_t g = 0; g < ngates; g++)
+      free((char *)gates[g].metric);
+    return status;
+  }
+  for (size_t g = 0; g < ngates; g++)
+    free((char *)gates[g].metric);
+  if (ngates) {
+    fprintf(stderr, "%s: --fail-on-growth goes with --diff\n", PROG);
     return 2;
   }
   if (!file) {
@@ -383,13 +512,14 @@ int report_main(int argc, char **argv)
     usage(stderr);
     return 2;
   }
+  if (fmt == REPORT_PPROF && !output) {
+    fprintf(stderr, "%s: pprof output is binary: name a file with -o\n", PROG);
+    return 2;
+  }
 
   struct prof *p;
-  char err[512];
-  if (prof_read(file, &p, err, sizeof err) < 0) {
-    fprintf(stderr, "%s: %s\n", PROG, err);
+  if (read_profile(file, &p))
     return 1;
-  }
   struct prof_resym *resym = NULL;
   if (ndebug) {
     size_t named, unnamed;
@@ -414,11 +544,11 @@ int report_main(int argc, char **argv)
     }
     metric = (size_t)m;
   }
-  int rc = report_print(stdout, p, fmt, metric);
+  int rc = report_write(p, fmt, metric, output);
   prof_free(p);
   prof_resym_free(resym);
   if (rc < 0) {
-    fprintf(stderr, "%s: writing the report failed: %s\n", PROG, rs_strerror(rc));
+    fprintf(stderr, "%s: cannot write %s: %s\n", PROG, output ? output : "the report", rs_strerror(rc));
     return 1;
   }
   return 0;

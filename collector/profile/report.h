@@ -1,4 +1,5 @@
-/* The "report" subcommand: prints a drcctprof profile as an indented tree, folded stacks, or JSON. */
+/* The "report" subcommand: prints a drcctprof profile as an indented tree, folded stacks, JSON, pprof or HTML,
+ * and compares two profiles. */
 #ifndef RSPROF_COL_REPORT_H
 #define RSPROF_COL_REPORT_H
 
@@ -6,7 +7,7 @@
 
 #include "profile-read.h"
 
-enum report_format { REPORT_TEXT, REPORT_FOLDED, REPORT_JSON };
+enum report_format { REPORT_TEXT, REPORT_FOLDED, REPORT_JSON, REPORT_PPROF, REPORT_HTML };
 
 /* rsprof-collector report FILE.drcctprof [--format text|folded|json] [--metric NAME]
  * argv[0] is the subcommand's name ("report"); the program's full argv (argv[1] == "report") works too.
@@ -26,5 +27,9 @@ int report_main(int argc, char **argv);
  *          "stack":[{"function","system_name","file","line","inlined"}...]}]} with stacks outermost
  *          first from the process root; one entry per sampled context. */
 int report_print(FILE *out, const struct prof *p, enum report_format format, size_t metric);
+
+/* Writes p in any format to path (NULL: standard output; pprof needs a path): the report subcommand's and
+ * the tracing session's --pprof and --html outputs. Returns 0, RS_E_BAD_ARG, -ENOMEM or a negative errno. */
+int report_write(const struct prof *p, enum report_format format, size_t metric, const char *path);
 
 #endif

@@ -33,6 +33,8 @@ struct col_options {
   const char *trace_regex[COL_MAX_LIST]; /* --trace-regex */
   size_t ntrace_regex;
   const char *output;        /* -o FILE.drcctprof */
+  const char *pprof;         /* --pprof FILE: the profile as pprof's profile.proto */
+  const char *html;          /* --html FILE: the self-contained HTML report */
   const char *summary_json;  /* --summary-json FILE */
   const char *summary_text;  /* --summary FILE ("-" for stdout) */
   const char *print_stacks;  /* --print-stacks FILE: every event's symbolized stack, for inspection and tests */

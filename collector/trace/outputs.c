@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,7 +13,9 @@
 #include "errors.h"
 #include "log.h"
 #include "frames.h"
+#include "profile-read.h"
 #include "profile-write.h"
+#include "report.h"
 #include "summary.h"
 #include "target.h"
 
@@ -66,7 +69,8 @@ int trace_check_outputs(const struct col_options *o)
   const struct {
     const char *path;
     int dash_is_stdout;
-  } outs[] = {{o->output, 0}, {o->summary_json, 0}, {o->summary_text, 1}, {o->print_stacks, 1}};
+  } outs[] = {{o->output, 0},       {o->pprof, 0},       {o->html, 0},
+               {o->summary_json, 0}, {o->summary_text, 1}, {o->print_stacks, 1}};
   int first = 0;
   for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
     const char *path = outs[i].path;
@@ -166,6 +170,63 @@ static int write_text(struct trace *tr, const char *path)
   return 0;
 }
 
+/* --pprof and --html come from the drcctprof profile read back, so every format shows the same totals. */
+static int write_derived(struct trace *tr, const char *profile)
+{
+  struct prof *p;
+  char err[512];
+  int first = 0;
+  if ((first = prof_read(profile, &p, err, sizeof err)) < 0) {
+    LOG_ERR("cannot read back %s for --pprof/--html: %s", profile, err);
+    return first;
+  }
+  const struct {
+    const char *path;
+    enum report_format format;
+  } outs[] = {{tr->opt->pprof, REPORT_PPROF}, {tr->opt->html, REPORT_HTML}};
+  for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+    if (!outs[i].path)
+      continue;
+    int rc = report_write(p, outs[i].format, 0, outs[i].path);
+    if (rc)
+      LOG_ERR("cannot write %s: %s", outs[i].path, rs_strerror(rc));
+    else
+      LOG_INFO("wrote %s", outs[i].path);
+    if (rc && !first)
+      first = rc;
+  }
+  prof_free(p);
+  return first;
+}
+
+/* The drcctprof profile (-o) and the formats made from it. Returns 0 or the first error. */
+static int write_profiles(struct trace *tr)
+{
+  const struct col_options *o = tr->opt;
+  char scratch[4096] = "";
+  const char *path = o->output;
+  if (!path && (o->pprof || o->html)) {
+    /* No -o: the drcctprof profile the other formats derive from goes to a scratch file. */
+    const char *dir = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(scratch, sizeof scratch, "%s/rsprof-%ld.drcctprof", dir, (long)getpid());
+    path = scratch;
+  }
+  if (!path)
+    return 0;
+  struct profile_info info = {.program = tr->target && tr->target->exec_path ? tr->target->exec_path : "program",
+                              .pid = tr->target ? tr->target->pid : 0};
+  int rc = profile_write_drcctprof(tr->cct, tr->metrics, tr->nmetrics, trace_symbolize_pc, tr, &info, path);
+  if (rc)
+    LOG_ERR("cannot write %s: %s", path, rs_strerror(rc));
+  else if (o->output)
+    LOG_INFO("wrote %s", path);
+  if (!rc && (o->pprof || o->html))
+    rc = write_derived(tr, path);
+  if (scratch[0])
+    unlink(scratch);
+  return rc;
+}
+
 /* Truncated stacks are never silent: a profile whose deep paths are cut short misleads, so say how many
  * and why, on stderr as well as in both summaries. */
 static void warn_truncated(const struct trace *tr)
@@ -187,17 +248,7 @@ int trace_write_outputs(struct trace *tr)
   for (size_t k = 0; k < tr->nmods; k++)
     if (tr->mods[k].mod->finish)
       tr->mods[k].mod->finish(tr, tr->mods[k].state);
-  if (tr->opt->output) {
-    struct profile_info info = {.program = tr->target && tr->target->exec_path ? tr->target->exec_path : "program",
-                                .pid = tr->target ? tr->target->pid : 0};
-    rc = profile_write_drcctprof(tr->cct, tr->metrics, tr->nmetrics, trace_symbolize_pc, tr, &info,
-                                 tr->opt->output);
-    if (rc)
-      LOG_ERR("cannot write %s: %s", tr->opt->output, rs_strerror(rc));
-    else
-      LOG_INFO("wrote %s", tr->opt->output);
-    first = rc;
-  }
+  first = write_profiles(tr);
   if (tr->opt->summary_json && (rc = write_json(tr, tr->opt->summary_json)) && !first)
     first = rc;
   if (tr->opt->summary_text && (rc = write_text(tr, tr->opt->summary_text)) && !first)

@@ -87,7 +87,7 @@ with tempfile.TemporaryDirectory() as tmp:
     assert sum(s["values"][1] for s in samples) == 731
     for s in samples:
         stack = s["stack"]
-        assert stack[0]["function"] == "PROCESS[77] ./app", stack[0]
+        assert stack[0]["function"] == "PROCESS[77] app", stack[0]
         assert stack[1]["function"].startswith("THREAD["), stack[1]
         assert all(isinstance(f["line"], int) and f["line"] >= 0 for f in stack)
     names = {tuple(f["function"] for f in s["stack"][2:]): s for s in samples}

@@ -117,7 +117,7 @@ TEST(ids_parents_and_roots_follow_the_viewer_rules)
       ASSERT_TRUE(pb->context[k]->id != c->id);
   }
   ASSERT_EQ(roots, 1);
-  ASSERT_STR_EQ(context_name(pb, root), "PROCESS[4242] ./app");
+  ASSERT_STR_EQ(context_name(pb, root), "PROCESS[4242] app");
   ASSERT_EQ(root->n_children_id, 2);
   ASSERT_STR_EQ(context_name(pb, find_context(pb, root->children_id[0])), "THREAD[100]");
   ASSERT_STR_EQ(context_name(pb, find_context(pb, root->children_id[1])), "THREAD[200]");
@@ -155,12 +155,15 @@ TEST(locations_functions_and_files)
       ASSERT_STR_EQ(str(pb, inner->system_name), "_Z10inl_helperv");
       ASSERT_EQ(inner->start_line, 1);
       const Drcctprof__Profile__SourceFile *sf = find_file(pb, inner->source_file_id);
-      ASSERT_STR_EQ(str(pb, sf->filename), "util.h");
-      ASSERT_STR_EQ(str(pb, sf->location_path), "/src/app");
+      /* the full path in both, as DrCCTProf's writer has it: the viewer opens location_path */
+      ASSERT_STR_EQ(str(pb, sf->filename), "/src/app/util.h");
+      ASSERT_STR_EQ(str(pb, sf->location_path), "/src/app/util.h");
     } else if (strcmp(name, "0x4000") == 0) {
       saw_unknown = 1;
       ASSERT_EQ(l->line[0]->line, 0);
-      ASSERT_EQ(inner->source_file_id, 0);
+      /* no file: the empty entry, which exists (the viewer follows every function's file id) */
+      const Drcctprof__Profile__SourceFile *sf = find_file(pb, inner->source_file_id);
+      ASSERT_STR_EQ(str(pb, sf->location_path), "");
     } else if (strcmp(name, "0x5000 [libfoo.so.1]") == 0) {
       saw_module = 1;
       ASSERT_EQ(l->line[0]->line, 0);
@@ -172,9 +175,42 @@ TEST(locations_functions_and_files)
   for (size_t i = 0; i < pb->n_function; i++)
     leaf_alloc += strcmp(str(pb, pb->function[i]->name), "leaf_alloc") == 0;
   for (size_t i = 0; i < pb->n_source_file; i++)
-    util_h += strcmp(str(pb, pb->source_file[i]->filename), "util.h") == 0;
+    util_h += strcmp(str(pb, pb->source_file[i]->filename), "/src/app/util.h") == 0;
   ASSERT_EQ(leaf_alloc, 1);
   ASSERT_EQ(util_h, 1);
+  drcctprof__profile__profile__free_unpacked(pb, NULL);
+  cct_free(t);
+}
+
+/* What the viewer needs beyond the schema: every source-file id a function names exists, each file's
+ * location_path is its full path, and no root's name holds a '/' (the viewer cuts names at the last one). */
+TEST(viewer_follows_every_file_id_and_name)
+{
+  struct cct *t = fake_tree();
+  struct profile_info info = {.program = "/usr/local/bin/my-app", .pid = 4242};
+  Drcctprof__Profile__Profile *pb = write_and_decode(t, &info);
+  ASSERT_TRUE(pb->n_function > 0);
+  for (size_t i = 0; i < pb->n_function; i++) {
+    const Drcctprof__Profile__Function *f = pb->function[i];
+    const Drcctprof__Profile__SourceFile *sf = find_file(pb, f->source_file_id); /* fails when missing */
+    ASSERT_TRUE(sf->id != 0);
+    ASSERT_STR_EQ(str(pb, sf->location_path), str(pb, sf->filename));
+    const char *path = str(pb, sf->location_path);
+    ASSERT_TRUE(path[0] == '\0' || path[0] == '/'); /* the fixture's files are absolute: kept whole */
+  }
+  int saw_process = 0;
+  for (size_t i = 0; i < pb->n_context; i++) {
+    const Drcctprof__Profile__Context *c = pb->context[i];
+    if (c->parent_id != 0 && find_context(pb, c->parent_id)->parent_id != 0)
+      continue; /* roots: the process and its threads */
+    const char *name = context_name(pb, c);
+    ASSERT_TRUE(strchr(name, '/') == NULL);
+    if (c->parent_id == 0) {
+      ASSERT_STR_EQ(name, "PROCESS[4242] my-app");
+      saw_process = 1;
+    }
+  }
+  ASSERT_TRUE(saw_process);
   drcctprof__profile__profile__free_unpacked(pb, NULL);
   cct_free(t);
 }

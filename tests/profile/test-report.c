@@ -74,7 +74,7 @@ TEST(text_shows_tree_with_inclusive_and_self_values)
   char *out = print(p, REPORT_TEXT, 0);
   /* Totals by hand from fake_events: 15 allocs, 731 bytes; thread 100: 8 allocs, 192 bytes; caller_b
    * under main in thread 100: 7 allocs (1 its own), 188 bytes (8 its own). */
-  ASSERT_TRUE(strstr(out, "\nPROCESS[77] ./app  allocs=15(0)  bytes=731(0)\n") != NULL);
+  ASSERT_TRUE(strstr(out, "\nPROCESS[77] app  allocs=15(0)  bytes=731(0)\n") != NULL);
   ASSERT_TRUE(strstr(out, "\n  THREAD[100]  allocs=8(0)  bytes=192(0)\n") != NULL);
   ASSERT_TRUE(strstr(out, "\n      caller_b (/src/app/b.c:20)  allocs=7(1)  bytes=188(8)\n"
                           "        inl_helper (/src/app/util.h:3) [inlined]\n"
