@@ -44,6 +44,8 @@ static void usage(FILE *out)
           "      --stack-size BYTES     most stack read per event (default 16K; 2K first, more if needed)\n"
           "      --max-frames N         deepest stack kept (default 256)\n"
           "      --kill-at-end          kill the program when tracing stops before it exits (default: detach)\n"
+          "      --follow-fork no|yes   no (default): the program's child processes run untraced, our\n"
+          "                             breakpoints removed from them; yes (trace them too) is not supported yet\n"
           "binaries:\n"
           "      --sysroot DIR          look for the target's files under DIR first\n"
           "      --debug-dir DIR        extra directory of separate debug files (repeatable)\n"
@@ -78,6 +80,7 @@ enum {
   OPT_RETRIES, OPT_TRACE, OPT_TRACE_REGEX, OPT_DURATION, OPT_STACK_SIZE, OPT_MAX_FRAMES, OPT_KILL_AT_END,
   OPT_SYSROOT, OPT_DEBUG_DIR, OPT_SYSTEM_DEBUG_DIR, OPT_CACHE_DIR, OPT_NO_FETCH, OPT_SUMMARY_JSON, OPT_SUMMARY, OPT_PRINT_STACKS,
   OPT_PROGRESS, OPT_NO_PROGRESS, OPT_FAIL_ON_LEAK, OPT_MAX_PEAK, OPT_MAX_ALLOCS, OPT_LOG_LEVEL, OPT_POLL_US,
+  OPT_FOLLOW_FORK,
 };
 
 static const struct option long_opts[] = {
@@ -98,6 +101,7 @@ static const struct option long_opts[] = {
     {"stack-size", required_argument, NULL, OPT_STACK_SIZE},
     {"max-frames", required_argument, NULL, OPT_MAX_FRAMES},
     {"kill-at-end", no_argument, NULL, OPT_KILL_AT_END},
+    {"follow-fork", required_argument, NULL, OPT_FOLLOW_FORK},
     {"sysroot", required_argument, NULL, OPT_SYSROOT},
     {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
     {"system-debug-dir", required_argument, NULL, OPT_SYSTEM_DEBUG_DIR},
@@ -204,6 +208,15 @@ static int parse_args(int argc, char **argv, struct col_options *o)
       o->max_frames = (size_t)v;
       break;
     case OPT_KILL_AT_END: o->kill_at_end = 1; break;
+    case OPT_FOLLOW_FORK:
+      if (!strcmp(optarg, "yes")) {
+        fprintf(stderr, "%s: --follow-fork yes is not supported yet: child processes run untraced (--follow-fork no)\n",
+                prog);
+        return COL_EXIT_USAGE;
+      }
+      if (strcmp(optarg, "no"))
+        return bad_value("--follow-fork", optarg);
+      break;
     case OPT_SYSROOT: o->sysroot = optarg; break;
     case OPT_DEBUG_DIR:
       if (o->ndebug_dirs == COL_MAX_LIST)

@@ -510,6 +510,8 @@ def exec_events():
         rsp = Rsp(agent.port)
         sup = rsp.handshake("multiprocess+;swbreak+" + (";exec-events+" if offer else ""))
         check((b"exec-events+" in sup) == offer, "exec-events+ offered back only when the client offers it")
+        check(b"rsprof-detachfork+" in sup and b"fork-events+" not in sup.replace(b"rsprof-detachfork+", b""),
+              "the agent says it lets children go itself (rsprof-detachfork+) and reports no forks")
         pid = pid_of(rsp)
         auxv = open("/proc/%d/auxv" % pid, "rb").read()
         pairs = [int.from_bytes(auxv[i:i + 8], "little") for i in range(0, len(auxv) - 15, 8)]

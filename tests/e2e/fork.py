@@ -5,14 +5,21 @@ exits as it would, and the parent is still traced after each kind of child.
 
 usage: fork.py shell --collector BIN --agent BIN [--server agent|gdbserver] [--gdb] -- /bin/sh -c SCRIPT
        fork.py workers --collector BIN --agent BIN [--server agent|gdbserver] [--gdb] -- FX-FORK-C MODE N
-With --gdb, stock gdb debugs through the agent instead of the collector (breakpoints set by gdb)."""
+       fork.py no-fork-events --collector BIN --agent BIN --server gdbserver -- FX-FORK-C fork N
+       fork.py cli --collector BIN --agent BIN -- COLLECTOR    (the --follow-fork option of COLLECTOR)
+With --gdb, stock gdb debugs through the agent instead of the collector (breakpoints set by gdb).
+no-fork-events hides fork-events+ and vfork-events+ from gdbserver's qSupported reply (a relay in between):
+the collector must warn that children will die, and they do."""
 import argparse
 import json
 import os
-import shutil
 import re
+import resource
+import shutil
+import socket
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rsprof_test as t  # noqa: E402
@@ -100,6 +107,78 @@ def workload_allocs(a, prof, func):
     return total
 
 
+def hide_fork_events(port):
+    """A loopback relay to port that removes fork-events+ and vfork-events+ from the collector's qSupported and
+    from the reply (the packet naming qXfer:features:read+), so gdbserver traces no fork (it does when the
+    client offers them) and the collector sees a server without them. Returns the relay's port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def pump(src, dst, marker):
+        rewrite = True
+        pending = b""
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            if rewrite:
+                pending += data
+                m = re.search(rb"\$([^#$]*" + re.escape(marker) + rb"[^#]*)#..", pending)
+                if m:
+                    body = re.sub(rb"(?<=[:;])v?fork-events\+;?|;v?fork-events\+$", b"", m.group(1))
+                    packet = b"$" + body + b"#" + b"%02x" % (sum(body) % 256)
+                    data, pending, rewrite = pending[:m.start()] + packet + pending[m.end():], b"", False
+                elif b"$" not in pending:
+                    data, pending = pending, b""  # acknowledgements before the reply: pass them on
+                else:
+                    continue  # the reply is still arriving
+            dst.sendall(data)
+        try:
+            dst.shutdown(socket.SHUT_WR)  # a close would wait for the other direction's blocked recv
+        except OSError:
+            pass
+
+    def serve():
+        client, _ = listener.accept()
+        server = socket.create_connection(("127.0.0.1", port))
+        for sock in (client, server):  # one packet per write, as the real ends do: no Nagle delays
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=pump, args=(client, server, b"qSupported:"), daemon=True).start()
+        pump(server, client, b"qXfer:features:read+")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def check_no_fork_events(a):
+    """Without the process events the collector says what will happen to the children, and it happens."""
+    srv, out_path = start(a)
+    relay = hide_fork_events(srv.port)
+    col = t.collector(a.collector, relay, "--module", "memory", "-o", os.path.join(srv.tmp, "p.drcctprof"))
+    srv.wait()
+    got = read_output(out_path)
+    if "does not report forks (no fork-events+ in its qSupported reply)" not in col.stderr:
+        t.fail("no warning about the missing fork events:\n" + col.stderr[-3000:])
+    print("ok the collector warned that the server does not report forks")
+    expect_eq("workers killed by the inherited breakpoints (SIGTRAP)", got.count("killed by signal 5"), 4)
+
+
+def check_cli(a):
+    """--follow-fork: 'no' is the default, 'yes' is refused as not supported yet, anything else is a bad value."""
+    base = [a.argv[0], "--connect", "127.0.0.1:1", "--module", "memory", "-o", os.devnull]
+    r = subprocess.run(base + ["--follow-fork", "yes"], capture_output=True, text=True, timeout=30)
+    expect_eq("exit status of --follow-fork yes", r.returncode, 2)
+    if "--follow-fork yes is not supported yet" not in r.stderr:
+        t.fail("--follow-fork yes does not say it is not supported: " + r.stderr)
+    r = subprocess.run(base + ["--follow-fork", "maybe"], capture_output=True, text=True, timeout=30)
+    expect_eq("exit status of --follow-fork maybe", r.returncode, 2)
+    r = subprocess.run([a.argv[0], "--help"], capture_output=True, text=True, timeout=30)
+    if "--follow-fork no|yes" not in r.stdout:
+        t.fail("--help does not list --follow-fork")
+    print("ok --help lists --follow-fork")
+
+
 def check_shell(a):
     want = untraced(a.argv)
     if a.gdb:
@@ -113,6 +192,8 @@ def check_shell(a):
             t.fail("the collector saw no allocation of the shell itself")
         if "Trace/breakpoint trap" in log:
             t.fail("a child died of SIGTRAP:\n" + log[-3000:])
+        if "; exec " in a.argv[-1] and "executed a new program, which is not traced" not in log:
+            t.fail("the collector did not say that the exec'd program is not traced:\n" + log[-3000:])
     expect_eq("the traced shell's output", got, want)
 
 
@@ -148,17 +229,21 @@ def check_workers(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("check", choices=["shell", "workers"])
+    p.add_argument("check", choices=["shell", "workers", "no-fork-events", "cli"])
     p.add_argument("--collector", required=True)
     p.add_argument("--agent", required=True)
     p.add_argument("--server", default="agent", choices=["agent", "gdbserver"])
     p.add_argument("--gdb", action="store_true")
     p.add_argument("argv", nargs="+")
     a = p.parse_args()
+    if a.check == "cli":
+        return check_cli(a)
     t.require_ptrace()
+    # Children killed by SIGTRAP (the defect, and no-fork-events) would dump core: slow, and files left behind.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if a.server == "gdbserver" and not shutil.which("gdbserver"):
         t.skip("gdbserver is not installed")
-    {"shell": check_shell, "workers": check_workers}[a.check](a)
+    {"shell": check_shell, "workers": check_workers, "no-fork-events": check_no_fork_events}[a.check](a)
 
 
 if __name__ == "__main__":
