@@ -57,6 +57,8 @@ static void usage(FILE *out)
           "                             (rsprof-agent --multi, gdbserver --multi); the rest of the command\n"
           "                             line is its arguments. Without it, an agent that has no program\n"
           "                             running starts the one it was given (rsprof-agent --multi -- PROGRAM)\n"
+          "      --follow-fork no|yes   no (default): the program's child processes run untraced, our\n"
+          "                             breakpoints removed from them; yes (trace them too) is not supported yet\n"
           "binaries:\n"
           "      --sysroot DIR          look for the target's files under DIR first\n"
           "      --debug-dir DIR        extra directory of separate debug files (repeatable)\n"
@@ -95,6 +97,7 @@ enum {
   OPT_SYSROOT, OPT_DEBUG_DIR, OPT_SYSTEM_DEBUG_DIR, OPT_CACHE_DIR, OPT_NO_FETCH, OPT_SUMMARY_JSON, OPT_PPROF, OPT_HTML, OPT_SUMMARY, OPT_PRINT_STACKS,
   OPT_PROGRESS, OPT_NO_PROGRESS, OPT_FAIL_ON_LEAK, OPT_MAX_PEAK, OPT_MAX_ALLOCS, OPT_LOG_LEVEL, OPT_POLL_US,
   OPT_RUN,
+  OPT_FOLLOW_FORK,
 };
 
 static const struct option long_opts[] = {
@@ -117,6 +120,7 @@ static const struct option long_opts[] = {
     {"max-frames", required_argument, NULL, OPT_MAX_FRAMES},
     {"kill-at-end", no_argument, NULL, OPT_KILL_AT_END},
     {"run", required_argument, NULL, OPT_RUN},
+    {"follow-fork", required_argument, NULL, OPT_FOLLOW_FORK},
     {"sysroot", required_argument, NULL, OPT_SYSROOT},
     {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
     {"system-debug-dir", required_argument, NULL, OPT_SYSTEM_DEBUG_DIR},
@@ -240,6 +244,15 @@ static int parse_args(int argc, char **argv, struct col_options *o)
       o->run_argv = argv + optind - 1;
       o->run_argc = (size_t)(argc - optind + 1);
       optind = argc;
+      break;
+    case OPT_FOLLOW_FORK:
+      if (!strcmp(optarg, "yes")) {
+        fprintf(stderr, "%s: --follow-fork yes is not supported yet: child processes run untraced (--follow-fork no)\n",
+                prog);
+        return COL_EXIT_USAGE;
+      }
+      if (strcmp(optarg, "no"))
+        return bad_value("--follow-fork", optarg);
       break;
     case OPT_SYSROOT: o->sysroot = optarg; break;
     case OPT_DEBUG_DIR:

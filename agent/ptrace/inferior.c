@@ -5,12 +5,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/kcmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/personality.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,7 +20,11 @@
 #include "errors.h"
 #include "log.h"
 
-#define OPTS_COMMON (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT)
+/* Fork and vfork are traced only so that a new process can be cleaned of our breakpoints and let go
+ * (release_child); vfork-done says when a vfork child stopped sharing its parent's memory. */
+#define OPTS_COMMON                                                                                        \
+  (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | \
+   PTRACE_O_TRACEVFORKDONE)
 
 /* Per-thread state that inf_resume() hands to the poll loop: the client wants this thread running. */
 static unsigned char want_run[INF_MAX_THREADS];
@@ -79,6 +85,8 @@ static void forget_process(struct inferior *inf)
   inf->nbp = 0;
   inf->pid = 0;
   inf->running = 0;
+  inf->vfork_lifts = 0;
+  inf->nearly_child = 0;
 }
 
 static int open_mem(struct inferior *inf)
@@ -158,7 +166,8 @@ int inf_write(struct inferior *inf, uint64_t addr, const void *data, size_t len)
         uint64_t a = b->addr + k;
         if (a >= addr && a < addr + n) {
           b->orig[k] = chunk[a - addr];
-          chunk[a - addr] = inf->arch->bkpt[k];
+          if (!inf->vfork_lifts)
+            chunk[a - addr] = inf->arch->bkpt[k];
         }
       }
       if (b->addr < addr + n && addr < b->addr + sizeof b->code)
@@ -188,7 +197,8 @@ int inf_bp_insert(struct inferior *inf, uint64_t addr)
   long n = inf_read(inf, addr, orig, bl);
   if (n != (long)bl)
     return n < 0 ? (int)n : -EIO;
-  int rc = raw_write(inf, addr, inf->arch->bkpt, bl);
+  /* During a vfork the trap goes in when the child stops sharing this memory (end_vfork). */
+  int rc = inf->vfork_lifts ? 0 : raw_write(inf, addr, inf->arch->bkpt, bl);
   if (rc)
     return rc;
   b = &inf->bp[inf->nbp++];
@@ -216,7 +226,7 @@ int inf_bp_remove(struct inferior *inf, uint64_t addr)
     return 0; /* like gdbserver: removing an unknown breakpoint succeeds */
   if (--b->refs > 0)
     return 0;
-  int rc = raw_write(inf, addr, b->orig, inf->arch->bkpt_len);
+  int rc = inf->vfork_lifts ? 0 : raw_write(inf, addr, b->orig, inf->arch->bkpt_len);
   *b = inf->bp[--inf->nbp];
   return rc;
 }
@@ -245,6 +255,144 @@ static uint64_t monotonic_ns(void)
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Children of the traced program (fork, vfork, clone into a copy of the memory) are not followed, as gdb's
+ * default "detach-on-fork": the kernel attaches each one, stopped, so that its copy of memory can be cleaned
+ * of our breakpoints before it runs a single instruction, and the agent then detaches it. Left with the
+ * trap instructions in place and no tracer, the child would die of SIGTRAP at the first one it reached. */
+
+/* The thread group (process) task tid belongs to, from /proc/TID/status; 0 when it is gone. */
+static pid_t task_tgid(pid_t tid)
+{
+  char path[64], text[512];
+  snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  text[n] = 0;
+  const char *p = strstr(text, "\nTgid:");
+  return p ? (pid_t)atoi(p + 6) : 0;
+}
+
+/* Whether task b uses the same address space as task a (a clone with CLONE_VM): 1, 0, or 0 when the kernel
+ * cannot tell (no kcmp), which is the common case of a clone without CLONE_VM. */
+static int same_memory(pid_t a, pid_t b)
+{
+#ifdef SYS_kcmp
+  return syscall(SYS_kcmp, a, b, KCMP_VM, 0, 0) == 0;
+#else
+  (void)a;
+  (void)b;
+  return 0;
+#endif
+}
+
+/* Removes child from the list of new processes whose first stop was already collected; 1 if it was there. */
+static int take_early_child(struct inferior *inf, pid_t child)
+{
+  for (int i = 0; i < inf->nearly_child; i++)
+    if (inf->early_child[i] == child) {
+      inf->early_child[i] = inf->early_child[--inf->nearly_child];
+      return 1;
+    }
+  return 0;
+}
+
+/* Lets the new process child run untraced. Unless it shares its parent's memory (vfork), the breakpoints
+ * are first taken out of its copy of that memory, through its own /proc/PID/mem. */
+static void release_child(struct inferior *inf, pid_t child, int shares_memory)
+{
+  if (!take_early_child(inf, child)) {
+    /* Its first stop follows the parent's event at once; nothing else can be collected from it before. */
+    int status;
+    pid_t w;
+    do
+      w = waitpid(child, &status, __WALL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 || !WIFSTOPPED(status))
+      return; /* gone already */
+  }
+  int cleaned = 0;
+  if (!shares_memory && inf->nbp > 0) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/mem", (int)child);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    size_t bl = inf->arch->bkpt_len;
+    for (int i = 0; fd >= 0 && i < inf->nbp; i++)
+      if (pwrite(fd, inf->bp[i].orig, bl, (off_t)inf->bp[i].addr) == (ssize_t)bl)
+        cleaned++;
+    if (fd >= 0)
+      close(fd);
+    if (cleaned < inf->nbp)
+      LOG_WARN("process %d: could not remove %d of %d breakpoints from its child %d", (int)inf->pid,
+               inf->nbp - cleaned, inf->nbp, (int)child);
+  }
+  if (ptrace(PTRACE_DETACH, child, NULL, NULL) < 0)
+    LOG_WARN("cannot detach from process %d: %s", (int)child, strerror(errno));
+  else
+    LOG_INFO("process %d started process %d: detached (%d breakpoints removed from its memory)", (int)inf->pid,
+             (int)child, cleaned);
+}
+
+/* Writes the breakpoints' traps (armed) or original bytes into the process's memory, table unchanged. */
+static void write_all_bps(struct inferior *inf, int armed)
+{
+  size_t bl = inf->arch->bkpt_len;
+  for (int i = 0; i < inf->nbp; i++)
+    raw_write(inf, inf->bp[i].addr, armed ? inf->arch->bkpt : inf->bp[i].orig, bl);
+}
+
+/* A vfork child runs in its parent's memory until it calls exec or exits (PTRACE_EVENT_VFORK_DONE in the
+ * parent), so the breakpoints cannot be removed from the child alone: they leave the shared memory for that
+ * time (and breakpoints the client places meanwhile only go into the table), then are put back. The vfork
+ * parent thread is blocked in the kernel meanwhile; other threads of the program run on, and their hits in
+ * that window are missed. */
+static void begin_vfork(struct inferior *inf, struct inf_thread *t)
+{
+  if (t->in_vfork)
+    return;
+  t->in_vfork = 1;
+  if (inf->vfork_lifts++ == 0)
+    write_all_bps(inf, 0);
+}
+
+static void end_vfork(struct inferior *inf, struct inf_thread *t)
+{
+  if (!t->in_vfork)
+    return;
+  t->in_vfork = 0;
+  if (--inf->vfork_lifts == 0)
+    write_all_bps(inf, 1);
+}
+
+/* The process executed a new program (thread t reported it, now with the process id). The old image's
+ * breakpoints are gone with it, the kernel ended every other thread, and /proc/PID/mem still refers to the
+ * old memory: forget the first two and reopen the last. */
+static void on_exec(struct inferior *inf, struct inf_thread *t)
+{
+  pid_t keep = t->tid;
+  for (int i = inf->nth - 1; i >= 0; i--)
+    if (inf->th[i].tid != keep)
+      remove_thread(inf, &inf->th[i]);
+  t = inf_thread(inf, keep);
+  t->exiting = 0;
+  t->stepping = 0;
+  t->in_vfork = 0;
+  t->reported_bp = 0;
+  t->pending = inf->report_exec ? INF_EV_EXEC : INF_EV_NONE;
+  inf->vfork_lifts = 0;
+  inf->nbp = 0;
+  if (inf->memfd >= 0)
+    close(inf->memfd);
+  int rc = open_mem(inf);
+  if (rc)
+    LOG_ERR("process %d: cannot open its memory after exec: %s", (int)inf->pid, strerror(-rc));
+  LOG_INFO("process %d executed a new program; its breakpoints are gone", (int)inf->pid);
+}
+
 /* Records what one wait status means; never resumes anything itself except to deliver signals
  * the client asked us to pass through, which are then remembered for the next resume. */
 static void on_status(struct inferior *inf, pid_t tid, int status)
@@ -256,6 +404,7 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
       inf->exit_status = status;
       inf->nth = 0;
     } else if (t) {
+      end_vfork(inf, t);
       remove_thread(inf, t);
     }
     return;
@@ -263,7 +412,18 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
   if (!WIFSTOPPED(status))
     return;
   if (!t) {
-    /* A new thread's first stop can arrive before its creator's clone event. */
+    /* A new thread's first stop can arrive before its creator's clone event, and so can a new process's:
+     * that one waits for its parent's event, which says whether it shares the parent's memory. */
+    pid_t tgid = task_tgid(tid);
+    if (tgid != inf->pid) {
+      if (tgid == 0)
+        return;
+      if (inf->nearly_child < (int)(sizeof inf->early_child / sizeof inf->early_child[0]))
+        inf->early_child[inf->nearly_child++] = tid;
+      else
+        LOG_WARN("too many new processes at once; process %d keeps its breakpoints", (int)tid);
+      return;
+    }
     t = add_thread(inf, tid, 0);
     if (!t)
       return;
@@ -278,19 +438,35 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
   t->regs_valid = 0;
   int sig = WSTOPSIG(status), ev = status >> 16;
   switch (ev) {
-  case PTRACE_EVENT_CLONE: {
+  case PTRACE_EVENT_CLONE:
+  case PTRACE_EVENT_FORK:
+  case PTRACE_EVENT_VFORK: {
     unsigned long msg = 0;
     ptrace(PTRACE_GETEVENTMSG, tid, NULL, &msg);
-    if (!inf_thread(inf, (pid_t)msg))
-      add_thread(inf, (pid_t)msg, 1); /* running until its initial stop arrives */
+    pid_t child = (pid_t)msg;
+    /* A clone into the same memory is traced like a thread even outside the thread group: it meets the
+     * same breakpoints. A clone into a copy of the memory is a new process (fork). */
+    if (ev == PTRACE_EVENT_CLONE && (task_tgid(child) == inf->pid || same_memory(tid, child))) {
+      int stopped = take_early_child(inf, child);
+      if (!inf_thread(inf, child))
+        add_thread(inf, child, !stopped); /* running until its initial stop arrives */
+      return;
+    }
+    if (ev == PTRACE_EVENT_VFORK)
+      begin_vfork(inf, t);
+    release_child(inf, child, ev == PTRACE_EVENT_VFORK);
     return;
   }
+  case PTRACE_EVENT_VFORK_DONE:
+    end_vfork(inf, t);
+    return;
   case PTRACE_EVENT_STOP:
     return;
   case PTRACE_EVENT_EXIT:
     t->exiting = 1;
     return;
   case PTRACE_EVENT_EXEC:
+    on_exec(inf, t);
     return;
   default:
     break;
@@ -405,7 +581,7 @@ static void report(struct inferior *inf, struct inf_thread *t, struct inf_stop *
     if (b)
       take_quiet_hit(inf, i, b, 0);
   }
-  st->kind = INF_STOP_SIGNAL;
+  st->kind = t->pending == INF_EV_EXEC ? INF_STOP_EXEC : INF_STOP_SIGNAL;
   st->tid = t->tid;
   st->swbreak = t->pending == INF_EV_BKPT;
   st->sig = t->pending == INF_EV_SIGNAL ? t->pending_sig : SIGTRAP;
@@ -540,7 +716,7 @@ static int step_over(struct inferior *inf, struct inf_thread *t, uint64_t addr, 
     on_status(inf, t->tid, status);
     break;
   }
-  if (!inf->exited)
+  if (!inf->exited && !inf->vfork_lifts && bp_find(inf, addr))
     raw_write(inf, addr, inf->arch->bkpt, bl);
   return result;
 }

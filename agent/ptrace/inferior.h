@@ -13,7 +13,7 @@
 #define INF_MAX_BPS 4096
 #define INF_MAX_QUIET_HITS 512
 
-enum inf_event { INF_EV_NONE, INF_EV_BKPT, INF_EV_STEP, INF_EV_SIGNAL };
+enum inf_event { INF_EV_NONE, INF_EV_BKPT, INF_EV_STEP, INF_EV_SIGNAL, INF_EV_EXEC };
 
 struct inf_thread {
   pid_t tid;
@@ -27,6 +27,7 @@ struct inf_thread {
   uint64_t pending_addr; /* breakpoint address of a pending INF_EV_BKPT */
   uint64_t reported_bp;  /* breakpoint this thread last reported a hit at (step over it on resume) */
   uint64_t stop_ns;      /* CLOCK_MONOTONIC when the agent saw the thread's latest stop */
+  int in_vfork;          /* reported PTRACE_EVENT_VFORK, PTRACE_EVENT_VFORK_DONE still to come */
   int regs_valid;
   struct ptarch_gregs regs;
 };
@@ -48,7 +49,8 @@ struct inf_quiet_hit {
 };
 
 /* What the client is told after a stop. */
-enum inf_stop_kind { INF_STOP_NONE, INF_STOP_SIGNAL, INF_STOP_EXITED, INF_STOP_KILLED };
+enum inf_stop_kind { INF_STOP_NONE, INF_STOP_SIGNAL, INF_STOP_EXITED, INF_STOP_KILLED,
+                     INF_STOP_EXEC /* the process executed a new program (SIGTRAP; only with report_exec) */ };
 struct inf_stop {
   enum inf_stop_kind kind;
   int sig;      /* signal number, or the exit status for INF_STOP_EXITED */
@@ -80,6 +82,10 @@ struct inferior {
   unsigned char pass_sig[65]; /* signals delivered without stopping (QPassSignals) */
   int exit_status;            /* wait status once the process is gone */
   int exited;
+  int report_exec;            /* report an exec as INF_STOP_EXEC (the client asked for exec-events) */
+  int vfork_lifts;            /* threads in a vfork: breakpoints are out of the shared memory meanwhile */
+  pid_t early_child[64];      /* forked processes whose first stop came before their parent's event */
+  int nearly_child;
 };
 
 /* Prepares an empty inferior. */

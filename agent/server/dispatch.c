@@ -388,12 +388,13 @@ static void h_qsupported(struct agent_server *s, struct packet *p)
 {
   s->multiprocess = strstr(p->data, "multiprocess+") != NULL;
   s->swbreak_ok = strstr(p->data, "swbreak+") != NULL;
+  s->inf.report_exec = strstr(p->data, "exec-events+") != NULL;
   rs_buf_printf(&s->reply,
                 "PacketSize=%x;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
                 "qXfer:libraries-svr4:read+;qXfer:exec-file:read+;qXfer:threads:read+;"
                 "swbreak+;vContSupported+;binary-upload+;QPassSignals+;QDisableRandomization+;rsprof-stepover+;"
-                "rsprof-stopstack+;rsprof-quietbreak+;rsprof-stoptime+%s",
-                AGENT_PACKET_SIZE, s->multiprocess ? ";multiprocess+" : "");
+                "rsprof-stopstack+;rsprof-quietbreak+;rsprof-stoptime+;rsprof-detachfork+%s%s",
+                AGENT_PACKET_SIZE, s->multiprocess ? ";multiprocess+" : "", s->inf.report_exec ? ";exec-events+" : "");
 }
 
 static void h_current_thread(struct agent_server *s, struct packet *p)

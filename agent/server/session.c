@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "hex.h"
@@ -83,8 +84,17 @@ void agent_stop_reply(struct agent_server *s, const struct inf_stop *st)
       rs_buf_printf(b, ";process:%x", (unsigned)st->tid);
     put_quiet_hits(s, b, ";", ""); /* hits just before the exit */
     return;
+  case INF_STOP_EXEC:
   case INF_STOP_SIGNAL: {
     rs_buf_printf(b, "T%02x", agent_sig_to_gdb(st->sig));
+    if (st->kind == INF_STOP_EXEC) { /* exec-events: the new program's path, hex-encoded, as gdbserver */
+      char path[64], exe[4096];
+      snprintf(path, sizeof path, "/proc/%d/exe", (int)s->inf.pid);
+      ssize_t n = readlink(path, exe, sizeof exe);
+      rs_buf_puts(b, "exec:");
+      rs_buf_put_hex(b, exe, n > 0 ? (size_t)n : 0);
+      rs_buf_putc(b, ';');
+    }
     struct inf_thread *t = inf_thread(&s->inf, st->tid);
     struct ptarch_gregs *r = t ? inf_gregs(&s->inf, t) : NULL;
     if (r) {
@@ -131,7 +141,7 @@ void agent_reply_err(struct agent_server *s, int code) { agent_reply_str(s, code
 void agent_report_stop(struct agent_server *s, const struct inf_stop *st)
 {
   s->last = *st;
-  if (st->kind == INF_STOP_SIGNAL)
+  if (st->kind == INF_STOP_SIGNAL || st->kind == INF_STOP_EXEC)
     s->gthread = s->cthread = st->tid;
   agent_stop_reply(s, st);
   agent_send_reply(s);
@@ -185,7 +195,7 @@ int agent_parse_tid(const char **p, pid_t *tid)
 struct inf_thread *agent_cur_thread(struct agent_server *s, pid_t sel)
 {
   struct inf_thread *t = sel > 0 ? inf_thread(&s->inf, sel) : NULL;
-  if (!t && s->last.kind == INF_STOP_SIGNAL)
+  if (!t && (s->last.kind == INF_STOP_SIGNAL || s->last.kind == INF_STOP_EXEC))
     t = inf_thread(&s->inf, s->last.tid);
   if (!t && s->inf.nth > 0)
     t = &s->inf.th[0];

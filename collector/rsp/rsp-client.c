@@ -248,6 +248,10 @@ static const struct {
     {"rsprof-stopstack", offsetof(struct rspc_features, stop_stack)},
     {"rsprof-quietbreak", offsetof(struct rspc_features, quiet_break)},
     {"rsprof-stoptime", offsetof(struct rspc_features, stop_time)},
+    {"rsprof-detachfork", offsetof(struct rspc_features, detach_fork)},
+    {"fork-events", offsetof(struct rspc_features, fork_events)},
+    {"vfork-events", offsetof(struct rspc_features, vfork_events)},
+    {"exec-events", offsetof(struct rspc_features, exec_events)},
 };
 
 static void parse_supported(struct rspc *c, const char *r)
@@ -305,7 +309,10 @@ int rspc_connect(const struct rspc_options *o, struct rspc **out)
 
   const char *r;
   size_t n;
-  static const char offer[] = "qSupported:multiprocess+;swbreak+;vContSupported+;xmlRegisters=i386";
+  /* The process events let the collector take its breakpoints out of a child before detaching it, as gdb
+   * does; a server that reports none leaves the children to die at the first trap they inherit. */
+  static const char offer[] =
+      "qSupported:multiprocess+;swbreak+;fork-events+;vfork-events+;exec-events+;vContSupported+;xmlRegisters=i386";
   rc = rspc_request(c, offer, sizeof offer - 1, &r, &n);
   if (rc)
     goto fail_log;
@@ -509,6 +516,24 @@ int rspc_parse_stop(const char *reply, size_t len, struct rspc_stop *out)
       }
     } else if (klen == 7 && !memcmp(p, "swbreak", 7)) {
       out->swbreak = 1;
+    } else if ((klen == 4 && !memcmp(p, "fork", 4)) || (klen == 5 && !memcmp(p, "vfork", 5))) {
+      char tmp[64];
+      if (vlen >= sizeof tmp)
+        return RS_E_PROTO;
+      memcpy(tmp, val, vlen);
+      tmp[vlen] = 0;
+      const char *t = tmp;
+      if (parse_ptid(&t, &out->child_pid, &out->child_tid))
+        return RS_E_PROTO;
+      if (out->child_pid == 0) /* no multiprocess: the thread id is the process id */
+        out->child_pid = out->child_tid;
+      if (out->child_pid <= 0)
+        return RS_E_PROTO;
+      out->kind = klen == 4 ? RSPC_STOP_FORK : RSPC_STOP_VFORK;
+    } else if (klen == 9 && !memcmp(p, "vforkdone", 9)) {
+      out->kind = RSPC_STOP_VFORK_DONE;
+    } else if (klen == 4 && !memcmp(p, "exec", 4)) {
+      out->kind = RSPC_STOP_EXEC; /* the path (hex) is not needed: the new image is read through qXfer */
     } else if (klen == 12 && !memcmp(p, "rsprof-quiet", 12)) {
       out->quiet = val;
       out->quiet_len = vlen;

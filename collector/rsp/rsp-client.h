@@ -31,11 +31,14 @@ struct rspc_features {
   int stop_stack;     /* rsprof-stopstack: QRsprofStopStack adds the stack window to breakpoint stops */
   int quiet_break;    /* rsprof-quietbreak: QRsprofQuiet makes a breakpoint's hits travel with the next stop */
   int stop_time;      /* rsprof-stoptime: QRsprofStopTime:1 makes stop replies say when the agent saw them */
+  int fork_events, vfork_events, exec_events; /* the server stops at a fork, a vfork (and vforkdone), an exec */
+  int detach_fork;    /* rsprof-detachfork: the server lets the program's children go itself, breakpoints removed */
 };
 
 struct rspc;
 
-/* Connects, negotiates qSupported (offering multiprocess+;swbreak+;vContSupported+;xmlRegisters=i386),
+/* Connects, negotiates qSupported (offering multiprocess+;swbreak+;fork-events+;vfork-events+;exec-events+;
+ * vContSupported+;xmlRegisters=i386),
  * switches to no-ack mode when offered, and probes vCont? and vFile. Returns 0 and a new client in *out
  * (free with rspc_close), or a transport error (-ECONNREFUSED, RS_E_TIMEOUT, RS_E_TLS, RS_E_DISCONNECTED...)
  * or RS_E_PROTO. */
@@ -86,13 +89,19 @@ int rspc_write_memory(struct rspc *c, uint64_t addr, const void *buf, size_t len
 int rspc_insert_breakpoint(struct rspc *c, uint64_t addr, int kind);
 int rspc_remove_breakpoint(struct rspc *c, uint64_t addr, int kind);
 
-enum rspc_stop_kind { RSPC_STOP_SIGNAL, RSPC_STOP_EXITED, RSPC_STOP_TERMINATED };
+/* FORK, VFORK, VFORK_DONE and EXEC are T stops (signal 5) whose reason is a process event (fork-events+,
+ * vfork-events+, exec-events+): the thread that forked, or the process that executed a new program. */
+enum rspc_stop_kind {
+  RSPC_STOP_SIGNAL, RSPC_STOP_EXITED, RSPC_STOP_TERMINATED, RSPC_STOP_FORK, RSPC_STOP_VFORK,
+  RSPC_STOP_VFORK_DONE, RSPC_STOP_EXEC
+};
 #define RSPC_MAX_EXPEDITED 64
 struct rspc_stop {
   enum rspc_stop_kind kind;
   int signal;     /* RSPC_STOP_SIGNAL and RSPC_STOP_TERMINATED (gdb signal numbers) */
   int exit_code;  /* RSPC_STOP_EXITED */
   int64_t pid, tid; /* 0 when the reply did not say */
+  int64_t child_pid, child_tid; /* RSPC_STOP_FORK / RSPC_STOP_VFORK: the new process and its thread */
   int swbreak;    /* the server reported a software breakpoint hit */
   const uint8_t *stack; /* rsprof-stopstack: the stack window at sp, borrowed from the reply (NULL: none) */
   size_t stack_len;

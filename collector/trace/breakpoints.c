@@ -180,6 +180,43 @@ void trace_bp_remove_all(struct trace *tr)
   tr->nparked = 0;
 }
 
+int trace_bp_uninsert_all(struct trace *tr)
+{
+  int rc = 0;
+  size_t pos = 0;
+  uint64_t addr, slot;
+  while (u64map_next(&tr->bp_index, &pos, &addr, &slot)) {
+    int r = rspc_remove_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+    rc = rc ? rc : r;
+  }
+  return rc;
+}
+
+int trace_bp_reinsert_all(struct trace *tr)
+{
+  int rc = 0;
+  size_t pos = 0;
+  uint64_t addr, slot;
+  while (u64map_next(&tr->bp_index, &pos, &addr, &slot)) {
+    int r = rspc_insert_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+    if (r)
+      LOG_WARN("cannot put the breakpoint at 0x%llx back: %s", (unsigned long long)addr, rs_strerror(r));
+    rc = rc ? rc : r;
+  }
+  return rc;
+}
+
+void trace_bp_forget_all(struct trace *tr)
+{
+  size_t pos = 0;
+  uint64_t addr, slot;
+  while (u64map_next(&tr->bp_index, &pos, &addr, &slot)) {
+    u64map_del(&tr->bp_index, addr, NULL);
+    tr->free_slots[tr->nfree_slots++] = (size_t)slot;
+  }
+  tr->nparked = 0;
+}
+
 struct trace_bp *trace_bp_at_trap(struct trace *tr, uint64_t pc)
 {
   struct trace_bp *bp = trace_bp_lookup(tr, pc);

@@ -16,5 +16,12 @@ struct trace_bp *trace_bp_at_trap(struct trace *tr, uint64_t pc);
 int trace_bp_dispatch(struct trace *tr, struct trace_bp *bp, const struct trace_hit *hit);
 /* Removes every breakpoint from the target (at the end, before detaching). */
 void trace_bp_remove_all(struct trace *tr);
+/* Takes every breakpoint out of the currently selected process (z0 each) or puts it back (Z0 each), the table
+ * unchanged: a forked child's copy before it is detached, a vfork's shared memory until vforkdone. Returns 0
+ * or the first error. */
+int trace_bp_uninsert_all(struct trace *tr);
+int trace_bp_reinsert_all(struct trace *tr);
+/* Empties the table without a packet: after an exec the new image has none of the old breakpoints. */
+void trace_bp_forget_all(struct trace *tr);
 
 #endif

@@ -61,6 +61,8 @@ static double hit_time_ms(struct trace *tr, int has_agent_time, uint64_t agent_n
 /* Stock gdbserver leaves a breakpoint at the PC in place when resuming, so the thread would trap again at
  * once: take it out, step that one thread past it (the others stay stopped), and put it back, as gdb does.
  * Our agent steps over breakpoints itself (it advertises rsprof-), which saves these round trips. */
+static int handle_process_event(struct trace *tr, const struct rspc_stop *st);
+
 static int step_over(struct trace *tr, const struct rspc_stop *st, uint64_t addr)
 {
   struct rspc_stop after;
@@ -68,6 +70,8 @@ static int step_over(struct trace *tr, const struct rspc_stop *st, uint64_t addr
   int rc = rspc_step_over(tr->c, st->pid, st->tid, addr, (int)tr->arch->bkpt_len, rspc_reply_timeout(tr->c), &after);
   if (rc)
     return rc;
+  if (after.kind != RSPC_STOP_SIGNAL && after.kind != RSPC_STOP_EXITED && after.kind != RSPC_STOP_TERMINATED)
+    return handle_process_event(tr, &after); /* the stepped instruction forked or executed */
   if (after.kind != RSPC_STOP_SIGNAL) {
     tr->program_ended = 1;
     tr->exit_code = after.kind == RSPC_STOP_EXITED ? after.exit_code : -1;
@@ -155,6 +159,72 @@ static int handle_trap(struct trace *tr, const struct rspc_stop *st)
   return 0;
 }
 
+/* A fork or vfork the server reported (stock gdbserver with fork-events+): the child is not followed, as with
+ * gdb's default detach-on-fork. A forked child has its own copy of our breakpoints, which gdbserver also listed
+ * for it: they are removed with the child selected, then the child is detached. A vfork child shares its
+ * parent's memory until it execs or exits, so they leave that memory (the table stays) and come back at the
+ * parent's vforkdone, as gdb does; the parent is blocked in the kernel meanwhile. Returns 0 or a transport
+ * error (a refused packet is only logged: the child then keeps what it could not be cleaned of). */
+static int release_child(struct trace *tr, const struct rspc_stop *st)
+{
+  int vfork = st->kind == RSPC_STOP_VFORK;
+  int64_t pid = st->pid ? st->pid : st->tid;
+  int rc = rspc_select_thread(tr->c, 'g', vfork ? pid : st->child_pid, vfork ? st->tid : st->child_tid);
+  if (rc == 0 && !(vfork && tr->vfork_lifted))
+    rc = trace_bp_uninsert_all(tr);
+  if (rc == 0 && vfork)
+    tr->vfork_lifted = 1;
+  int r = rspc_request_ok(tr->c, "D;%llx", (unsigned long long)st->child_pid);
+  rc = rc ? rc : r;
+  r = rspc_select_thread(tr->c, 'g', pid, st->tid); /* later reads are the parent's again */
+  rc = rc ? rc : r;
+  if (rc == 0) {
+    tr->children_released++;
+    LOG_INFO("process %lld started process %lld: detached with our breakpoints removed", (long long)pid,
+             (long long)st->child_pid);
+    return 0;
+  }
+  LOG_WARN("process %lld started process %lld, which could not be cleaned of our breakpoints and detached: %s",
+           (long long)pid, (long long)st->child_pid, rs_strerror(rc));
+  return rc == -EIO || rc == RS_E_UNSUPPORTED ? 0 : rc;
+}
+
+/* Stops for process events (fork-events+, vfork-events+, exec-events+). The program resumes with no signal. */
+static int handle_process_event(struct trace *tr, const struct rspc_stop *st)
+{
+  switch (st->kind) {
+  case RSPC_STOP_FORK:
+  case RSPC_STOP_VFORK:
+    return release_child(tr, st);
+  case RSPC_STOP_VFORK_DONE:
+    if (!tr->vfork_lifted)
+      return 0;
+    tr->vfork_lifted = 0;
+    trace_bp_reinsert_all(tr); /* a breakpoint that cannot go back is only missed: logged there */
+    return 0;
+  case RSPC_STOP_EXEC:
+    /* The new image has none of the old breakpoints (the server dropped them too). */
+    trace_bp_forget_all(tr);
+    tr->vfork_lifted = 0;
+    LOG_WARN("process %lld executed a new program, which is not traced: tracing on after an exec is not "
+             "supported yet", (long long)(st->pid ? st->pid : st->tid));
+    return 0;
+  default:
+    return 0;
+  }
+}
+
+/* Children inherit our breakpoints: say so when neither the server nor we will take them out. */
+static void warn_unreleased_children(struct trace *tr)
+{
+  const struct rspc_features *f = rspc_features(tr->c);
+  if (f->detach_fork || (f->fork_events && f->vfork_events))
+    return;
+  LOG_WARN("the server does not report %s (no %s in its qSupported reply): a child process the program starts "
+           "keeps our breakpoints in its copy of memory and dies of SIGTRAP at the first one it reaches",
+           f->fork_events ? "vforks" : "forks", f->fork_events ? "vfork-events+" : "fork-events+");
+}
+
 void trace_show_progress(struct trace *tr, int final)
 {
   if (!tr->progress)
@@ -209,6 +279,7 @@ static int wait_running(struct trace *tr, struct rspc_stop *st)
 int trace_event_loop(struct trace *tr)
 {
   int sig_to_deliver = 0;
+  warn_unreleased_children(tr);
   for (;;) {
     tr->hit_stack_valid = 0; /* the program runs again: the captured window goes stale */
     int rc = rspc_continue(tr->c, sig_to_deliver);
@@ -232,7 +303,11 @@ int trace_event_loop(struct trace *tr)
       tr->term_signal = st.kind == RSPC_STOP_TERMINATED ? st.signal : 0;
       return 0;
     }
-    if (st.signal == GDB_SIGTRAP) {
+    if (st.kind != RSPC_STOP_SIGNAL) {
+      rc = handle_process_event(tr, &st);
+      if (rc)
+        return rc;
+    } else if (st.signal == GDB_SIGTRAP) {
       rc = handle_trap(tr, &st);
       if (rc)
         return rc;

@@ -106,6 +106,8 @@ struct trace {
   int program_ended;
   int exit_code;
   int term_signal;
+  int vfork_lifted;       /* breakpoints out of the memory a vfork child shares, until the parent's vforkdone */
+  uint64_t children_released; /* child processes detached with our breakpoints removed (fork events) */
 };
 
 #endif

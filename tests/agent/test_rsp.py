@@ -500,6 +500,38 @@ def disconnect():
           "the attached program ran on to its normal end")
 
 
+def exec_events():
+    """The traced process executes a new program: a client that offered exec-events+ gets an 'exec' stop naming
+    it (hex path, as gdbserver sends); any client finds the old image's breakpoints forgotten (removing one is
+    a harmless OK, nothing is written into the new image) and the new program runs to its normal end."""
+    new_program = os.path.realpath("/bin/echo")
+    for offer in (True, False):
+        agent = Agent(["--", "/bin/sh", "-c", "exec /bin/echo exec-done"])
+        rsp = Rsp(agent.port)
+        sup = rsp.handshake("multiprocess+;swbreak+" + (";exec-events+" if offer else ""))
+        check((b"exec-events+" in sup) == offer, "exec-events+ offered back only when the client offers it")
+        check(b"rsprof-detachfork+" in sup and b"fork-events+" not in sup.replace(b"rsprof-detachfork+", b""),
+              "the agent says it lets children go itself (rsprof-detachfork+) and reports no forks")
+        pid = pid_of(rsp)
+        auxv = open("/proc/%d/auxv" % pid, "rb").read()
+        pairs = [int.from_bytes(auxv[i:i + 8], "little") for i in range(0, len(auxv) - 15, 8)]
+        entry = next(pairs[i + 1] for i in range(0, len(pairs) - 1, 2) if pairs[i] == 9)  # AT_ENTRY
+        check(rsp.cmd("Z0,%x,1" % entry) == b"OK", "breakpoint at the shell's entry point")
+        sig, f = parse_stop(rsp.cmd("vCont;c"))
+        check(sig == 5 and "swbreak" in f and le64(f[RIP]) == entry, "stopped at the shell's entry point")
+        reply = rsp.cmd("vCont;c")
+        if offer:
+            sig, f = parse_stop(reply)
+            check(sig == 5 and bytes.fromhex(f.get("exec", "")).decode() == new_program and "thread" in f,
+                  "the exec is reported with the new program's path: %r" % reply[:120])
+            check(rsp.cmd("z0,%x,1" % entry) == b"OK", "removing the old image's breakpoint after exec")
+            reply = rsp.cmd("vCont;c")
+        check(reply.startswith(b"W00"), "the new program ran to its end: %r" % reply[:80])
+        rsp.close()
+        agent.wait()
+        check(agent.stdout == "exec-done\n", "the new program's output: %r" % agent.stdout)
+
+
 def cli():
     agent_bin = os.environ["AGENT"]
     r = subprocess.run([agent_bin, "--bogus"], capture_output=True, text=True)
@@ -525,4 +557,5 @@ if __name__ == "__main__":
     {"threads": threads, "removed_breakpoints": removed_breakpoints, "stop_stack": stop_stack, "quiet_break": quiet_break,
      "quiet_break_threads": quiet_break_threads,
      "attach": attach,
-     "protocol": protocol, "robustness": robustness, "disconnect": disconnect, "cli": cli}[sys.argv[1]]()
+     "protocol": protocol, "robustness": robustness, "disconnect": disconnect, "cli": cli,
+     "exec_events": exec_events}[sys.argv[1]]()

@@ -1,5 +1,6 @@
 /* Unit tests of stop-reply parsing: the rsprof extensions' fields (quiet hits, stop time) next to the
- * standard ones, and malformed quiet-hit lists refused rather than half read. */
+ * standard ones, malformed quiet-hit lists refused rather than half read, and the process events (fork, vfork,
+ * vforkdone, exec). */
 #include <string.h>
 
 #include "errors.h"
@@ -61,4 +62,34 @@ TEST(malformed_quiet_hits_are_refused)
     struct rspc_quiet_hit h;
     ASSERT_EQ(rspc_next_quiet_hit(&p, end, &h), RS_E_PROTO);
   }
+}
+
+TEST(process_event_stops_name_the_child)
+{
+  struct rspc_stop st;
+  /* gdbserver's order: the event first, then the registers and the reporting (parent) thread. */
+  ASSERT_EQ(parse("T05fork:p1f5.1f5;06:0000000000000000;thread:p1f0.1f2;", &st), 0);
+  ASSERT_EQ(st.kind, RSPC_STOP_FORK);
+  ASSERT_EQ(st.signal, 5);
+  ASSERT_U64_EQ((uint64_t)st.child_pid, 0x1f5);
+  ASSERT_U64_EQ((uint64_t)st.child_tid, 0x1f5);
+  ASSERT_U64_EQ((uint64_t)st.pid, 0x1f0);
+  ASSERT_U64_EQ((uint64_t)st.tid, 0x1f2);
+  ASSERT_EQ(parse("T05vfork:p30.30;thread:p20.21;", &st), 0);
+  ASSERT_EQ(st.kind, RSPC_STOP_VFORK);
+  ASSERT_U64_EQ((uint64_t)st.child_pid, 0x30);
+  ASSERT_EQ(parse("T05vforkdone:;thread:p20.21;", &st), 0);
+  ASSERT_EQ(st.kind, RSPC_STOP_VFORK_DONE);
+  ASSERT_U64_EQ((uint64_t)st.tid, 0x21);
+  ASSERT_EQ(parse("T05exec:2f62696e2f6c73;thread:p20.20;", &st), 0);
+  ASSERT_EQ(st.kind, RSPC_STOP_EXEC);
+  /* Without multiprocess the child's thread id is its process id. */
+  ASSERT_EQ(parse("T05fork:44;thread:40;", &st), 0);
+  ASSERT_U64_EQ((uint64_t)st.child_pid, 0x44);
+  /* A fork without a usable child is refused, not taken for a signal stop. */
+  ASSERT_EQ(parse("T05fork:;thread:p20.21;", &st), RS_E_PROTO);
+  ASSERT_EQ(parse("T05fork:zz;thread:p20.21;", &st), RS_E_PROTO);
+  /* An ordinary breakpoint stop stays a signal stop. */
+  ASSERT_EQ(parse("T05thread:p20.21;swbreak:;", &st), 0);
+  ASSERT_EQ(st.kind, RSPC_STOP_SIGNAL);
 }

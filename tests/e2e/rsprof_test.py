@@ -37,7 +37,8 @@ class Server:
 
     live = []  # closed at exit, so a failing or timed-out test leaves no server (or traced program) behind
 
-    def __init__(self, kind, agent, argv, extra=()):
+    def __init__(self, kind, agent, argv, extra=(), stdout=None):
+        """stdout: a file for the program's output (default: the server's log, with the server's messages)."""
         self.tmp = tempfile.mkdtemp(prefix="rsprof-e2e-")
         self.log = open(os.path.join(self.tmp, "server.log"), "w+")
         if kind == "agent":
@@ -46,7 +47,8 @@ class Server:
         else:
             portfile = None
             cmd = ["gdbserver", "--once", "127.0.0.1:0", *argv]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=stdout or self.log,
+                                     stderr=self.log if stdout else subprocess.STDOUT)
         Server.live.append(self)
         self.port = None
         deadline = time.time() + 20

@@ -1,0 +1,250 @@
+#!/usr/bin/env python3
+"""A traced program's children (fork, clone into a copy of memory, vfork + exec, a shell's pipelines and command
+substitutions) run untraced and unharmed: the program prints exactly what it prints untraced, every child
+exits as it would, and the parent is still traced after each kind of child.
+
+usage: fork.py shell --collector BIN --agent BIN [--server agent|gdbserver] [--gdb] -- /bin/sh -c SCRIPT
+       fork.py workers --collector BIN --agent BIN [--server agent|gdbserver] [--gdb] -- FX-FORK-C MODE N
+       fork.py no-fork-events --collector BIN --agent BIN --server gdbserver -- FX-FORK-C fork N
+       fork.py cli --collector BIN --agent BIN -- COLLECTOR    (the --follow-fork option of COLLECTOR)
+With --gdb, stock gdb debugs through the agent instead of the collector (breakpoints set by gdb).
+no-fork-events hides fork-events+ and vfork-events+ from gdbserver's qSupported reply (a relay in between):
+the collector must warn that children will die, and they do."""
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rsprof_test as t  # noqa: E402
+
+
+def expect_eq(what, got, want):
+    if got != want:
+        t.fail(f"{what}: got {got!r}, expected {want!r}")
+    print(f"ok {what}")
+
+
+def untraced(argv):
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        t.fail(f"untraced run exited {r.returncode}: {r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def start(a):
+    """A server for the program, its output going to its own file; returns (server, path of that file)."""
+    out_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"rsprof-fork-{os.getpid()}.out")
+    out = open(out_path, "w")
+    srv = t.Server(a.server, a.agent, a.argv, stdout=out)
+    out.close()
+    return srv, out_path
+
+
+def read_output(path):
+    text = open(path).read()
+    os.unlink(path)
+    return text
+
+
+def traced_by_collector(a):
+    """(program output, summary, profile path, server output) of a run traced by the memory module."""
+    srv, out_path = start(a)
+    prof = os.path.join(srv.tmp, "p.drcctprof")
+    summ = os.path.join(srv.tmp, "s.json")
+    col = t.collector(a.collector, srv.port, "--module", "memory", "-o", prof, "--summary-json", summ)
+    status = srv.wait()
+    summary = json.load(open(summ))
+    expect_eq("program exit code in the summary", summary["program"]["exit_code"], 0)
+    if a.server == "agent":
+        expect_eq("agent exit status (the program's)", status, 0)
+    return read_output(out_path), summary, prof, srv.output() + col.stderr
+
+
+def traced_by_gdb(a, breaks):
+    """(program output, {function: hits}) with gdb counting hits of breakpoints at breaks through the server."""
+    srv, out_path = start(a)
+    script = ["set pagination off", "set confirm off", "python",
+              "hits = {}",
+              "class Counter(gdb.Breakpoint):",
+              "    def stop(self):",
+              "        hits[self.location] = hits.get(self.location, 0) + 1",
+              "        return False",
+              *[f"Counter({b!r})" for b in breaks],
+              "end",
+              f"target remote 127.0.0.1:{srv.port}",
+              "continue",
+              "python print('HITS', ' '.join(f'{k}={hits.get(k, 0)}' for k in " + repr(list(breaks)) + "))"]
+    path = os.path.join(srv.tmp, "count.gdb")
+    with open(path, "w") as f:
+        f.write("\n".join(script) + "\n")
+    r = subprocess.run(["gdb", "-nx", "-batch", "-x", path, a.argv[0]], capture_output=True, text=True,
+                       timeout=300)
+    srv.wait()
+    m = re.search(r"^HITS (.*)$", r.stdout, re.M)
+    if not m:
+        t.fail("gdb did not finish:\n" + r.stdout[-3000:] + r.stderr[-3000:])
+    if "exited normally" not in r.stdout:
+        t.fail("gdb did not see the program exit normally:\n" + r.stdout[-3000:])
+    hits = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    return read_output(out_path), hits
+
+
+def workload_allocs(a, prof, func):
+    """Allocations whose calling context holds func, from the profile."""
+    out = t.report(a.collector, prof, "folded", "--metric", "allocations")
+    total = 0
+    for line in out.splitlines():
+        stack, _, value = line.rpartition(" ")
+        if func in stack.split(";"):
+            total += int(value)
+    return total
+
+
+def hide_fork_events(port):
+    """A loopback relay to port that removes fork-events+ and vfork-events+ from the collector's qSupported and
+    from the reply (the packet naming qXfer:features:read+), so gdbserver traces no fork (it does when the
+    client offers them) and the collector sees a server without them. Returns the relay's port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def pump(src, dst, marker):
+        rewrite = True
+        pending = b""
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            if rewrite:
+                pending += data
+                m = re.search(rb"\$([^#$]*" + re.escape(marker) + rb"[^#]*)#..", pending)
+                if m:
+                    body = re.sub(rb"(?<=[:;])v?fork-events\+;?|;v?fork-events\+$", b"", m.group(1))
+                    packet = b"$" + body + b"#" + b"%02x" % (sum(body) % 256)
+                    data, pending, rewrite = pending[:m.start()] + packet + pending[m.end():], b"", False
+                elif b"$" not in pending:
+                    data, pending = pending, b""  # acknowledgements before the reply: pass them on
+                else:
+                    continue  # the reply is still arriving
+            dst.sendall(data)
+        try:
+            dst.shutdown(socket.SHUT_WR)  # a close would wait for the other direction's blocked recv
+        except OSError:
+            pass
+
+    def serve():
+        client, _ = listener.accept()
+        server = socket.create_connection(("127.0.0.1", port))
+        for sock in (client, server):  # one packet per write, as the real ends do: no Nagle delays
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=pump, args=(client, server, b"qSupported:"), daemon=True).start()
+        pump(server, client, b"qXfer:features:read+")
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def check_no_fork_events(a):
+    """Without the process events the collector says what will happen to the children, and it happens."""
+    srv, out_path = start(a)
+    relay = hide_fork_events(srv.port)
+    col = t.collector(a.collector, relay, "--module", "memory", "-o", os.path.join(srv.tmp, "p.drcctprof"))
+    srv.wait()
+    got = read_output(out_path)
+    if "does not report forks (no fork-events+ in its qSupported reply)" not in col.stderr:
+        t.fail("no warning about the missing fork events:\n" + col.stderr[-3000:])
+    print("ok the collector warned that the server does not report forks")
+    expect_eq("workers killed by the inherited breakpoints (SIGTRAP)", got.count("killed by signal 5"), 4)
+
+
+def check_cli(a):
+    """--follow-fork: 'no' is the default, 'yes' is refused as not supported yet, anything else is a bad value."""
+    base = [a.argv[0], "--connect", "127.0.0.1:1", "--module", "memory", "-o", os.devnull]
+    r = subprocess.run(base + ["--follow-fork", "yes"], capture_output=True, text=True, timeout=30)
+    expect_eq("exit status of --follow-fork yes", r.returncode, 2)
+    if "--follow-fork yes is not supported yet" not in r.stderr:
+        t.fail("--follow-fork yes does not say it is not supported: " + r.stderr)
+    r = subprocess.run(base + ["--follow-fork", "maybe"], capture_output=True, text=True, timeout=30)
+    expect_eq("exit status of --follow-fork maybe", r.returncode, 2)
+    r = subprocess.run([a.argv[0], "--help"], capture_output=True, text=True, timeout=30)
+    if "--follow-fork no|yes" not in r.stdout:
+        t.fail("--help does not list --follow-fork")
+    print("ok --help lists --follow-fork")
+
+
+def check_shell(a):
+    want = untraced(a.argv)
+    if a.gdb:
+        # malloc resolves once libc is loaded; its traps are in every child's copy of memory until removed.
+        got, hits = traced_by_gdb(a, ["malloc"])
+        if hits["malloc"] == 0:
+            t.fail("gdb's breakpoint on malloc never stopped the shell")
+    else:
+        got, summary, _, log = traced_by_collector(a)
+        if summary["memory"]["allocs"] == 0:
+            t.fail("the collector saw no allocation of the shell itself")
+        if "Trace/breakpoint trap" in log:
+            t.fail("a child died of SIGTRAP:\n" + log[-3000:])
+        if "; exec " in a.argv[-1] and "executed a new program, which is not traced" not in log:
+            t.fail("the collector did not say that the exec'd program is not traced:\n" + log[-3000:])
+    expect_eq("the traced shell's output", got, want)
+
+
+def check_workers(a):
+    want = untraced(a.argv)
+    n = int(a.argv[-1])
+    if a.gdb:
+        got, hits = traced_by_gdb(a, ["parent_round", "worker_round"])
+        expect_eq("the traced program's output", got, want)
+        expect_eq("gdb's stops in parent_round (before and after the workers)", hits["parent_round"], 2 * n)
+        expect_eq("gdb's stops in the workers' worker_round (they are not followed)", hits["worker_round"], 0)
+        return
+    got, summary, prof, _ = traced_by_collector(a)
+    expect_eq("the traced program's output", got, want)
+    per_round = 4
+    expect_eq("allocations in parent_round's contexts", workload_allocs(a, prof, "parent_round"), 2 * n * per_round)
+    expect_eq("allocations in worker_round's contexts (workers are not followed)",
+              workload_allocs(a, prof, "worker_round"), 0)
+    # Twice the rounds: the summary grows by exactly the parent's extra allocations, none of the workers'.
+    b = argparse.Namespace(**{**vars(a), "argv": a.argv[:-1] + [str(2 * n)]})
+    want2 = untraced(b.argv)
+    got2, summary2, _, _ = traced_by_collector(b)
+    expect_eq("the traced program's output (twice the rounds)", got2, want2)
+    parent = [int(re.search(r"parent allocs=(\d+)", w).group(1)) for w in (want, want2)]
+    expect_eq("extra allocations counted with twice the rounds (the parent's only)",
+              summary2["memory"]["allocs"] - summary["memory"]["allocs"], parent[1] - parent[0])
+    # Each extra event is one of those allocations or their frees: no worker's call reached the collector.
+    delta = {k: summary2[k] - summary[k] for k in ("events",)}
+    delta.update({k: summary2["memory"][k] - summary["memory"][k] for k in ("allocs", "frees")})
+    expect_eq("extra events with twice the rounds (the parent's allocations and frees)", delta["events"],
+              delta["allocs"] + delta["frees"])
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("check", choices=["shell", "workers", "no-fork-events", "cli"])
+    p.add_argument("--collector", required=True)
+    p.add_argument("--agent", required=True)
+    p.add_argument("--server", default="agent", choices=["agent", "gdbserver"])
+    p.add_argument("--gdb", action="store_true")
+    p.add_argument("argv", nargs="+")
+    a = p.parse_args()
+    if a.check == "cli":
+        return check_cli(a)
+    t.require_ptrace()
+    # Children killed by SIGTRAP (the defect, and no-fork-events) would dump core: slow, and files left behind.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if a.server == "gdbserver" and not shutil.which("gdbserver"):
+        t.skip("gdbserver is not installed")
+    {"shell": check_shell, "workers": check_workers, "no-fork-events": check_no_fork_events}[a.check](a)
+
+
+if __name__ == "__main__":
+    main()
