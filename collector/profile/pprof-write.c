@@ -17,12 +17,14 @@
 
 /* profile.proto field numbers (package perftools.profiles). */
 enum {
-  PROFILE_SAMPLE_TYPE = 1, PROFILE_SAMPLE = 2, PROFILE_LOCATION = 4, PROFILE_FUNCTION = 5,
+  PROFILE_SAMPLE_TYPE = 1, PROFILE_SAMPLE = 2, PROFILE_MAPPING = 3, PROFILE_LOCATION = 4, PROFILE_FUNCTION = 5,
   PROFILE_STRING_TABLE = 6, PROFILE_COMMENT = 13, PROFILE_DEFAULT_SAMPLE_TYPE = 14,
   VALUE_TYPE_TYPE = 1, VALUE_TYPE_UNIT = 2,
   SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2, SAMPLE_LABEL = 3,
   LABEL_KEY = 1, LABEL_STR = 2, LABEL_NUM = 3,
-  LOCATION_ID = 1, LOCATION_LINE = 4,
+  MAPPING_ID = 1, MAPPING_MEMORY_START = 2, MAPPING_MEMORY_LIMIT = 3, MAPPING_FILENAME = 5, MAPPING_BUILD_ID = 6,
+  MAPPING_HAS_FUNCTIONS = 7, MAPPING_HAS_FILENAMES = 8, MAPPING_HAS_LINE_NUMBERS = 9, MAPPING_HAS_INLINE_FRAMES = 10,
+  LOCATION_ID = 1, LOCATION_MAPPING_ID = 2, LOCATION_ADDRESS = 3, LOCATION_LINE = 4,
   LINE_FUNCTION_ID = 1, LINE_LINE = 2,
   FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_SYSTEM_NAME = 3, FUNCTION_FILENAME = 4,
 };
@@ -133,6 +135,9 @@ static int location_id(struct pprof_writer *w, const struct prof_context *c, uin
   rs_buf_reset(&w->sub);
   if ((rc = pb_uint(&w->sub, LOCATION_ID, *id)))
     return rc;
+  if (c->mapping != PROF_NONE && ((rc = pb_uint(&w->sub, LOCATION_MAPPING_ID, c->mapping + 1)) ||
+                                  (rc = pb_uint(&w->sub, LOCATION_ADDRESS, c->address))))
+    return rc;
   for (size_t k = 0; k < c->nlines; k++) {
     const struct prof_line *l = &w->p->lines[c->first_line + k];
     uint64_t fid;
@@ -218,6 +223,34 @@ static const char *pprof_unit(const char *unit, double *scale)
   return unit;
 }
 
+/* One mapping per module. Addresses are offsets in the module (the profile keeps no load addresses, which
+ * differ from run to run), so each mapping starts at 0 and reaches past its highest offset. */
+static int write_mappings(struct pprof_writer *w)
+{
+  const struct prof *p = w->p;
+  uint64_t *limit = calloc(p->nmappings ? p->nmappings : 1, sizeof *limit);
+  if (!limit)
+    return -ENOMEM;
+  for (size_t c = 0; c < p->nctx; c++)
+    if (p->ctx[c].mapping != PROF_NONE && p->ctx[c].address >= limit[p->ctx[c].mapping])
+      limit[p->ctx[c].mapping] = p->ctx[c].address + 1;
+  int rc = 0;
+  for (size_t m = 0; m < p->nmappings && !rc; m++) {
+    uint64_t file, build_id;
+    rs_buf_reset(&w->msg);
+    if ((rc = str_id(w, p->mappings[m].file, &file)) || (rc = str_id(w, p->mappings[m].build_id, &build_id)) ||
+        (rc = pb_uint(&w->msg, MAPPING_ID, m + 1)) || (rc = pb_uint(&w->msg, MAPPING_MEMORY_START, 0)) ||
+        (rc = pb_uint(&w->msg, MAPPING_MEMORY_LIMIT, limit[m])) || (rc = pb_uint(&w->msg, MAPPING_FILENAME, file)) ||
+        (rc = pb_uint(&w->msg, MAPPING_BUILD_ID, build_id)) || (rc = pb_uint(&w->msg, MAPPING_HAS_FUNCTIONS, 1)) ||
+        (rc = pb_uint(&w->msg, MAPPING_HAS_FILENAMES, 1)) || (rc = pb_uint(&w->msg, MAPPING_HAS_LINE_NUMBERS, 1)) ||
+        (rc = pb_uint(&w->msg, MAPPING_HAS_INLINE_FRAMES, 1)))
+      break;
+    rc = pb_bytes(&w->out, PROFILE_MAPPING, w->msg.data, w->msg.len);
+  }
+  free(limit);
+  return rc;
+}
+
 static int encode(struct pprof_writer *w, const char *comment)
 {
   const struct prof *p = w->p;
@@ -234,6 +267,8 @@ static int encode(struct pprof_writer *w, const char *comment)
         (rc = pb_bytes(&w->out, PROFILE_SAMPLE_TYPE, w->msg.data, w->msg.len)))
       return rc;
   }
+  if ((rc = write_mappings(w)))
+    return rc;
   for (size_t c = 0; c < p->nctx; c++)
     if ((rc = write_sample(w, c)))
       return rc;

@@ -52,6 +52,7 @@ void prof_free(struct prof *p)
     free(pv->paths);
     free(pv);
   }
+  free(p->mappings);
   free(p->metric_name);
   free(p->metric_unit);
   free(p->ctx);
@@ -79,6 +80,7 @@ static int index_ids(struct u64map *m, size_t n, uint64_t (*id_of)(const void *,
 static uint64_t file_id(const void *a, size_t i) { return ((Drcctprof__Profile__SourceFile *const *)a)[i]->id; }
 static uint64_t func_id(const void *a, size_t i) { return ((Drcctprof__Profile__Function *const *)a)[i]->id; }
 static uint64_t loc_id(const void *a, size_t i) { return ((Drcctprof__Profile__Location *const *)a)[i]->id; }
+static uint64_t map_id(const void *a, size_t i) { return ((Drcctprof__Profile__Mapping *const *)a)[i]->id; }
 static uint64_t ctx_id(const void *a, size_t i) { return ((Drcctprof__Profile__Context *const *)a)[i]->id; }
 
 struct id_index {
@@ -96,7 +98,7 @@ static int build(struct prof *p, char *err, size_t errlen)
 {
   struct prof_priv *pv = p->priv;
   const Drcctprof__Profile__Profile *pb = pv->pb;
-  struct u64map files, funcs, locs, ctxs;
+  struct u64map files, funcs, locs, ctxs, maps;
   struct id_index *order = NULL;
   size_t *loc_first = NULL, *last_child = NULL;
   int rc;
@@ -104,6 +106,7 @@ static int build(struct prof *p, char *err, size_t errlen)
   u64map_init(&files);
   u64map_init(&funcs);
   u64map_init(&locs);
+  u64map_init(&maps);
   u64map_init(&ctxs);
 
   if (pb->n_string_table == 0 || pb->string_table[0][0] != '\0') {
@@ -178,6 +181,25 @@ static int build(struct prof *p, char *err, size_t errlen)
     }
   }
 
+  /* Mappings (rsprof's addition; absent from other writers' files): the modules locations point into. */
+  if ((rc = index_ids(&maps, pb->n_mapping, map_id, pb->mapping, "mapping", err, errlen)) < 0)
+    goto out;
+  p->mappings = calloc(pb->n_mapping + 1, sizeof *p->mappings);
+  if (!p->mappings) {
+    rc = fail(err, errlen, -ENOMEM, "out of memory");
+    goto out;
+  }
+  for (size_t i = 0; i < pb->n_mapping; i++) {
+    const Drcctprof__Profile__Mapping *m = pb->mapping[i];
+    if (!str_ok(pb, m->filename) || !str_ok(pb, m->build_id)) {
+      rc = INCONSISTENT("mapping %" PRIu64 " names a string that does not exist", m->id);
+      goto out;
+    }
+    p->mappings[i].file = pb->string_table[m->filename];
+    p->mappings[i].build_id = pb->string_table[m->build_id];
+  }
+  p->nmappings = pb->n_mapping;
+
   /* Locations: flatten their lines into p->lines. */
   if ((rc = index_ids(&locs, pb->n_location, loc_id, pb->location, "location", err, errlen)) < 0)
     goto out;
@@ -245,7 +267,7 @@ static int build(struct prof *p, char *err, size_t errlen)
     struct prof_context *pc = &p->ctx[i];
     uint64_t v;
     pc->id = c->id;
-    pc->parent = pc->first_child = pc->next_sibling = PROF_NONE;
+    pc->parent = pc->first_child = pc->next_sibling = pc->mapping = PROF_NONE;
     last_child[i] = PROF_NONE;
     if (c->parent_id) {
       if (c->parent_id >= c->id) {
@@ -273,6 +295,17 @@ static int build(struct prof *p, char *err, size_t errlen)
       }
       pc->first_line = loc_first[v];
       pc->nlines = pb->location[v]->n_line;
+      const Drcctprof__Profile__Location *l = pb->location[v];
+      pc->mapping = PROF_NONE;
+      pc->address = l->address;
+      if (l->mapping_id) {
+        if (!u64map_get(&maps, l->mapping_id, &v)) {
+          rc = INCONSISTENT("location %" PRIu64 " refers to mapping %" PRIu64 ", which does not exist", l->id,
+                            l->mapping_id);
+          goto out;
+        }
+        pc->mapping = v;
+      }
     }
   }
   /* Listed children must agree with the parent ids (checked after all parents, so that a bad parent id is
@@ -326,6 +359,7 @@ out:
   u64map_free(&files);
   u64map_free(&funcs);
   u64map_free(&locs);
+  u64map_free(&maps);
   u64map_free(&ctxs);
   free(order);
   free(loc_first);

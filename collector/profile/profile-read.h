@@ -20,10 +20,18 @@ struct prof_context {
   size_t first_line, nlines; /* the location's lines in prof.lines: inlined callees first, caller last */
   size_t first_child, next_sibling; /* indexes, PROF_NONE when absent; children in id order */
   size_t depth;            /* 0 for a root */
+  size_t mapping;          /* the module the location is in (index in prof.mappings), PROF_NONE if unknown */
+  uint64_t address;        /* the offset in that module (the address minus its load bias) */
   int has_sample;
 };
 
 #define PROF_NONE ((size_t)-1)
+
+/* A module locations point into (rsprof's addition to the format; strings point into the profile). */
+struct prof_mapping {
+  const char *file;        /* the module's path */
+  const char *build_id;    /* its GNU build-id in hex, "" when it has none */
+};
 
 struct prof {
   size_t nmetrics;
@@ -34,6 +42,8 @@ struct prof {
   int64_t *self;             /* nctx * nmetrics: each context's summed sample values */
   struct prof_line *lines;
   size_t nlines;
+  struct prof_mapping *mappings;
+  size_t nmappings;
   void *priv;                /* decoded message and owned strings */
 };
 

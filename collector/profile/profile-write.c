@@ -20,6 +20,12 @@
 /* A location under construction: its lines are a slice of the writer's line array. */
 struct wloc {
   size_t first_line, nlines;
+  uint64_t mapping_id, address; /* the module (0: none known) and the offset in it */
+};
+
+/* A module that locations point into (id = index + 1); strings are string-table indexes. */
+struct wmap {
+  int64_t filename, build_id;
 };
 
 struct writer {
@@ -31,6 +37,9 @@ struct writer {
   struct pstrmap strings; /* the string table; index 0 is "" */
   struct pstrmap fkeys;   /* function identity -> function index (id = index + 1) */
   struct pstrmap files;   /* full source path -> file index (id = index + 2: id 1 is the empty entry) */
+  struct pstrmap modules; /* module path -> mapping index (id = index + 1) */
+  struct wmap *maps;
+  size_t nmaps, maps_cap;
   Drcctprof__Profile__Function *funcs;
   size_t nfuncs, funcs_cap;
   Drcctprof__Profile__SourceFile *srcs;
@@ -167,6 +176,7 @@ static int begin_location(struct writer *w, uint32_t *id)
     return rc;
   w->locs[i].first_line = w->nlines;
   w->locs[i].nlines = 0;
+  w->locs[i].mapping_id = w->locs[i].address = 0;
   *id = (uint32_t)i + 1;
   return 0;
 }
@@ -194,6 +204,23 @@ static void unknown_name(char *buf, size_t len, uint64_t pc, const char *module)
     snprintf(buf, len, "0x%" PRIx64, pc);
 }
 
+/* The id of the mapping for module (made when new, with its build-id in hex or NULL). */
+static int mapping_id(struct writer *w, const char *module, const char *build_id, uint64_t *id)
+{
+  uint32_t idx;
+  int added, rc = pstrmap_intern(&w->modules, module, &idx, &added);
+  if (rc < 0)
+    return rc;
+  if (added) {
+    size_t i;
+    if ((rc = push((void **)&w->maps, &w->nmaps, &w->maps_cap, sizeof *w->maps, &i)) < 0 ||
+        (rc = str_index(w, module, &w->maps[i].filename)) < 0 || (rc = str_index(w, build_id, &w->maps[i].build_id)) < 0)
+      return rc;
+  }
+  *id = (uint64_t)idx + 1;
+  return 0;
+}
+
 static int frame_location(struct writer *w, uint64_t pc, uint32_t *id)
 {
   struct sym_frame frames[PROFILE_MAX_INLINE];
@@ -206,6 +233,12 @@ static int frame_location(struct writer *w, uint64_t pc, uint32_t *id)
     n = PROFILE_MAX_INLINE;
   if ((rc = begin_location(w, id)) < 0)
     return rc;
+  if (n > 0 && frames[0].module) {
+    struct wloc *l = &w->locs[*id - 1];
+    if ((rc = mapping_id(w, frames[0].module, frames[0].build_id, &l->mapping_id)) < 0)
+      return rc;
+    l->address = frames[0].module_offset;
+  }
   for (int i = 0; i < n; i++) {
     const struct sym_frame *fr = &frames[i];
     const char *name = fr->function ? fr->function : fr->linkage_name;
@@ -397,9 +430,18 @@ static int write_profile(struct writer *w, const struct profile_metric *metrics,
     for (size_t k = 0; k < l.n_line; k++)
       lp[k] = &w->lines[w->locs[i].first_line + k];
     l.line = lp;
+    l.mapping_id = w->locs[i].mapping_id;
+    l.address = w->locs[i].address;
     put_message(w, 4, &l.base);
   }
   free(lp);
+  for (size_t i = 0; i < w->nmaps; i++) {
+    Drcctprof__Profile__Mapping m = DRCCTPROF__PROFILE__MAPPING__INIT;
+    m.id = i + 1;
+    m.filename = w->maps[i].filename;
+    m.build_id = w->maps[i].build_id;
+    put_message(w, 8, &m.base);
+  }
   for (size_t i = 0; i < w->nfuncs; i++)
     put_message(w, 5, &w->funcs[i].base);
   for (size_t i = 0; i < w->nsrcs; i++)
@@ -422,6 +464,8 @@ static void writer_free(struct writer *w)
   pstrmap_free(&w->strings);
   pstrmap_free(&w->fkeys);
   pstrmap_free(&w->files);
+  pstrmap_free(&w->modules);
+  free(w->maps);
   free(w->funcs);
   free(w->srcs);
   free(w->lines);
@@ -450,6 +494,7 @@ int profile_write_drcctprof(const struct cct *t, const struct profile_metric *me
   pstrmap_init(&w.strings);
   pstrmap_init(&w.fkeys);
   pstrmap_init(&w.files);
+  pstrmap_init(&w.modules);
   u64map_init(&w.loc_of_pc);
   u64map_init(&w.loc_of_tid);
   if (!(w.node_loc = calloc((size_t)cct_count(t) + 1, sizeof *w.node_loc))) {

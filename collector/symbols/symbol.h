@@ -13,6 +13,8 @@ struct sym_frame {
   int line;                  /* 0 when unknown */
   int function_line;         /* line where the function starts, 0 when unknown */
   const char *module;        /* path of the ELF module the address belongs to, or NULL */
+  uint64_t module_offset;    /* the address minus the module's load bias (its link-time address) */
+  const char *build_id;      /* the module's GNU build-id in hex, or NULL */
 };
 
 #endif

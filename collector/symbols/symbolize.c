@@ -756,7 +756,8 @@ static int compute(struct sym_state *s, struct col_module *m, uint64_t pc, struc
     const char *name, *dem;
     if (col_module_symbol_at(m, pc, &name, &dem, NULL) != 0)
       return 0;
-    out[0] = (struct sym_frame){dem ? dem : name, name, file, line, 0, s->module_path};
+    out[0] = (struct sym_frame){.function = dem ? dem : name, .linkage_name = name, .file = file, .line = line,
+                                .module = s->module_path};
     return 1;
   }
   /* The inlined ranges containing pc, one per depth (they nest). */
@@ -787,12 +788,14 @@ static int compute(struct sym_state *s, struct col_module *m, uint64_t pc, struc
   int n = 0;
   for (int k = nchain - 1; k >= 0; k--) {
     const struct fn *f = &s->fns[chain[k]->fn];
-    out[n++] = (struct sym_frame){f->name, f->linkage, file, line, f->decl_line, s->module_path};
+    out[n++] = (struct sym_frame){.function = f->name, .linkage_name = f->linkage, .file = file, .line = line,
+                                  .function_line = f->decl_line, .module = s->module_path};
     file = chain[k]->call_file;
     line = chain[k]->call_line;
   }
   const struct fn *f = &s->fns[p->fn];
-  out[n++] = (struct sym_frame){f->name, f->linkage, file, line, f->decl_line, s->module_path};
+  out[n++] = (struct sym_frame){.function = f->name, .linkage_name = f->linkage, .file = file, .line = line,
+                                  .function_line = f->decl_line, .module = s->module_path};
   return n;
 }
 

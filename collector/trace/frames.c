@@ -10,10 +10,20 @@
 #include "symbolize.h"
 #include "unnamed.h"
 
+static void build_id_hex(const struct col_module *m, char *buf, size_t len)
+{
+  const uint8_t *id = NULL;
+  size_t n = 0;
+  buf[0] = 0;
+  col_module_build_id(m, &id, &n);
+  for (size_t i = 0; i < n && 2 * i + 3 <= len; i++)
+    snprintf(buf + 2 * i, 3, "%02x", id[i]);
+}
+
 int trace_symbolize_pc(void *ctx, uint64_t pc, struct sym_frame *frames, int max, int *n)
 {
   /* Valid until the next call, as profile_symbolize_fn allows: the collector is single-threaded. */
-  static char name[512], system_name[640];
+  static char name[512], system_name[640], build_id[130];
   struct trace *tr = ctx;
   uint64_t bias = 0;
   struct col_module *m = col_modmap_find(tr->map, pc, &bias);
@@ -37,8 +47,12 @@ int trace_symbolize_pc(void *ctx, uint64_t pc, struct sym_frame *frames, int max
     }
     *n = 1;
   }
-  for (int i = 0; i < *n; i++)
+  build_id_hex(m, build_id, sizeof build_id);
+  for (int i = 0; i < *n; i++) {
     frames[i].module = col_module_path(m);
+    frames[i].module_offset = pc - bias;
+    frames[i].build_id = build_id[0] ? build_id : NULL;
+  }
   return 0;
 }
 
@@ -82,15 +96,6 @@ static int lacks_symbols(const struct trace_loaded *l)
   return !col_module_has_symtab(l->module) && !col_module_has_debug_info(l->module);
 }
 
-static void build_id_hex(const struct col_module *m, char *buf, size_t len)
-{
-  const uint8_t *id = NULL;
-  size_t n = 0;
-  buf[0] = 0;
-  col_module_build_id(m, &id, &n);
-  for (size_t i = 0; i < n && 2 * i + 3 <= len; i++)
-    snprintf(buf + 2 * i, 3, "%02x", id[i]);
-}
 
 void trace_unsymbolized_json(struct trace *tr, struct json_out *j)
 {

@@ -203,6 +203,16 @@ def check_formats(a):
             t.fail(f"{m}: the HTML totals show {cell.group(1) if cell else 'nothing'}, the profile {total}")
         print(f"{m}: {total} in drcctprof, pprof ({ptotal}{unit}), HTML; summary {want}; "
               f"{len(stacks)} stacks, pprof traces equal")
+    # pprof's mappings name the program with its build-id, as readelf reads it from the file.
+    note = subprocess.run(["readelf", "-n", a.argv[0]], capture_output=True, text=True).stdout
+    build_id = re.search(r"Build ID: ([0-9a-f]+)", note)
+    raw = subprocess.run(["go", "tool", "pprof", "-raw", paths["pprof"]], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "HOME": tempfile.gettempdir()}).stdout
+    maps = raw.split("Mappings", 1)[-1]
+    if not build_id or not any(os.path.basename(a.argv[0]) in ln and build_id.group(1) in ln
+                               for ln in maps.splitlines()):
+        t.fail(f"pprof has no mapping for {a.argv[0]} with build-id {build_id and build_id.group(1)}:\n{maps}")
+    print(f"pprof: mapping for {os.path.basename(a.argv[0])} with build-id {build_id.group(1)}")
     # The icicle graph drew boxes named after the program's frames, and the page is not blank.
     cells = re.findall(r'<div class="cell[^"]*"[^>]*data-name="([^"]*)"', dom)
     frames = {f for stacks in [folded(a, paths["prof"], metrics[0])] for s in stacks for f in s}

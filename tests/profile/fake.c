@@ -54,25 +54,25 @@ int fake_symbolize(void *ctx, uint64_t pc, struct sym_frame *frames, int max, in
   *n = 1;
   switch (pc) {
   case 0x1000:
-    frames[0] = (struct sym_frame){"main", "main", "/src/app/main.c", 10, 5, "/bin/app"};
+    frames[0] = (struct sym_frame){"main", "main", "/src/app/main.c", 10, 5, "/bin/app", pc - 0x1000, FAKE_APP_BUILD_ID};
     return 0;
   case 0x2000:
-    frames[0] = (struct sym_frame){"inl_helper", "_Z10inl_helperv", "/src/app/util.h", 3, 1, "/bin/app"};
-    frames[1] = (struct sym_frame){"caller_b", "caller_b", "/src/app/b.c", 20, 15, "/bin/app"};
+    frames[0] = (struct sym_frame){"inl_helper", "_Z10inl_helperv", "/src/app/util.h", 3, 1, "/bin/app", pc - 0x1000, FAKE_APP_BUILD_ID};
+    frames[1] = (struct sym_frame){"caller_b", "caller_b", "/src/app/b.c", 20, 15, "/bin/app", pc - 0x1000, FAKE_APP_BUILD_ID};
     *n = 2;
     return 0;
   case 0x3000:
   case 0x3004:
-    frames[0] = (struct sym_frame){"leaf_alloc", "leaf_alloc", "/src/app/alloc.c", 7, 6, "/bin/app"};
+    frames[0] = (struct sym_frame){"leaf_alloc", "leaf_alloc", "/src/app/alloc.c", 7, 6, "/bin/app", pc - 0x1000, FAKE_APP_BUILD_ID};
     return 0;
   case 0x5000:
-    frames[0] = (struct sym_frame){NULL, NULL, NULL, 0, 0, "/usr/lib/libfoo.so.1"};
+    frames[0] = (struct sym_frame){NULL, NULL, NULL, 0, 0, "/usr/lib/libfoo.so.1", pc - 0x5000, NULL};
     return 0;
   case 0x6000:
-    frames[0] = (struct sym_frame){NAME_WITH_SEMICOLON, "_RNvXs_array", "/rustc/core/array.rs", 0, 0, "/bin/app"};
+    frames[0] = (struct sym_frame){NAME_WITH_SEMICOLON, "_RNvXs_array", "/rustc/core/array.rs", 0, 0, "/bin/app", pc - 0x1000, FAKE_APP_BUILD_ID};
     return 0;
   case 0x7000:
-    frames[0] = (struct sym_frame){NAME_TO_ESCAPE, NAME_TO_ESCAPE, "/src/app/x.c", 9, 9, "/bin/app"};
+    frames[0] = (struct sym_frame){NAME_TO_ESCAPE, NAME_TO_ESCAPE, "/src/app/x.c", 9, 9, "/bin/app", pc - 0x1000, FAKE_APP_BUILD_ID};
     return 0;
   default:
     *n = 0;

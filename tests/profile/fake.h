@@ -15,6 +15,10 @@ int fake_symbolize(void *ctx, uint64_t pc, struct sym_frame *frames, int max, in
 int fake_calls(uint64_t pc);
 void fake_reset_calls(void);
 
+/* The build-id fake_symbolize gives /bin/app's frames (libfoo's have none); offsets are pc - 0x1000 in
+ * /bin/app and pc - 0x5000 in libfoo. */
+#define FAKE_APP_BUILD_ID "0123456789abcdef0123456789abcdef01234567"
+
 extern const struct profile_metric fake_metrics[2]; /* allocs (count), bytes (bytes) */
 
 /* One recorded event of the hand-built tree. */

@@ -215,6 +215,41 @@ TEST(viewer_follows_every_file_id_and_name)
   cct_free(t);
 }
 
+/* rsprof's additions, which the viewer skips: each location names its module (a mapping with the build-id)
+ * and the offset in it. */
+TEST(locations_carry_their_module_and_offset)
+{
+  struct cct *t = fake_tree();
+  Drcctprof__Profile__Profile *pb = write_and_decode(t, NULL);
+  int saw_app = 0, saw_lib = 0;
+  for (size_t i = 0; i < pb->n_location; i++) {
+    const Drcctprof__Profile__Location *l = pb->location[i];
+    const char *name = str(pb, find_function(pb, l->line[0]->function_id)->name);
+    if (strcmp(name, "leaf_alloc") != 0 && strcmp(name, "0x5000 [libfoo.so.1]") != 0)
+      continue;
+    const Drcctprof__Profile__Mapping *m = NULL;
+    for (size_t k = 0; k < pb->n_mapping; k++)
+      if (pb->mapping[k]->id == l->mapping_id)
+        m = pb->mapping[k];
+    ASSERT_TRUE(m != NULL);
+    if (strcmp(name, "leaf_alloc") == 0) {
+      ASSERT_STR_EQ(str(pb, m->filename), "/bin/app");
+      ASSERT_STR_EQ(str(pb, m->build_id), FAKE_APP_BUILD_ID);
+      ASSERT_TRUE(l->address == 0x2000 || l->address == 0x2004); /* 0x3000 and 0x3004 */
+      saw_app = 1;
+    } else {
+      ASSERT_STR_EQ(str(pb, m->filename), "/usr/lib/libfoo.so.1");
+      ASSERT_STR_EQ(str(pb, m->build_id), "");
+      ASSERT_EQ(l->address, 0);
+      saw_lib = 1;
+    }
+  }
+  ASSERT_TRUE(saw_app && saw_lib);
+  ASSERT_EQ(pb->n_mapping, 2);
+  drcctprof__profile__profile__free_unpacked(pb, NULL);
+  cct_free(t);
+}
+
 /* The stack of a context as "THREAD[100]/main/caller_b/0x3000"-like text, from the file alone: thread
  * name, then the physical function of each frame context, then "!T" when under [truncated]. */
 static void stack_key(const Drcctprof__Profile__Profile *pb, uint64_t id, char *buf, size_t len)
