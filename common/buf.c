@@ -125,3 +125,16 @@ void rs_buf_consume(struct rs_buf *b, size_t n)
   b->len -= n;
   b->data[b->len] = 0;
 }
+
+size_t rs_varint(uint8_t out[10], uint64_t v)
+{
+  size_t n = 0;
+  do {
+    out[n] = (uint8_t)(v & 0x7f);
+    v >>= 7;
+    if (v)
+      out[n] |= 0x80;
+    n++;
+  } while (v);
+  return n;
+}

@@ -35,4 +35,8 @@ void rs_buf_consume(struct rs_buf *b, size_t n);
  * unchanged and still owned by the caller. */
 void *rs_grow(void *arr, size_t *cap, size_t need, size_t elem, size_t first);
 
+/* Encodes v as a protobuf (LEB128) varint into out, which has room for the longest (10 bytes); returns
+ * the length. */
+size_t rs_varint(uint8_t out[10], uint64_t v);
+
 #endif

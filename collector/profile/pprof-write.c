@@ -36,15 +36,7 @@ enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
 static int pb_varint(struct rs_buf *b, uint64_t v)
 {
   uint8_t tmp[10];
-  size_t n = 0;
-  do {
-    tmp[n] = (uint8_t)(v & 0x7f);
-    v >>= 7;
-    if (v)
-      tmp[n] |= 0x80;
-    n++;
-  } while (v);
-  return rs_buf_append(b, tmp, n);
+  return rs_buf_append(b, tmp, rs_varint(tmp, v));
 }
 
 static int pb_uint(struct rs_buf *b, unsigned field, uint64_t v)

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "drcctprof.pb-c.h"
 #include "errors.h"
 #include "profile-strmap.h"
@@ -333,15 +334,7 @@ static void put_bytes(struct writer *w, const void *p, size_t n)
 static void put_varint(struct writer *w, uint64_t v)
 {
   uint8_t b[10];
-  size_t n = 0;
-  do {
-    b[n] = (uint8_t)(v & 0x7f);
-    v >>= 7;
-    if (v)
-      b[n] |= 0x80;
-    n++;
-  } while (v);
-  put_bytes(w, b, n);
+  put_bytes(w, b, rs_varint(b, v));
 }
 
 struct file_buffer {

@@ -152,17 +152,28 @@ int rspc_recv(struct rspc *c, unsigned timeout_ms, const char **reply, size_t *r
   return rc;
 }
 
-int rspc_request(struct rspc *c, const char *payload, size_t len, const char **reply, size_t *rlen)
+/* Takes the replies still owed to packets sent before (a caller that timed out, a pipelined request), which
+ * would otherwise be taken for the next request's. Returns 0 or the receive error. */
+static int drain_owed(struct rspc *c)
 {
   const char *r;
   size_t n;
-  /* Replies still owed to packets whose caller timed out would otherwise be taken for this one's. */
   while (c->owed) {
     int rc = rspc_recv(c, c->reply_timeout_ms, &r, &n);
     if (rc)
       return rc;
   }
-  int rc = rspc_send(c, payload, len);
+  return 0;
+}
+
+int rspc_request(struct rspc *c, const char *payload, size_t len, const char **reply, size_t *rlen)
+{
+  const char *r;
+  size_t n;
+  int rc = drain_owed(c);
+  if (rc)
+    return rc;
+  rc = rspc_send(c, payload, len);
   if (rc)
     return rc;
   rc = rspc_recv(c, c->reply_timeout_ms, &r, &n);
@@ -646,13 +657,11 @@ int rspc_step_over(struct rspc *c, int64_t pid, int64_t tid, uint64_t addr, int 
       rc = rspc_step(c, pid, tid, timeout_ms, out);
     return rc ? rc : rspc_insert_breakpoint(c, addr, kind);
   }
+  int owed_rc = drain_owed(c);
+  if (owed_rc)
+    return owed_rc;
   const char *r;
   size_t rl;
-  while (c->owed) {
-    int rc = rspc_recv(c, c->reply_timeout_ms, &r, &rl);
-    if (rc)
-      return rc;
-  }
   char pkt[96], ptid[48];
   rspc_format_ptid(c, ptid, sizeof ptid, pid, tid);
   int n = snprintf(pkt, sizeof pkt, "z0,%llx,%x", (unsigned long long)addr, kind);
@@ -689,13 +698,9 @@ int rspc_step(struct rspc *c, int64_t pid, int64_t tid, unsigned timeout_ms, str
       return rc;
     n = snprintf(pkt, sizeof pkt, "s");
   }
-  const char *r;
-  size_t rl;
-  while (c->owed) {
-    int rc = rspc_recv(c, c->reply_timeout_ms, &r, &rl);
-    if (rc)
-      return rc;
-  }
+  int owed_rc = drain_owed(c);
+  if (owed_rc)
+    return owed_rc;
   int rc = send_packet(c, pkt, (size_t)n);
   return rc ? rc : rspc_wait_stop(c, timeout_ms, out);
 }
@@ -835,13 +840,8 @@ int rspc_read_memory(struct rspc *c, uint64_t addr, void *buf, size_t len, size_
   int rc = 0, failed = 0;
   if (got)
     *got = 0;
-  const char *r;
-  size_t rl;
-  while (c->owed) {
-    rc = rspc_recv(c, c->reply_timeout_ms, &r, &rl);
-    if (rc)
-      return rc;
-  }
+  if ((rc = drain_owed(c)))
+    return rc;
   while (next_recv < nchunks) {
     while (next_send < nchunks && next_send - next_recv < PIPELINE_DEPTH && !failed) {
       size_t off = next_send * chunk;
@@ -1052,12 +1052,9 @@ int rspc_capture(struct rspc *c, int64_t pid, int64_t tid, uint8_t *regs, size_t
   size_t n;
   *regs_len = 0;
   *stack_got = 0;
-  while (c->owed) {
-    int rc = rspc_recv(c, c->reply_timeout_ms, &r, &n);
-    if (rc)
-      return rc;
-  }
-  int rc;
+  int rc = drain_owed(c);
+  if (rc)
+    return rc;
   if (tid > 0) {
     char pkt[64], ptid[48];
     rspc_format_ptid(c, ptid, sizeof ptid, pid, tid);

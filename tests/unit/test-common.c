@@ -183,3 +183,26 @@ TEST(arch_target_xml_lists_every_register)
     rs_buf_free(&x);
   }
 }
+
+TEST(varint_matches_protobuf_encoding)
+{
+  /* Reference encodings from the protobuf encoding guide's rules: 7 bits a byte, low first, high bit = more. */
+  const struct {
+    uint64_t v;
+    size_t n;
+    uint8_t bytes[10];
+  } cases[] = {
+      {0, 1, {0x00}},
+      {1, 1, {0x01}},
+      {127, 1, {0x7f}},
+      {128, 2, {0x80, 0x01}},
+      {300, 2, {0xac, 0x02}},
+      {16384, 3, {0x80, 0x80, 0x01}},
+      {UINT64_MAX, 10, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    uint8_t out[10];
+    ASSERT_EQ(rs_varint(out, cases[i].v), cases[i].n);
+    ASSERT_EQ(memcmp(out, cases[i].bytes, cases[i].n), 0);
+  }
+}
