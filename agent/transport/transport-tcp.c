@@ -373,6 +373,12 @@ int agent_net_run(struct agent_server *s, const struct agent_net_opts *o)
     rc = agent_tls_server_new(&o->tls, &n->tls);
     if (rc)
       goto out;
+    /* A server certificate alone proves the agent to the client, not the client to the agent: as
+     * open as no TLS at all (with a PSK too, a client can simply pick a certificate suite). */
+    if (o->tls.cert && !o->tls.ca && !o->tls.no_client_auth && !is_loopback(o->host))
+      LOG_WARN("*** listening on %s with TLS but without client authentication: anyone who can connect "
+               "controls the traced program (add --tls-ca, or --tls-no-client-auth if this is meant) ***",
+               o->host);
   } else if (!is_loopback(o->host)) {
     LOG_WARN("*** listening on %s without TLS: anyone who can connect controls the traced program "
              "(use --tls-cert/--tls-key/--tls-ca or --tls-psk-file) ***", o->host);
