@@ -38,7 +38,8 @@ static void usage(FILE *out)
           "      --log-level LEVEL    error, warn, info, debug or trace\n"
           "  -h, --help               show this help\n"
           "  -V, --version            print the version\n"
-          "Anyone who can connect controls the traced program: listen on loopback or use TLS.\n");
+          "Anyone who can connect controls the traced program: listen on loopback, or use TLS\n"
+          "with client authentication (--tls-ca, or a pre-shared key).\n");
 }
 
 enum { OPT_MULTI = 256, OPT_ONCE, OPT_PORT_FILE, OPT_CERT, OPT_KEY, OPT_CA, OPT_PSK, OPT_PSK_ID, OPT_LOG, OPT_ENV, OPT_IDLE, OPT_NO_CLIENT_AUTH };
