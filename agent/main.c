@@ -33,15 +33,17 @@ static void usage(FILE *out)
           "      --tls-cert FILE      server certificate (PEM); enables TLS\n"
           "      --tls-key FILE       server private key (PEM)\n"
           "      --tls-ca FILE        require client certificates signed by this CA\n"
+          "      --tls-no-client-auth  certificate TLS without --tls-ca on purpose (no warning)\n"
           "      --tls-psk-file FILE  pre-shared key (hex) instead of certificates\n"
           "      --tls-psk-identity ID  identity expected with the pre-shared key\n"
           "      --log-level LEVEL    error, warn, info, debug or trace\n"
           "  -h, --help               show this help\n"
           "  -V, --version            print the version\n"
-          "Anyone who can connect controls the traced program: listen on loopback or use TLS.\n");
+          "Anyone who can connect controls the traced program: listen on loopback, or use TLS\n"
+          "with client authentication (--tls-ca, or a pre-shared key).\n");
 }
 
-enum { OPT_MULTI = 256, OPT_ONCE, OPT_PORT_FILE, OPT_CERT, OPT_KEY, OPT_CA, OPT_PSK, OPT_PSK_ID, OPT_LOG, OPT_ENV, OPT_IDLE };
+enum { OPT_MULTI = 256, OPT_ONCE, OPT_PORT_FILE, OPT_CERT, OPT_KEY, OPT_CA, OPT_PSK, OPT_PSK_ID, OPT_LOG, OPT_ENV, OPT_IDLE, OPT_NO_CLIENT_AUTH };
 enum { MAX_ENV = 64 };
 
 int main(int argc, char **argv)
@@ -62,6 +64,7 @@ int main(int argc, char **argv)
       {"log-level", required_argument, NULL, OPT_LOG},
       {"env", required_argument, NULL, OPT_ENV},
       {"idle-timeout", required_argument, NULL, OPT_IDLE},
+      {"tls-no-client-auth", no_argument, NULL, OPT_NO_CLIENT_AUTH},
       {0},
   };
   struct agent_net_opts net;
@@ -102,6 +105,7 @@ int main(int argc, char **argv)
     case OPT_CERT: net.tls.cert = optarg; break;
     case OPT_KEY: net.tls.key = optarg; break;
     case OPT_CA: net.tls.ca = optarg; break;
+    case OPT_NO_CLIENT_AUTH: net.tls.no_client_auth = 1; break;
     case OPT_PSK: net.tls.psk_file = optarg; break;
     case OPT_PSK_ID: net.tls.psk_identity = optarg; break;
     case OPT_ENV:
@@ -145,6 +149,10 @@ int main(int argc, char **argv)
   }
   if ((net.tls.cert != NULL) != (net.tls.key != NULL) || (net.tls.psk_file != NULL) != (net.tls.psk_identity != NULL)) {
     fprintf(stderr, "rsprof-agent: --tls-cert needs --tls-key, --tls-psk-file needs --tls-psk-identity\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (net.tls.no_client_auth && (net.tls.ca || !net.tls.cert)) {
+    fprintf(stderr, "rsprof-agent: --tls-no-client-auth goes with --tls-cert and without --tls-ca\n");
     return CLI_EXIT_USAGE;
   }
   net.host = host;

@@ -37,6 +37,7 @@ struct net {
   int writing;
   int held;                /* the output backlog passed OUT_BOUND: the server is held (agent_server_hold) */
   int reading;             /* uv_read_start is in effect for the client */
+  int broken;              /* output was lost: the connection is closed at the next maybe_finish() */
   int served;
   int deferred; /* a connection is waiting for the previous client's handle to close */
   char rbuf[65536];
@@ -140,10 +141,14 @@ static void wire_out(void *ctx, const void *data, size_t len)
   struct net *n = ctx;
   if (!n->have_client || n->closing_client)
     return;
+  if (n->broken)
+    return;
   if (rs_buf_append(&n->out, data, len)) {
-    /* Cannot happen within the bounds above; closing beats a stream with a hole in it. */
+    /* Cannot happen within the bounds above; closing beats a stream with a hole in it. The close
+     * waits for maybe_finish(): this runs inside the server, which must not be disconnected under
+     * its own feet. */
     LOG_ERR("output backlog over %u bytes; closing the connection", (unsigned)OUT_CAP);
-    close_client(n);
+    n->broken = 1;
     return;
   }
   if (!n->held && n->out.len >= OUT_BOUND) {
@@ -179,6 +184,7 @@ static void on_client_closed(uv_handle_t *h)
   n->writing = 0;
   n->held = 0;
   n->reading = 0;
+  n->broken = 0;
   if (n->deferred) {
     n->deferred = 0;
     /* When quitting, closing the listener also closes the connection it holds back. */
@@ -218,7 +224,8 @@ static void on_closed_noop(uv_handle_t *h) { (void)h; }
 /* Ends the session when the server is done (after flushing), and the loop when it should quit. */
 static void maybe_finish(struct net *n)
 {
-  if (n->s->done && n->have_client && !n->closing_client && !n->writing && n->out.len == 0)
+  if (n->have_client && !n->closing_client &&
+      (n->broken || (n->s->done && !n->writing && n->out.len == 0)))
     close_client(n);
   if (n->s->quit && !n->have_client) {
     if (!uv_is_closing((uv_handle_t *)&n->listener))
@@ -373,6 +380,12 @@ int agent_net_run(struct agent_server *s, const struct agent_net_opts *o)
     rc = agent_tls_server_new(&o->tls, &n->tls);
     if (rc)
       goto out;
+    /* A server certificate alone proves the agent to the client, not the client to the agent: as
+     * open as no TLS at all (with a PSK too, a client can simply pick a certificate suite). */
+    if (o->tls.cert && !o->tls.ca && !o->tls.no_client_auth && !is_loopback(o->host))
+      LOG_WARN("*** listening on %s with TLS but without client authentication: anyone who can connect "
+               "controls the traced program (add --tls-ca, or --tls-no-client-auth if this is meant) ***",
+               o->host);
   } else if (!is_loopback(o->host)) {
     LOG_WARN("*** listening on %s without TLS: anyone who can connect controls the traced program "
              "(use --tls-cert/--tls-key/--tls-ca or --tls-psk-file) ***", o->host);

@@ -1,6 +1,9 @@
 /* TLS 1.2 for the agent's connections through mbedtls, driven by memory BIO callbacks: libuv reads
- * ciphertext into the session, mbedtls returns WANT_READ when it needs more. */
+ * ciphertext into the session, mbedtls returns WANT_READ when it needs more. Only forward-secret AEAD
+ * suites are offered (and ECDHE-PSK for pre-shared keys), and a refused handshake is logged with the
+ * PSK identity or certificate the peer presented. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +13,7 @@
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/x509_crt.h>
 
 #include "buf.h"
@@ -26,6 +30,9 @@ struct agent_tls_server {
   mbedtls_ctr_drbg_context drbg;
   unsigned char psk[64];
   size_t psk_len;
+  char psk_identity[128];
+  size_t psk_identity_len;
+  int suites[16]; /* what the handshake may choose, 0-terminated (mbedtls keeps the pointer) */
 };
 
 struct agent_tls_conn {
@@ -36,7 +43,88 @@ struct agent_tls_conn {
   agent_room_fn room;
   void *ctx;
   int established;
+  /* What the peer presented, for the log line when the handshake is refused (printable, cut). */
+  char peer_psk[80];      /* the PSK identity it sent, or "" */
+  int peer_psk_known;     /* that identity is ours (so a failure means a wrong key) */
+  char peer_cert[160];    /* its certificate's subject, or "" */
+  uint32_t peer_cert_flags; /* mbedtls verification flags of that certificate */
 };
+
+/* The suites, best first: ECDHE key exchange (forward secrecy) with an AEAD cipher. mbedtls has no
+ * AEAD ECDHE-PSK suite besides ChaCha20-Poly1305, so the PSK list adds the CBC ones with SHA-256/384
+ * MACs; CBC with SHA-1 and PSK without ECDHE are never offered. */
+static const int cert_suites[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+};
+static const int psk_suites[] = {
+    MBEDTLS_TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256, MBEDTLS_TLS_ECDHE_PSK_WITH_AES_256_CBC_SHA384,
+    MBEDTLS_TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256,
+};
+
+/* Copies n peer-supplied bytes into out as printable text (others as \xNN), cut to fit. */
+static void printable(char *out, size_t cap, const unsigned char *in, size_t n)
+{
+  size_t o = 0;
+  for (size_t i = 0; i < n && o + 5 < cap; i++)
+    o += (size_t)snprintf(out + o, cap - o, in[i] >= 0x20 && in[i] < 0x7f && in[i] != '\\' ? "%c" : "\\x%02x",
+                          in[i]);
+  out[o] = 0;
+}
+
+static struct agent_tls_conn *conn_of(mbedtls_ssl_context *ssl)
+{
+  return (struct agent_tls_conn *)((char *)ssl - offsetof(struct agent_tls_conn, ssl));
+}
+
+/* The server's PSK callback: accepts only the configured identity, and notes what was offered. */
+static int psk_lookup(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *id, size_t len)
+{
+  struct agent_tls_server *t = ctx;
+  struct agent_tls_conn *c = conn_of(ssl);
+  printable(c->peer_psk, sizeof c->peer_psk, id, len);
+  c->peer_psk_known = len == t->psk_identity_len && memcmp(id, t->psk_identity, len) == 0;
+  if (!c->peer_psk_known)
+    return -1;
+  return mbedtls_ssl_set_hs_psk(ssl, t->psk, t->psk_len);
+}
+
+/* Certificate verification, per certificate of the peer's chain: notes the peer's own (depth 0). */
+static int note_cert(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+  struct agent_tls_conn *c = ctx;
+  if (depth == 0) {
+    char dn[256];
+    int n = mbedtls_x509_dn_gets(dn, sizeof dn, &crt->subject);
+    printable(c->peer_cert, sizeof c->peer_cert, (const unsigned char *)dn, n > 0 ? (size_t)n : 0);
+  }
+  c->peer_cert_flags |= *flags;
+  return 0;
+}
+
+/* Logs a refused handshake, naming what the peer presented. */
+static void log_refusal(struct agent_tls_conn *c, int rc)
+{
+  char msg[160];
+  mbedtls_strerror(rc, msg, sizeof msg);
+  if (c->peer_psk[0] && !c->peer_psk_known) {
+    LOG_WARN("TLS handshake refused: unknown PSK identity '%s'", c->peer_psk);
+  } else if (c->peer_psk[0]) {
+    LOG_WARN("TLS handshake refused for PSK identity '%s' (wrong key?): %s", c->peer_psk, msg);
+  } else if (c->peer_cert[0]) {
+    char why[256] = "";
+    if (c->peer_cert_flags)
+      mbedtls_x509_crt_verify_info(why, sizeof why, "", c->peer_cert_flags);
+    for (char *nl; (nl = strchr(why, '\n')) != NULL;)
+      *nl = nl[1] ? ';' : 0;
+    LOG_WARN("TLS handshake refused for client certificate '%s': %s", c->peer_cert, why[0] ? why : msg);
+  } else if (rc == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE) {
+    LOG_WARN("TLS handshake refused: no client certificate presented");
+  } else {
+    LOG_WARN("TLS handshake refused: %s", msg);
+  }
+}
 
 int agent_tls_wanted(const struct agent_tls_opts *o)
 {
@@ -119,14 +207,25 @@ int agent_tls_server_new(const struct agent_tls_opts *o, struct agent_tls_server
       LOG_ERR("cannot read the pre-shared key from %s (hex expected)", o->psk_file);
       goto fail;
     }
-    /* A server with one configured PSK rejects any other identity during the handshake. */
-    rc = mbedtls_ssl_conf_psk(&t->conf, t->psk, t->psk_len, (const unsigned char *)o->psk_identity,
-                              strlen(o->psk_identity));
-    if (rc) {
-      log_tls("pre-shared key", rc);
+    t->psk_identity_len = strlen(o->psk_identity);
+    if (t->psk_identity_len == 0 || t->psk_identity_len > sizeof t->psk_identity) {
+      LOG_ERR("the PSK identity must be 1 to %zu bytes", sizeof t->psk_identity);
+      rc = RS_E_BAD_ARG;
       goto fail;
     }
+    memcpy(t->psk_identity, o->psk_identity, t->psk_identity_len);
+    /* The callback accepts only our identity, and lets a refusal say which one was offered. */
+    mbedtls_ssl_conf_psk_cb(&t->conf, psk_lookup, t);
   }
+  size_t ns = 0;
+  if (o->cert)
+    for (size_t i = 0; i < sizeof cert_suites / sizeof cert_suites[0]; i++)
+      t->suites[ns++] = cert_suites[i];
+  if (o->psk_file)
+    for (size_t i = 0; i < sizeof psk_suites / sizeof psk_suites[0]; i++)
+      t->suites[ns++] = psk_suites[i];
+  t->suites[ns] = 0;
+  mbedtls_ssl_conf_ciphersuites(&t->conf, t->suites);
   if (!o->cert && !o->psk_file) {
     LOG_ERR("TLS needs --tls-cert/--tls-key or --tls-psk-file/--tls-psk-identity");
     rc = RS_E_BAD_ARG;
@@ -184,6 +283,7 @@ struct agent_tls_conn *agent_tls_conn_new(struct agent_tls_server *t, agent_byte
     free(c);
     return NULL;
   }
+  mbedtls_ssl_set_verify(&c->ssl, note_cert, c);
   rs_buf_init(&c->in, 1u << 20);
   c->wire = wire;
   c->plain = plain;
@@ -215,7 +315,7 @@ int agent_tls_conn_feed(struct agent_tls_conn *c, const void *data, size_t len)
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
       return 0;
     if (rc) {
-      log_tls("TLS handshake refused", rc);
+      log_refusal(c, rc);
       return RS_E_TLS;
     }
     c->established = 1;

@@ -12,6 +12,7 @@
 struct agent_tls_opts {
   const char *cert, *key, *ca;       /* PEM files; ca makes client certificates mandatory */
   const char *psk_file, *psk_identity; /* pre-shared key (hex in the file) instead of certificates */
+  int no_client_auth;                /* a certificate without ca is meant: no warning */
 };
 
 struct agent_net_opts {

@@ -38,18 +38,24 @@ def p(name):
     return os.path.join(D, name)
 
 
-def try_client(port, cert=None):
+CIPHERS = []  # the suite each successful try_client negotiated
+
+
+def try_client(port, cert=None, ciphers=None):
     """Connects with TLS 1.2, sends qSupported, returns the reply or None when refused."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_verify_locations(p("ca.pem"))
     ctx.check_hostname = False
+    if ciphers:
+        ctx.set_ciphers(ciphers)
     if cert:
         ctx.load_cert_chain(p(cert + ".pem"), p(cert + ".key"))
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
         s = ctx.wrap_socket(raw)
+        CIPHERS.append(s.cipher()[0])
         s.sendall(frame("qSupported"))
         data = b""
         while b"#" not in data or data.index(b"#") + 3 > len(data):
@@ -66,9 +72,12 @@ def try_client(port, cert=None):
         raw.close()
 
 
-def psk_client(port, key, identity="board-1"):
+ECDHE_PSK = "ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES128-CBC-SHA256:ECDHE-PSK-AES256-CBC-SHA384"
+
+
+def psk_client(port, key, identity="board-1", ciphers=ECDHE_PSK):
     proc = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-tls1_2",
-                             "-psk", key, "-psk_identity", identity, "-cipher", "PSK", "-quiet"],
+                             "-psk", key, "-psk_identity", identity, "-cipher", ciphers, "-quiet"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdin.write(frame("qSupported"))
     proc.stdin.flush()
@@ -170,7 +179,25 @@ def main():
     check(try_client(agent.port, "stranger") is None, "a client with another CA's certificate is refused")
     r = try_client(agent.port, "host")
     check(r is not None and b"PacketSize" in r, "the agent still serves good clients afterwards")
+    check(all("GCM" in c or "CHACHA20" in c for c in CIPHERS), "with an AEAD suite (%s)" % CIPHERS)
+    check(try_client(agent.port, "host", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA") is None,
+          "a client offering only CBC-SHA1 suites is refused")
     agent.kill()
+    check("CN=stranger" in agent.stderr, "the refusal names the presented certificate (CN=stranger)")
+    check("no client certificate" in agent.stderr, "and says when none was presented")
+
+    # A certificate without --tls-ca authenticates no client: as loud as no TLS, unless meant.
+    cert = ["--tls-cert", p("board.pem"), "--tls-key", p("board.key")]
+    loud = "without client authentication"
+    for extra, warned, what in (([], True, "a certificate without --tls-ca warns"),
+                                (["--tls-no-client-auth"], False, "--tls-no-client-auth silences it"),
+                                (["--tls-ca", p("ca.pem")], False, "with --tls-ca there is no warning")):
+        a = Agent(["--listen", "0.0.0.0:0", "--multi"] + cert + extra)
+        a.kill()
+        check((loud in a.stderr and "***" in a.stderr) == warned, what)
+    r = subprocess.run([os.environ["AGENT"], "--listen", "127.0.0.1:0", "--multi", "--tls-no-client-auth",
+                        "--tls-ca", p("ca.pem")] + cert, capture_output=True, text=True, timeout=20)
+    check(r.returncode == 2, "--tls-no-client-auth with --tls-ca is a usage error")
 
     key = "00112233445566778899aabbccddeeff"
     with open(p("psk"), "w") as f:
@@ -181,7 +208,11 @@ def main():
           "PSK with a wrong key is refused")
     check(b"PacketSize" not in psk_client(agent.port, key, "someone-else"), "PSK with another identity is refused")
     check(b"PacketSize" in psk_client(agent.port, key), "and the right key still works afterwards")
+    check(b"PacketSize" not in psk_client(agent.port, key, ciphers="PSK-AES128-GCM-SHA256:PSK-CHACHA20-POLY1305"),
+          "plain PSK suites (no forward secrecy) are refused")
     agent.kill()
+    check("someone-else" in agent.stderr, "the refusal names the unknown PSK identity")
+    check(agent.stderr.count("'board-1'") >= 1, "and the identity whose key did not match")
     shutil.rmtree(D, ignore_errors=True)
 
 
