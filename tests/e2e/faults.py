@@ -302,8 +302,9 @@ def check_silent_mid_trace(a):
     wait_for_events(col, 3)
     relay.mute()
     # A request in flight waits --reply-timeout; a wait for a stop needs --reply-timeout of silence and
-    # --reply-timeout more for the probe.
-    rc, secs = col.wait(2 * REPLY_TIMEOUT + 5, "link hung mid-trace")
+    # --reply-timeout more for the probe; then the profile is written, symbolized with libc's debug files
+    # (seconds on a loaded machine). The bound proves the collector does not wait for ever.
+    rc, secs = col.wait(2 * REPLY_TIMEOUT + 15, "link hung mid-trace")
     expect_eq("collector exit status after the link hung", rc, 1)
     expect_in("message after the link hung", r"timed out|taking it for dead", col.stderr())
     n = col.calls(a)
