@@ -5,8 +5,8 @@ Each quoted include is resolved to the header it names (the including file's fol
 folders of its own side: agent/ or collector/, plus common/ and the generated headers), and fails when
 the header's folder is not the including file's folder nor one the table lets it see. System headers
 listed as `extern` may appear only in their folders. No two files, .c/.h modules or folders may include
-each other, directly or round a longer cycle. Prints one line per problem, naming file and line, and
-exits 1 when there is any.
+each other, directly or round a longer cycle. Every file opens with a comment saying what it is for.
+Prints one line per problem, naming file and line, and exits 1 when there is any.
 
 Usage: check-layers.py [--root DIR] [--table FILE]
 """
@@ -131,6 +131,9 @@ def main():
             continue
         module = os.path.splitext(path)[0]
         with open(os.path.join(args.root, path), errors="replace") as f:
+            if not f.read(2) == "/*":
+                problems.append(f"{path}:1: does not open with a comment saying what the file is for")
+            f.seek(0)
             for no, line in enumerate(f, 1):
                 m = INCLUDE_RE.match(line)
                 if not m:

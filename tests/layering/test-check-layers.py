@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Proves the layering check can fail: on a copy of the tree it must name the file and line of an include
-that goes up, one that goes sideways, an include cycle, and a system header outside its folder."""
+that goes up, one that goes sideways, an include cycle, a system header outside its folder, and a file
+without a header comment."""
 import os
 import shutil
 import subprocess
@@ -75,7 +76,18 @@ def main():
             failures += 1
         else:
             print("ok: cycle -> " + next(l for l in out.splitlines() if "include cycle" in l))
-    print(f"{5 - failures} passed, {failures} failed")
+        # A file that does not say what it is for.
+        work = os.path.join(tmp, "nohead")
+        shutil.copytree(tree, work)
+        with open(os.path.join(work, "collector/trace/nohead.c"), "w") as f:
+            f.write("int nohead;\n")
+        rc, out = run(work)
+        if rc != 1 or "collector/trace/nohead.c:1: does not open with a comment" not in out:
+            print(f"FAIL: a file without a header comment was not reported (exit {rc}):\n{out}")
+            failures += 1
+        else:
+            print("ok: no header -> " + next(l for l in out.splitlines() if "nohead" in l))
+    print(f"{6 - failures} passed, {failures} failed")
     return 1 if failures else 0
 
 
