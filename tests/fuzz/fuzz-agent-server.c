@@ -13,7 +13,7 @@
 
 static struct agent_server server; /* large (fixed thread and breakpoint tables): not on the stack */
 static uint64_t out_sum;
-static int echo; /* RSPROF_FUZZ_ECHO=1: show the replies on stderr, for checking what a seed reaches */
+static int echo; /* RSPROF_FUZZ_ECHO=1: show the replies on stdout, for checking what a seed reaches */
 
 /* Output goes nowhere, but every byte is read so ASan checks the whole range the server handed over. */
 static void discard(void *ctx, const void *data, size_t len)
@@ -23,14 +23,16 @@ static void discard(void *ctx, const void *data, size_t len)
   for (size_t i = 0; i < len; i++)
     out_sum += p[i];
   if (echo)
-    fprintf(stderr, "%.*s\n", (int)len, p);
+    fprintf(stdout, "%.*s\n", (int)len, p);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
   (void)argc;
   (void)argv;
-  rs_log_threshold = RS_LOG_ERROR;
+  /* Every message is formatted, so the log lines that quote packets are fuzzed too; scripts/fuzz
+   * discards the target's stderr (-close_fd_mask=2). */
+  rs_log_threshold = RS_LOG_TRACE;
   echo = getenv("RSPROF_FUZZ_ECHO") != NULL;
   const char *tmp = fuzz_scratch_dir("agent");
   if (fake_setup(tmp)) {

@@ -89,10 +89,73 @@ def agent_seeds(frames):
     write("agent-server", "no-process", b"\x08" + b"".join(frame(p) + b"\n" for p in pk[:12]))
 
 
+AGENT_SUPPORTED = ("PacketSize=20000;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
+                   "qXfer:libraries-svr4:read+;qXfer:exec-file:read+;qXfer:threads:read+;swbreak+;vContSupported+;"
+                   "binary-upload+;QPassSignals+;QDisableRandomization+;rsprof-stepover+;rsprof-stopstack+;"
+                   "rsprof-quietbreak+;rsprof-stoptime+;multiprocess+")
+GDBSERVER_SUPPORTED = "PacketSize=47ff;QPassSignals+;qXfer:libraries-svr4:read+;qXfer:auxv:read+;" \
+                      "qXfer:features:read+;QStartNoAckMode+;multiprocess+;swbreak+;qXfer:exec-file:read+;vContSupported+"
+TARGET_XML = "l<?xml version=\"1.0\"?><target version=\"1.0\"><architecture>i386:x86-64</architecture></target>"
+SVR4 = ('l<library-list-svr4 version="1.0" main-lm="0x404000"><library name="/lib/x86_64-linux-gnu/libc.so.6" '
+        'lm="0x404100" l_addr="0x7f0000000000" l_ld="0x402000" lmid="0x403000"/><library '
+        'name="/opt/a&amp;b&lt;c&gt;&quot;d&apos;e&#x41;.so" lm="0x404200" l_addr="0x7f0000100000" l_ld="0x402000" '
+        'lmid="0x403000"/></library-list-svr4>')
+
+
+def le64(*vals):
+    return b"".join(struct.pack("<Q", v) for v in vals)
+
+
+def elf_prefix():
+    """An ELF header and one PT_NOTE program header with a GNU build-id note, as vFile:pread returns it."""
+    ehdr = b"\x7fELF\x02\x01\x01" + bytes(9) + struct.pack("<HHIQQQIHHHHHH", 3, 62, 1, 0x1000, 64, 0, 0, 64, 56, 1,
+                                                                64, 0, 0)
+    note = struct.pack("<III", 4, 20, 3) + b"GNU\x00" + bytes(range(0x40, 0x54))
+    phdr = struct.pack("<IIQQQQQQ", 4, 4, 120, 120, 120, len(note), len(note), 4)
+    return ehdr + phdr + note
+
+
+def session_replies(supported, binary):
+    """The agent's answers, in the order the session harness asks (see fuzz-collector-session.c)."""
+    mem = (lambda b: b"b" + b) if binary else (lambda b: b.hex().encode())
+    auxv = le64(3, 0x400040, 4, 56, 5, 2, 9, 0x401000, 7, 0x7fff10000000, 0, 0)
+    phdrs = struct.pack("<IIQQQQQQ", 6, 4, 0x40, 0x40, 0x40, 112, 112, 8) + \
+        struct.pack("<IIQQQQQQ", 2, 6, 0x2000, 0x2000, 0x2000, 0x40, 0x40, 8)
+    dyn = le64(1, 1, 21, 0x403000, 0, 0).ljust(512, b"\0")
+    elf = elf_prefix()
+    r = [supported, "OK", "vCont;c;C;s;S;t", "F-1,9",
+         "T05thread:p7fff0000.7fff0000;07:0080000000000000;10:0010400000000000;", TARGET_XML, "l/usr/bin/prog",
+         b"l" + auxv, mem(phdrs), mem(dyn), mem(le64(0x401100)), SVR4,
+         "mp7fff0000.7fff0000,p7fff0000.7fff0001", "l",
+         "mp7fff0000.7fff0000", "l", SVR4]
+    # binfind: remote build-id of each library and the executable (open, preads, close).
+    for _ in range(3):
+        r += ["F5", b"F40;" + elf[:64], b"F38;" + elf[64:120], b"F%x;" % len(elf[120:]) + elf[120:], "F0"]
+    r += ["T05thread:p7fff0000.7fff0001;swbreak:;rsprof-time:1f4;rsprof-quiet:7fff0001/401000/7ffd00008000/2a/1f0;"
+          "rsprof-stack:" + "ab" * 40,
+          "OK", "aa" * 560, mem(bytes(range(200))) , "aa" * 560, mem(bytes(3000)), "OK", "OK",
+          "OK", "T05thread:p7fff0000.7fff0001;", "T05thread:p7fff0000.7fff0001;", "OK",
+          "O48656c6c6f0a", "W00;process:7fff0000;rsprof-quiet:7fff0001/401000/7ffd00008000/2a/1f2",
+          "OK", "mp7fff0000.7fff0000", "l", 'l<?xml version="1.0"?><threads></threads>',
+          "F5", b"F40;" + bytes(64), b"F10;" + b"0123456789abcdef", "F0", "F9;/bin/prog",
+          "F6", b"F%x;" % len(elf) + elf, "F0", "F0", "F-1,2", "OK", "OK"]
+    return b"\n".join(x.encode() if isinstance(x, str) else x for x in r)
+
+
+def session_seeds(frames):
+    # Byte 0: settings (1 raw stream, 2 fix checksums in it; the rest: how reads are cut).
+    write("collector-session", "rsprof-agent", b"\x00" + session_replies(AGENT_SUPPORTED, True))
+    write("collector-session", "rsprof-agent-split", b"\x14" + session_replies(AGENT_SUPPORTED, True))
+    write("collector-session", "gdbserver", b"\x00" + session_replies(GDBSERVER_SUPPORTED, False))
+    raw = b"".join(b for d, b in frames if d == "<")
+    write("collector-session", "gdbserver-raw", b"\x07" + raw)
+
+
 def main():
     frames = transcript()
     codec_seeds(frames)
     agent_seeds(frames)
+    session_seeds(frames)
     return 0
 
 
