@@ -3,7 +3,9 @@
 hand-made sessions; run it again after changing a target's input format. Seeds that come from build
 outputs (ELF files, profiles) are copied by hand: see tests/fuzz/README.md."""
 import os
+import shutil
 import struct
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -151,11 +153,49 @@ def session_seeds(frames):
     write("collector-session", "gdbserver-raw", b"\x07" + raw)
 
 
+def replies_seeds(frames):
+    # Byte 0: parser (0 stop reply, 2 svr4 list, 4 architecture name; odd: exact-size buffer).
+    stops = ["T0510:2200000000000000;thread:p10.11;swbreak:;rsprof-time:1f4;"
+             "rsprof-quiet:11/4005d0/7ffe10/2a/1f0,12/4005d0/7ffe80/0/1f2;rsprof-stack:AB;CD",
+             "W00;process:2a;rsprof-quiet:2a/1000/2000/7/9", "X09;process:2a", "S05", "W7;process:b88",
+             "T0206:0000000000000000;07:f0e1ffffff7f0000;10:5011400000000000;thread:p1e2b.1e2b;core:1;"]
+    for i, st in enumerate(stops):
+        write("collector-replies", "stop-%d" % i, b"\x00" + st.encode())
+    for i, (_, b) in enumerate([f for f in frames if f[0] == "<" and f[1].startswith(b"$T")][:4]):
+        write("collector-replies", "stop-gdbserver-%d" % i, b"\x00" + b[1:-3])
+    write("collector-replies", "svr4", b"\x02" + SVR4[1:].encode())
+    write("collector-replies", "svr4-exact", b"\x03" + SVR4[1:].encode())
+    write("collector-replies", "arch", b"\x04i386:x86-64")
+
+
+def elf_seeds():
+    """Small ELF files with DWARF and CFI; page-size options keep them small. Skips missing compilers."""
+    small = ["-Wl,-z,max-page-size=0x1000", "-Wl,-z,noseparate-code", "-Wl,--build-id"]
+    unw = os.path.join(ROOT, "tests/unwind/fixtures/unw-c.c")
+    cxx = os.path.join(HERE, "seed-src/module-cxx.cc")
+    builds = [
+        ("x86_64-o2", ["gcc", "-O2", "-g", "-fPIE", "-pie", "-fomit-frame-pointer", unw]),
+        ("x86_64-debug-frame", ["gcc", "-O2", "-g", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", unw]),
+        ("x86_64-no-cfi", ["gcc", "-O0", "-g0", "-fno-asynchronous-unwind-tables", "-fno-unwind-tables", unw]),
+        ("x86_64-cxx.so", ["g++", "-O2", "-g", "-fPIC", "-shared", "-nostdlib", cxx]),
+        ("aarch64.so", ["aarch64-linux-gnu-gcc", "-O2", "-g", "-fPIC", "-shared", unw]),
+    ]
+    d = os.path.join(CORPUS, "elf-module")
+    os.makedirs(d, exist_ok=True)
+    for name, cmd in builds:
+        if not shutil.which(cmd[0]):
+            print("make-seeds: %s not found, %s not rebuilt" % (cmd[0], name))
+            continue
+        subprocess.run(cmd + small + ["-o", os.path.join(d, name)], check=True)
+
+
 def main():
     frames = transcript()
     codec_seeds(frames)
     agent_seeds(frames)
     session_seeds(frames)
+    replies_seeds(frames)
+    elf_seeds()
     return 0
 
 
