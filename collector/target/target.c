@@ -23,6 +23,7 @@
 
 #define XFER_LIMIT (16u << 20)
 #define MAX_PHDRS 256
+#define MAX_PHENT 1024 /* an Elf64_Phdr is 56 bytes */
 #define MAX_DYN 512
 #define MAX_LINK_MAPS 4096
 
@@ -253,7 +254,8 @@ static int load_auxv(struct rspc *c, struct target *t, uint64_t *phent, uint64_t
  * too: the bias, the dynamic section, the interpreter and the ELF header need no local file. */
 static int scan_exec_phdrs(struct rspc *c, struct target *t, uint64_t phent, uint64_t phnum, unsigned *machine)
 {
-  if (!t->at_phdr || phent < 56 || phnum == 0 || phnum > MAX_PHDRS)
+  /* AT_PHENT comes from the target: a huge one would make phent * phnum wrap (or allocate without bound). */
+  if (!t->at_phdr || phent < 56 || phent > MAX_PHENT || phnum == 0 || phnum > MAX_PHDRS)
     return RS_E_NOT_FOUND;
   size_t size = (size_t)(phent * phnum);
   uint8_t *ph = malloc(size);
