@@ -91,6 +91,18 @@ int transport_is_tls(const struct transport *t)
   return 0;
 }
 
+/* No signal can interrupt the fake, and it has no connection phase to end. */
+void transport_set_cancel(volatile sig_atomic_t *flag, unsigned grace_ms)
+{
+  (void)flag;
+  (void)grace_ms;
+}
+
+void transport_connected(struct transport *t)
+{
+  (void)t;
+}
+
 void transport_close(struct transport *t)
 {
   if (t)
