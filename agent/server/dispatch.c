@@ -12,6 +12,7 @@
 #include "log.h"
 #include "qxfer.h"
 #include "signals.h"
+#include "version.h"
 #include "vfile.h"
 
 /* One received packet as a handler sees it. */
@@ -393,7 +394,8 @@ static void h_qsupported(struct agent_server *s, struct packet *p)
                 "PacketSize=%x;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
                 "qXfer:libraries-svr4:read+;qXfer:exec-file:read+;qXfer:threads:read+;"
                 "swbreak+;vContSupported+;binary-upload+;QPassSignals+;QDisableRandomization+;rsprof-stepover+;"
-                "rsprof-stopstack+;rsprof-quietbreak+;rsprof-stoptime+;rsprof-detachfork+%s%s",
+                "rsprof-stopstack+;rsprof-quietbreak+;rsprof-stoptime+;rsprof-detachfork+;"
+                "rsprof-version=" RSPROF_VERSION "%s%s",
                 AGENT_PACKET_SIZE, s->multiprocess ? ";multiprocess+" : "", s->inf.report_exec ? ";exec-events+" : "");
 }
 

@@ -263,6 +263,7 @@ static const struct {
     {"fork-events", offsetof(struct rspc_features, fork_events)},
     {"vfork-events", offsetof(struct rspc_features, vfork_events)},
     {"exec-events", offsetof(struct rspc_features, exec_events)},
+    {"QStartupWithShell", offsetof(struct rspc_features, startup_with_shell)},
 };
 
 static void parse_supported(struct rspc *c, const char *r)
@@ -282,6 +283,13 @@ static void parse_supported(struct rspc *c, const char *r)
         uint64_t sz;
         if (hex_parse_u64(&v, &sz) == 0 && sz >= 64)
           f->packet_size = sz > MAX_PAYLOAD / 2 ? MAX_PAYLOAD / 2 : (size_t)sz;
+      } else if (strncmp(item, "rsprof-version=", 15) == 0) {
+        /* Printable characters only, and short: the version goes into the summaries as it came. */
+        size_t k = 0;
+        for (const char *v = item + 15; *v && k + 1 < sizeof f->version; v++)
+          if (*v > ' ' && *v < 0x7f && *v != '"' && *v != '\\')
+            f->version[k++] = *v;
+        f->version[k] = 0;
       } else if (n > 1 && item[n - 1] == '+') {
         item[n - 1] = 0;
         for (size_t k = 0; k < sizeof feature_flags / sizeof feature_flags[0]; k++)

@@ -33,6 +33,8 @@ struct rspc_features {
   int stop_time;      /* rsprof-stoptime: QRsprofStopTime:1 makes stop replies say when the agent saw them */
   int fork_events, vfork_events, exec_events; /* the server stops at a fork, a vfork (and vforkdone), an exec */
   int detach_fork;    /* rsprof-detachfork: the server lets the program's children go itself, breakpoints removed */
+  int startup_with_shell; /* QStartupWithShell: only gdbserver offers it (how the summary names the server) */
+  char version[32];   /* rsprof-version=V: the agent's version ("" when the server did not say) */
 };
 
 struct rspc;

@@ -10,12 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "errors.h"
 #include "log.h"
 #include "frames.h"
 #include "profile-read.h"
 #include "profile-write.h"
 #include "report.h"
+#include "rsp-client.h"
 #include "summary.h"
 #include "target.h"
 
@@ -32,6 +34,24 @@ static void program_json(struct trace *tr, struct json_out *j)
   else
     json_null(j);
   json_key(j, "signal"), json_int(j, tr->term_signal);
+  json_end_object(j);
+}
+
+/* What was traced: the target's architecture and the server, "rsprof-agent VERSION" when the agent said its
+ * version (rsprof-version= in qSupported), "gdbserver" when the server offered what only gdbserver offers, else
+ * "unknown", so a lab that traces many kinds of boards can tell runs apart. */
+static void target_json(struct trace *tr, struct json_out *j)
+{
+  const struct rspc_features *f = tr->c ? rspc_features(tr->c) : NULL;
+  char agent[64];
+  if (f && f->version[0])
+    snprintf(agent, sizeof agent, "rsprof-agent %s", f->version);
+  else
+    snprintf(agent, sizeof agent, "%s", f && f->startup_with_shell ? "gdbserver" : "unknown");
+  json_key(j, "target");
+  json_begin_object(j);
+  json_key(j, "arch"), json_string(j, tr->target && tr->target->arch ? tr->target->arch->name : "unknown");
+  json_key(j, "agent"), json_string(j, agent);
   json_end_object(j);
 }
 
@@ -97,6 +117,7 @@ static int write_json(struct trace *tr, const char *path)
   json_init(&j, f, 1);
   json_begin_object(&j);
   program_json(tr, &j);
+  target_json(tr, &j);
   json_key(&j, "events"), json_uint(&j, tr->events);
   json_key(&j, "breakpoint_stops"), json_uint(&j, tr->breakpoint_stops);
   json_key(&j, "quiet_stops"), json_uint(&j, tr->quiet_stops);

@@ -10,6 +10,7 @@ import argparse
 import atexit
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -126,8 +127,20 @@ def check_heap(a):
         expect_eq("allocs outside the stub (loaded run)", va - mem["allocs"], ba - m0["allocs"])
         expect_eq("frees outside the stub (loaded run)", vf - mem["frees"], bf - m0["frees"])
     expect_eq("program exit code", s["program"]["exit_code"], 0)
+    check_target(a, s)
     if s["events"] < mem["allocs"]:
         t.fail("fewer events than allocations")
+
+
+def check_target(a, s):
+    """The summary names the target's architecture and the server: our agent says its version in qSupported."""
+    expect_eq("target architecture", s["target"]["arch"], platform.machine())
+    if a.server == "gdbserver":
+        expect_eq("server", s["target"]["agent"], "gdbserver")
+    elif not re.fullmatch(r"rsprof-agent \d+\.\d+\.\d+", s["target"]["agent"]):
+        t.fail(f"the summary names the server {s['target']['agent']!r}, not rsprof-agent VERSION")
+    else:
+        print(f"ok server = {s['target']['agent']}")
 
 
 def check_round_trips(a, s):

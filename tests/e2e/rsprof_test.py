@@ -133,8 +133,12 @@ def gdb_frame(line):
     return None
 
 
-def gdb_stacks(argv, breakpoint, max_stops, remote_port=None, system_debug=False):
+def gdb_stacks(argv, breakpoint, max_stops, remote_port=None, system_debug=False, gdb="gdb", setup=(),
+               remote_exec=None, host="127.0.0.1", timeout=300):
     """Runs gdb with a breakpoint whose command list prints bt and continues; returns one frame list per stop.
+
+    gdb and setup: another gdb (gdb-multiarch) and commands run first (set architecture, set sysroot);
+    remote_exec: run that program through an agent in extended mode (target extended-remote) at remote_port.
 
     The breakpoint is at the function's first instruction, where the collector stops (a plain 'break FUNC'
     would skip the prologue); a function in a library loaded later is armed at the next library load.
@@ -160,14 +164,20 @@ if not armed:
     gdb.breakpoints()[-1].commands = "silent\\npython arm()\\ncontinue"
 end
 """)
-    script.write(f"target remote 127.0.0.1:{remote_port}\ncontinue\n" if remote_port else "run\n")
+    if remote_exec:
+        script.write(f"target extended-remote {host}:{remote_port}\nset remote exec-file {remote_exec}\n"
+                     f"run {' '.join(argv[1:])}\n")
+    else:
+        script.write(f"target remote {host}:{remote_port}\ncontinue\n" if remote_port else "run\n")
     script.close()
-    cmd = ["gdb", "-nx", "-batch", "-iex", "set auto-load safe-path /"]
+    cmd = [gdb, "-nx", "-batch", "-iex", "set auto-load safe-path /"]
+    for line in setup:
+        cmd += ["-iex", line]
     if not system_debug:
         cmd += ["-iex", "set debug-file-directory /nonexistent"]
     cmd += ["-x", script.name]
     cmd += ([argv[0]] if remote_port else ["--args", *argv])
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     stacks = []
     for block in out.stdout.split("===STOP===")[1:]:
         frames = []
