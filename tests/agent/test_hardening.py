@@ -196,15 +196,14 @@ def slow_client():
     """A client that stops reading while its requests would produce ~100 MiB of replies (stop replies
     with stack windows, then 64 KiB binary reads): the agent buffers a bounded backlog, stops reading
     requests and stops resuming the program, and after the client reads again every reply arrives,
-    complete and in order. The pause is 15 s (a stuck client in the field stalls for longer; what
-    matters is that nothing grows or moves meanwhile)."""
+    complete and in order. The pause is 60 s: nothing may grow or move meanwhile."""
     agent = Agent(["--", os.environ["FX_QUIET"], "1000000"])
     rsp = Rsp(agent.port, timeout=60)
-    stall_and_drain(agent, rsp)
+    stall_and_drain(agent, rsp, 60)
 
 
-def stall_and_drain(agent, rsp):
-    """The body of slow_client on a connected client (test_tls.py runs it over TLS)."""
+def stall_and_drain(agent, rsp, pause_s=15):
+    """The body of slow_client on a connected client (test_tls.py runs it over TLS, with a shorter pause)."""
     rsp.handshake()
     pid = int(re.match(rb"QCp([0-9a-f]+)\.", rsp.cmd("qC")).group(1), 16)
     mark = load_base(pid, os.environ["FX_QUIET"]) + symbol_offset(os.environ["FX_QUIET"], "agentfx_mark")
@@ -223,7 +222,7 @@ def stall_and_drain(agent, rsp):
     switches = ctxt_switches(pid)
     rsp.send_raw(batch)
     peak, samples = 0, []
-    for _ in range(30):
+    for _ in range(2 * pause_s):
         time.sleep(0.5)
         peak = max(peak, status_kb(agent_pid, "VmRSS"))
         samples.append(ctxt_switches(pid))
