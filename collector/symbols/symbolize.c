@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "demangle.h"
+#include "dwarf-screen.h"
 #include "errors.h"
 #include "log.h"
 
@@ -591,29 +592,6 @@ static int phys_cmp(const void *a, const void *b)
   return x->hi < y->hi ? -1 : x->hi > y->hi;
 }
 
-/* libdwarf 20210528 (Debian 12) frees a .debug_rnglists context twice when a unit header is damaged (its
- * error path misses a return; fixed upstream in 0.3.4), and reads those headers as soon as it loads
- * .debug_info. A file fetched from a board is not to be trusted, so DWARF is used only when every header
- * passes the checks libdwarf makes: a 32-bit unit length within the section, version 5, address size 2,
- * 4 or 8. Returns nonzero when the section is absent or sane. */
-static int rnglists_sane(const struct col_section *sec)
-{
-  const uint8_t *p = sec->data;
-  for (size_t off = 0; off < sec->size;) {
-    uint32_t len;
-    uint16_t version;
-    if (sec->size - off < 12)
-      return 0;
-    memcpy(&len, p + off, 4);
-    memcpy(&version, p + off + 4, 2);
-    uint8_t asize = p[off + 6];
-    if (len >= 0xfffffff0u || len > sec->size - off - 4 || version != 5 || (asize != 2 && asize != 4 && asize != 8))
-      return 0;
-    off += 4 + (size_t)len;
-  }
-  return 1;
-}
-
 static void load_dwarf(struct sym_state *s, struct col_module *m)
 {
   const char *path = col_module_debug_path(m);
@@ -621,9 +599,9 @@ static void load_dwarf(struct sym_state *s, struct col_module *m)
     path = col_module_path(m);
   if (!col_module_has_debug_info(m))
     return;
-  struct col_section rnglists = {0};
-  if (col_module_section(m, ".debug_rnglists", 1, &rnglists) == 0 && !rnglists_sane(&rnglists)) {
-    LOG_WARN("%s: damaged .debug_rnglists; its functions are named from the symbol table", path);
+  const char *why;
+  if (dwarf_screen(m, &why)) {
+    LOG_WARN("%s: %s; its functions are named from the symbol table", path, why);
     return;
   }
   Dwarf_Debug dbg = NULL;
