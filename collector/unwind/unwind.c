@@ -421,17 +421,66 @@ static uint32_t table_lost(const struct arch_desc *arch, int nregs)
   return all & ~((1u << arch->dwarf_sp) | (1u << arch->dwarf_fp) | (1u << arch->dwarf_ra_column));
 }
 
+/* Sets the bits of the registers a DWARF expression reads (DW_OP_breg*, DW_OP_bregx). Returns 0, or
+ * -1 for an operation eval_expr does not know or a truncated operand: then assume it reads any. */
+static int expr_regs(const uint8_t *p, size_t len, uint32_t *mask)
+{
+  const uint8_t *end = p + len;
+  uint64_t u;
+  int64_t s;
+  while (p < end) {
+    uint8_t op = *p++;
+    size_t skip = 0;
+    if (op >= 0x70 && op <= 0x8f) {
+      *mask |= 1u << (op - 0x70);
+      if (sleb(&p, end, &s))
+        return -1;
+      continue;
+    }
+    if ((op >= 0x30 && op <= 0x4f) || op == 0x06 || (op >= 0x12 && op <= 0x14) || op == 0x16 || op == 0x17 ||
+        (op >= 0x19 && op <= 0x27 && op != 0x23) || (op >= 0x29 && op <= 0x2e) || op == 0x96 || op == 0x9c)
+      continue;
+    switch (op) {
+    case 0x08: case 0x09: case 0x15: case 0x94: skip = 1; break;
+    case 0x0a: case 0x0b: case 0x28: case 0x2f: skip = 2; break;
+    case 0x0c: case 0x0d: skip = 4; break;
+    case 0x03: case 0x0e: case 0x0f: skip = 8; break;
+    case 0x10: case 0x23: if (uleb(&p, end, &u)) return -1; continue;
+    case 0x11: if (sleb(&p, end, &s)) return -1; continue;
+    case 0x92:
+      if (uleb(&p, end, &u) || sleb(&p, end, &s))
+        return -1;
+      *mask |= u < 32 ? 1u << u : 0;
+      continue;
+    default:
+      return -1;
+    }
+    if ((size_t)(end - p) < skip)
+      return -1;
+    p += skip;
+  }
+  return 0;
+}
+
+/* Whether an expression may read one of the lost registers. */
+static int expr_needs_lost(const uint8_t *p, size_t len, uint32_t lost)
+{
+  uint32_t mask = 0;
+  return expr_regs(p, len, &mask) != 0 || (mask & lost) != 0;
+}
+
 /* Whether applying row would read one of the lost registers: then the interpreter's result could
  * differ from a walk that never dropped them, and the walk starts over without tables. */
 static int row_needs_lost(const struct cfi_row *row, uint32_t lost, int nregs)
 {
   if (lost == 0)
     return 0;
-  if (row->cfa_kind != CFI_CFA_REG_OFF || (row->cfa_reg < 32 && (lost & (1u << row->cfa_reg))))
+  if (row->cfa_kind == CFI_CFA_EXPR ? expr_needs_lost(row->cfa_expr, row->cfa_expr_len, lost)
+                                    : row->cfa_reg < 32 && (lost & (1u << row->cfa_reg)))
     return 1;
   for (int r = 0; r < nregs; r++) {
     const struct cfi_rule *rule = &row->r[r];
-    if (rule->kind == CFI_EXPR || rule->kind == CFI_VAL_EXPR)
+    if ((rule->kind == CFI_EXPR || rule->kind == CFI_VAL_EXPR) && expr_needs_lost(rule->expr, rule->expr_len, lost))
       return 1;
     if (rule->kind == CFI_REGISTER && rule->reg < 32 && (lost & (1u << rule->reg)))
       return 1;
