@@ -220,7 +220,7 @@ long utab_lookup(const struct utab *t, uint64_t off, struct utab_row *row, uint6
     row->kind = UTAB_ROW_NONE;
     if (end)
       *end = off < t->size ? (t->nrows ? row_start(t, 0) : t->size) : UINT64_MAX;
-    return -1;
+    return RS_E_NOT_FOUND;
   }
   utab_get_row(t, lo - 1, row);
   if (end)

@@ -75,7 +75,7 @@ void utab_get_row(const struct utab *t, uint32_t i, struct utab_row *row);
 
 /* Finds the row covering off (an offset from t->base) by binary search. Fills *row (kind NONE when no
  * row covers off, including outside [0, size)) and, when end is not NULL, *end with the offset where
- * the row stops applying. Returns the row's index, or -1 for an uncovered offset. */
+ * the row stops applying. Returns the row's index, or RS_E_NOT_FOUND for an uncovered offset. */
 long utab_lookup(const struct utab *t, uint64_t off, struct utab_row *row, uint64_t *end);
 
 /* ---- walking ---- */
