@@ -190,10 +190,25 @@ int main(int argc, char **argv)
   for (int i = 0; i < 5; i++)
     pass(u, &l, 1, &f, &sf);
   double srate;
+  /* The same unwinds with every frame stepped by the CFI interpreter (the unwinder before compiled
+   * tables), on a context of its own so that neither warms the other's cache. */
+  struct unw_ctx *cfi_only;
+  unw_ctx_new(&cfi_only);
+  unw_ctx_use_tables(cfi_only, 0);
+  uint64_t f2 = 0, sf2 = 0;
+  for (int i = 0; i < 6; i++)
+    pass(cfi_only, &l, 0, &f2, &sf2);
+  double unw_cfi = rate(cfi_only, &l, 0, secs, NULL);
+  unw_ctx_free(cfi_only);
   double unw = rate(u, &l, 0, secs, NULL);
   double both = rate(u, &l, 1, secs, &srate);
   printf("snapshots: %d stops in %d sets; first pass (index build, cold caches): %.1f ms\n", stops, l.n, cold * 1e3);
   printf("%-44s %12.0f frames/s\n", "unwind only (baseline)", unw);
+  printf("%-44s %12.0f frames/s\n", "unwind only, CFI interpreter (no tables)", unw_cfi);
+  struct unw_stats st;
+  unw_ctx_stats(u, &st);
+  printf("%-44s %12.1f %%\n", "frames stepped with compiled tables",
+         100.0 * (double)st.table_steps / (double)(st.table_steps + st.cfi_steps ? st.table_steps + st.cfi_steps : 1));
   printf("%-44s %12.0f frames/s\n", "unwind + symbolize", both);
   printf("%-44s %12.0f frames/s (inline frames expanded)\n", "unwind + symbolize, symbolized frames", srate);
   row_rates(&l);

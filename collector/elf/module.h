@@ -71,7 +71,7 @@ int col_module_section(const struct col_module *m, const char *name, int from_de
 
 /* Per-module slots for the lazily built CFI and symbolizer state; their owners free them through
  * the destructor given when they are set (run by col_module_close). */
-enum col_module_slot { COL_SLOT_CFI, COL_SLOT_SYM, COL_SLOT_COUNT_ };
+enum col_module_slot { COL_SLOT_CFI, COL_SLOT_SYM, COL_SLOT_UTAB, COL_SLOT_COUNT_ };
 void *col_module_slot_get(const struct col_module *m, enum col_module_slot s);
 void col_module_slot_set(struct col_module *m, enum col_module_slot s, void *p, void (*destroy)(void *));
 

@@ -297,7 +297,16 @@ struct interp {
   struct cfi_row init;          /* after the CIE's initial instructions, for DW_CFA_restore */
   struct cfi_row stack[STATE_STACK];
   int depth;
+  /* When set, every row of the FDE's program is reported with the addresses it covers. */
+  int (*emit)(void *ctx, uint64_t lo, uint64_t hi, const struct cfi_row *row);
+  void *emit_ctx;
 };
+
+/* Reports the current row for [lo, hi) to the emit callback, if any; returns its result. */
+static int emit_row(struct interp *st, uint64_t lo, uint64_t hi)
+{
+  return st->emit && hi > lo ? st->emit(st->emit_ctx, lo, hi, &st->row) : 0;
+}
 
 static void set_rule(struct cfi_row *row, uint64_t reg, uint8_t kind, int64_t off, const uint8_t *expr,
                      uint32_t len)
@@ -345,6 +354,8 @@ static int run_cfa(struct interp *st, const struct fde *f, const uint8_t *p, con
           return -1;
         if (!is_cie && nloc > pc)
           return 0;
+        if (!is_cie && emit_row(st, loc, nloc) != 0)
+          return -1;
         loc = nloc;
         break;
       }
@@ -423,19 +434,26 @@ static int run_cfa(struct interp *st, const struct fde *f, const uint8_t *p, con
     if (advance) {
       if (!is_cie && loc + delta > pc)
         return 0;
+      if (!is_cie && emit_row(st, loc, loc + delta) != 0)
+        return -1;
       loc += delta;
     }
   }
   return 0;
 }
 
-static int row_for(const struct fde *f, uint64_t pc, const struct cfi_sec *sec, struct cfi_row *out)
+/* Runs f's program up to pc and stores the row there; with emit set, runs it whole and reports each row
+ * (clipped to the FDE's range, the last one up to its end). */
+static int run_fde(const struct fde *f, uint64_t pc, const struct cfi_sec *sec, struct cfi_row *out,
+                   int (*emit)(void *, uint64_t, uint64_t, const struct cfi_row *), void *emit_ctx)
 {
   struct interp *st = malloc(sizeof *st);
   if (st == NULL)
     return -ENOMEM;
   memset(&st->row, 0, sizeof st->row);
   st->depth = 0;
+  st->emit = NULL;
+  st->emit_ctx = emit_ctx;
   st->row.ra_reg = (uint8_t)(f->cie.ra_reg < CFI_MAX_REGS ? f->cie.ra_reg : 0);
   st->row.signal_frame = f->cie.signal;
   int rc = -1;
@@ -446,6 +464,7 @@ static int row_for(const struct fde *f, uint64_t pc, const struct cfi_sec *sec, 
     goto out;
   st->init = st->row;
   st->depth = 0;
+  st->emit = emit;
   if (run_cfa(st, f, f->insn, f->insn_end, f->lo, pc, sec, 0) != 0)
     goto out;
   *out = st->row;
@@ -453,6 +472,11 @@ static int row_for(const struct fde *f, uint64_t pc, const struct cfi_sec *sec, 
 out:
   free(st);
   return rc;
+}
+
+static int row_for(const struct fde *f, uint64_t pc, const struct cfi_sec *sec, struct cfi_row *out)
+{
+  return run_fde(f, pc, sec, out, NULL, NULL);
 }
 
 /* ---- per-module index ---- */
@@ -667,6 +691,82 @@ long cfi_foreach_fde(struct col_module *m, int (*fn)(void *ctx, uint64_t lo, uin
   if (s->dbg.present) {
     long n = walk_section(&s->dbg, 1, each_fde, &e);
     if (n < 0 || e.bad)
+      return RS_E_DWARF;
+    total += n;
+  }
+  return total;
+}
+
+struct rows_ctx {
+  int (*fn)(void *ctx, uint64_t lo, uint64_t hi, const struct cfi_row *row);
+  void *ctx;
+  const struct cfi_sec *sec;
+  const struct fde *f;
+  uint64_t done;  /* the FDE's addresses below this have been reported */
+  int stop;       /* fn's nonzero result */
+};
+
+/* Clips each row to the FDE's range and to what was already reported (a DW_CFA_set_loc may go back). */
+static int emit_clipped(void *ctx, uint64_t lo, uint64_t hi, const struct cfi_row *row)
+{
+  struct rows_ctx *r = ctx;
+  if (lo < r->done)
+    lo = r->done;
+  if (hi > r->f->hi)
+    hi = r->f->hi;
+  if (hi <= lo)
+    return 0;
+  r->done = hi;
+  int rc = r->fn(r->ctx, lo, hi, row);
+  if (rc != 0)
+    r->stop = rc;
+  return rc;
+}
+
+static int rows_of_fde(void *ctx, const struct fde *f, size_t off)
+{
+  struct rows_ctx *r = ctx;
+  struct cfi_row last;
+  (void)off;
+  r->f = f;
+  r->done = f->lo;
+  int rc = run_fde(f, UINT64_MAX, r->sec, &last, emit_clipped, r);
+  if (r->stop)
+    return 1;
+  if (rc == -ENOMEM) {
+    r->stop = rc;
+    return 1;
+  }
+  /* The final row runs to the FDE's end; after a malformed instruction no row is known. */
+  if (r->done < f->hi && (rc = r->fn(r->ctx, r->done, f->hi, rc == 0 ? &last : NULL)) != 0) {
+    r->stop = rc;
+    return 1;
+  }
+  return 0;
+}
+
+long cfi_foreach_row(struct col_module *m, int (*fn)(void *ctx, uint64_t lo, uint64_t hi, const struct cfi_row *row),
+                     void *ctx)
+{
+  struct cfi_state *s = get_state(m);
+  if (s == NULL)
+    return -ENOMEM;
+  long total = 0;
+  struct rows_ctx r = {fn, ctx, &s->eh, NULL, 0, 0};
+  if (s->eh.present) {
+    long n = walk_section(&s->eh, 0, rows_of_fde, &r);
+    if (r.stop)
+      return r.stop;
+    if (n < 0)
+      return RS_E_DWARF;
+    total += n;
+  }
+  r.sec = &s->dbg;
+  if (s->dbg.present) {
+    long n = walk_section(&s->dbg, 1, rows_of_fde, &r);
+    if (r.stop)
+      return r.stop;
+    if (n < 0)
       return RS_E_DWARF;
     total += n;
   }

@@ -53,4 +53,12 @@ int cfi_find_row(struct col_module *m, uint64_t rel_pc, struct cfi_row *row);
  * checking that its CIE and program parse; returns the number of FDEs or RS_E_DWARF. For tests and tools. */
 long cfi_foreach_fde(struct col_module *m, int (*fn)(void *ctx, uint64_t lo, uint64_t hi), void *ctx);
 
+/* Calls fn for every row of every FDE in .eh_frame and .debug_frame: the link-time addresses [lo, hi)
+ * where the row applies, and the row cfi_find_row computes there. row is NULL for the part of an FDE
+ * after a malformed instruction (the interpreter has no row there). Ranges of one FDE are reported in
+ * order and never overlap; different FDEs may. A nonzero result of fn stops the walk and is returned;
+ * otherwise returns the number of FDEs, RS_E_DWARF when an entry does not parse, or -ENOMEM. */
+long cfi_foreach_row(struct col_module *m, int (*fn)(void *ctx, uint64_t lo, uint64_t hi, const struct cfi_row *row),
+                     void *ctx);
+
 #endif

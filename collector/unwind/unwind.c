@@ -1,4 +1,5 @@
-/* The CFI unwinder: applies each frame's rule row (cached per PC) to recover the caller's registers,
+/* The unwinder: steps each frame with the module's compiled unwind table (common/unwind-table.c, the
+ * agent's walker) where the table has a row, and otherwise applies the CFI rule row (cached per PC),
  * with a frame-pointer fallback, signal frames and clean end conditions. */
 #include "unwind.h"
 
@@ -8,6 +9,8 @@
 
 #include "cfi.h"
 #include "errors.h"
+#include "unwind-compile.h"
+#include "unwind-table.h"
 
 #define CACHE_BITS 12
 #define CACHE_SIZE (1u << CACHE_BITS)
@@ -23,6 +26,8 @@ struct cache_entry {
 
 struct unw_ctx {
   struct cache_entry *cache;  /* direct-mapped: a miss overwrites */
+  int no_tables;              /* step every frame with the CFI interpreter */
+  struct unw_stats stats;
 };
 
 int unw_ctx_new(struct unw_ctx **out)
@@ -50,6 +55,16 @@ void unw_ctx_free(struct unw_ctx *u)
 void unw_ctx_flush(struct unw_ctx *u)
 {
   memset(u->cache, 0, CACHE_SIZE * sizeof *u->cache);
+}
+
+void unw_ctx_use_tables(struct unw_ctx *u, int on)
+{
+  u->no_tables = !on;
+}
+
+void unw_ctx_stats(const struct unw_ctx *u, struct unw_stats *out)
+{
+  *out = u->stats;
 }
 
 const char *unw_end_name(enum unw_end end)
@@ -388,9 +403,145 @@ static int entry_row(struct col_module *m, uint64_t rel_pc, const struct arch_de
   return 1;
 }
 
-int unw_unwind(struct unw_ctx *u, const struct col_modmap *map, const struct col_regs *regs,
-               const struct unw_snapshot *snap, const struct unw_memory *mem, uint64_t *pcs, size_t max,
-               size_t *n, enum unw_end *end)
+/* The memory callback the table walker reads through: the same reader as the interpreter's. */
+static int table_read(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+  uint64_t v;
+  if (len != 8 || read_u64(ctx, addr, &v) != 0)
+    return -1;
+  memcpy(buf, &v, 8);
+  return 0;
+}
+
+/* A table step keeps only SP, FP and the return-address column; the interpreter would have recovered
+ * the other registers too. Their bits in lost say which ones the current frame no longer knows. */
+static uint32_t table_lost(const struct arch_desc *arch, int nregs)
+{
+  uint32_t all = nregs >= 32 ? UINT32_MAX : (1u << nregs) - 1;
+  return all & ~((1u << arch->dwarf_sp) | (1u << arch->dwarf_fp) | (1u << arch->dwarf_ra_column));
+}
+
+/* Sets the bits of the registers a DWARF expression reads (DW_OP_breg*, DW_OP_bregx). Returns 0, or
+ * -1 for an operation eval_expr does not know or a truncated operand: then assume it reads any. */
+static int expr_regs(const uint8_t *p, size_t len, uint32_t *mask)
+{
+  const uint8_t *end = p + len;
+  uint64_t u;
+  int64_t s;
+  while (p < end) {
+    uint8_t op = *p++;
+    size_t skip = 0;
+    if (op >= 0x70 && op <= 0x8f) {
+      *mask |= 1u << (op - 0x70);
+      if (sleb(&p, end, &s))
+        return -1;
+      continue;
+    }
+    if ((op >= 0x30 && op <= 0x4f) || op == 0x06 || (op >= 0x12 && op <= 0x14) || op == 0x16 || op == 0x17 ||
+        (op >= 0x19 && op <= 0x27 && op != 0x23) || (op >= 0x29 && op <= 0x2e) || op == 0x96 || op == 0x9c)
+      continue;
+    switch (op) {
+    case 0x08: case 0x09: case 0x15: case 0x94: skip = 1; break;
+    case 0x0a: case 0x0b: case 0x28: case 0x2f: skip = 2; break;
+    case 0x0c: case 0x0d: skip = 4; break;
+    case 0x03: case 0x0e: case 0x0f: skip = 8; break;
+    case 0x10: case 0x23: if (uleb(&p, end, &u)) return -1; continue;
+    case 0x11: if (sleb(&p, end, &s)) return -1; continue;
+    case 0x92:
+      if (uleb(&p, end, &u) || sleb(&p, end, &s))
+        return -1;
+      *mask |= u < 32 ? 1u << u : 0;
+      continue;
+    default:
+      return -1;
+    }
+    if ((size_t)(end - p) < skip)
+      return -1;
+    p += skip;
+  }
+  return 0;
+}
+
+/* Whether an expression may read one of the lost registers. */
+static int expr_needs_lost(const uint8_t *p, size_t len, uint32_t lost)
+{
+  uint32_t mask = 0;
+  return expr_regs(p, len, &mask) != 0 || (mask & lost) != 0;
+}
+
+/* Whether applying row would read one of the lost registers: then the interpreter's result could
+ * differ from a walk that never dropped them, and the walk starts over without tables. */
+static int row_needs_lost(const struct cfi_row *row, uint32_t lost, int nregs)
+{
+  if (lost == 0)
+    return 0;
+  if (row->cfa_kind == CFI_CFA_EXPR ? expr_needs_lost(row->cfa_expr, row->cfa_expr_len, lost)
+                                    : row->cfa_reg < 32 && (lost & (1u << row->cfa_reg)))
+    return 1;
+  for (int r = 0; r < nregs; r++) {
+    const struct cfi_rule *rule = &row->r[r];
+    if ((rule->kind == CFI_EXPR || rule->kind == CFI_VAL_EXPR) && expr_needs_lost(rule->expr, rule->expr_len, lost))
+      return 1;
+    if (rule->kind == CFI_REGISTER && rule->reg < 32 && (lost & (1u << rule->reg)))
+      return 1;
+  }
+  return 0;
+}
+
+/* The registers that stay lost after row: those it leaves "same value" (SP never: it becomes the CFA). */
+static uint32_t lost_after(const struct cfi_row *row, uint32_t lost, const struct arch_desc *arch, int nregs)
+{
+  uint32_t keep = 0;
+  for (int r = 0; r < nregs; r++)
+    if (row->r[r].kind == CFI_SAME && r != arch->dwarf_sp)
+      keep |= 1u << r;
+  return lost & keep;
+}
+
+enum { WALK_RESTART = 1 };
+
+/* Steps one frame with m's table. Returns 1 with *st set when the table decided the frame, 0 when
+ * the frame is the interpreter's. */
+static int table_frame(struct col_module *m, uint64_t bias, const struct arch_desc *arch, int exact,
+                       struct frame_regs *f, struct reader *rd, enum step *st)
+{
+  const struct utab *t = unw_module_table(m);
+  if (t == NULL)
+    return 0;
+  struct utab_module um = {bias, 0, UINT64_MAX, t};
+  struct utab_memory umem = {table_read, rd};
+  struct utab_regs in = {f->pc, 0, 0, 0, 0}, out;
+  int ra = arch->dwarf_ra_column;
+  if (get_reg(f, (uint64_t)arch->dwarf_sp, &in.sp) == 0)
+    in.have |= UTAB_HAVE_SP;
+  if (get_reg(f, (uint64_t)arch->dwarf_fp, &in.fp) == 0)
+    in.have |= UTAB_HAVE_FP;
+  if (arch->lr_reg >= 0 && get_reg(f, (uint64_t)ra, &in.lr) == 0)
+    in.have |= UTAB_HAVE_LR;
+  switch (utab_step(&um, 1, &umem, exact, &in, &out)) {
+  case UTAB_OK:
+    break;
+  case UTAB_END: *st = STEP_OUTERMOST; return 1;
+  case UTAB_BAD: *st = STEP_BAD; return 1;
+  case UTAB_UNREADABLE: *st = STEP_TRUNCATED; return 1;
+  default: return 0;
+  }
+  f->pc = out.pc;
+  f->val[arch->dwarf_sp] = out.sp;
+  f->valid |= 1u << arch->dwarf_sp;
+  f->val[arch->dwarf_fp] = out.fp;
+  f->valid = (out.have & UTAB_HAVE_FP) ? f->valid | 1u << arch->dwarf_fp : f->valid & ~(1u << arch->dwarf_fp);
+  /* The return-address column holds the value the rule loaded (before any PAC stripping), as the
+   * interpreter leaves it. */
+  f->val[ra] = out.lr;
+  f->valid = (out.have & UTAB_HAVE_LR) ? f->valid | 1u << ra : f->valid & ~(1u << ra);
+  *st = STEP_OK;
+  return 1;
+}
+
+static int walk(struct unw_ctx *u, const struct col_modmap *map, const struct col_regs *regs,
+                const struct unw_snapshot *snap, const struct unw_memory *mem, uint64_t *pcs, size_t max,
+                size_t *n, enum unw_end *end, int use_tables)
 {
   *n = 0;
   if (max == 0) {
@@ -404,6 +555,7 @@ int unw_unwind(struct unw_ctx *u, const struct col_modmap *map, const struct col
   const struct arch_desc *arch = regs->arch;
   struct reader rd = {snap, mem, 0};
   int exact = 1;  /* frame 0 and frames interrupted by a signal have an exact PC */
+  uint32_t lost = 0;
   size_t count = 0;
   enum unw_end why = UNW_END_MAX_FRAMES;
   while (count < max) {
@@ -422,6 +574,7 @@ int unw_unwind(struct unw_ctx *u, const struct col_modmap *map, const struct col
     }
     if (count == max)
       break;
+    int nregs = arch->dwarf_max < CFI_MAX_REGS ? arch->dwarf_max : CFI_MAX_REGS;
     /* x86_64's DWARF 16 is the return-address column, but expressions (the PLT's CFA) read it as RIP. */
     if (arch->dwarf_ra_column < CFI_MAX_REGS && arch->lr_reg < 0) {
       f.val[arch->dwarf_ra_column] = f.pc;
@@ -429,20 +582,29 @@ int unw_unwind(struct unw_ctx *u, const struct col_modmap *map, const struct col
     }
     uint64_t old_sp = 0, old_pc = f.pc;
     int have_sp = get_reg(&f, (uint64_t)arch->dwarf_sp, &old_sp) == 0;
-    const struct cfi_row *row = lookup_row(u, m, lookup - bias);
     enum step st;
     int signal = 0;
-    struct cfi_row entry;
-    if (row == NULL && exact && count == 1 && entry_row(m, lookup - bias, arch, &entry))
-      row = &entry;
-    if (row) {
-      signal = row->signal_frame;
-      st = apply_row(row, arch, &f, &rd);
+    if (use_tables && table_frame(m, bias, arch, exact, &f, &rd, &st)) {
+      u->stats.table_steps++;
+      lost = table_lost(arch, nregs);
     } else {
-      st = fp_step(arch, &f, &rd);
-      if (st == STEP_BAD) {
-        why = UNW_END_NO_INFO;
-        break;
+      const struct cfi_row *row = lookup_row(u, m, lookup - bias);
+      struct cfi_row entry;
+      if (row == NULL && exact && count == 1 && entry_row(m, lookup - bias, arch, &entry))
+        row = &entry;
+      u->stats.cfi_steps++;
+      if (row) {
+        if (row_needs_lost(row, lost, nregs))
+          return WALK_RESTART;
+        signal = row->signal_frame;
+        lost = lost_after(row, lost, arch, nregs);
+        st = apply_row(row, arch, &f, &rd);
+      } else {
+        st = fp_step(arch, &f, &rd);
+        if (st == STEP_BAD) {
+          why = UNW_END_NO_INFO;
+          break;
+        }
       }
     }
     if (st == STEP_OUTERMOST) {
@@ -474,4 +636,16 @@ int unw_unwind(struct unw_ctx *u, const struct col_modmap *map, const struct col
   *n = count;
   *end = why;
   return 0;
+}
+
+int unw_unwind(struct unw_ctx *u, const struct col_modmap *map, const struct col_regs *regs,
+               const struct unw_snapshot *snap, const struct unw_memory *mem, uint64_t *pcs, size_t max,
+               size_t *n, enum unw_end *end)
+{
+  int rc = walk(u, map, regs, snap, mem, pcs, max, n, end, !u->no_tables);
+  if (rc == WALK_RESTART) {
+    u->stats.restarts++;
+    rc = walk(u, map, regs, snap, mem, pcs, max, n, end, 0);
+  }
+  return rc;
 }

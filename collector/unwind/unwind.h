@@ -31,6 +31,18 @@ void unw_ctx_free(struct unw_ctx *u);
 /* Forgets every cached row (call after a module leaves a map the context was used with). */
 void unw_ctx_flush(struct unw_ctx *u);
 
+/* Frames are stepped with the modules' compiled unwind tables where they have a row (the default) or,
+ * with on = 0, all with the CFI interpreter; both give the same frames. For tests and benchmarks. */
+void unw_ctx_use_tables(struct unw_ctx *u, int on);
+
+/* How the context's unwinds went so far. */
+struct unw_stats {
+  uint64_t table_steps;  /* frames stepped with a compiled table */
+  uint64_t cfi_steps;    /* frames stepped with the CFI interpreter or the frame-pointer fallback */
+  uint64_t restarts;     /* walks redone with the interpreter alone (a rule needed a register the table drops) */
+};
+void unw_ctx_stats(const struct unw_ctx *u, struct unw_stats *out);
+
 enum unw_end {
   UNW_END_OUTERMOST,   /* clean stop: undefined return address or return address 0 */
   UNW_END_TRUNCATED,   /* the snapshot and the memory callback could not provide the bytes */

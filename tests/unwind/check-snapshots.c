@@ -1,6 +1,8 @@
 /* The stack-truth check: unwinds and symbolizes every recorded stop and compares the frames with
- * gdb's `bt` at the same stop — function names and file:line — down to gdb's outermost frame. */
+ * gdb's `bt` at the same stop — function names and file:line — down to gdb's outermost frame; and
+ * checks that the compiled unwind tables give the same PCs as the CFI interpreter alone. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +120,34 @@ static int check_truncation(struct unw_ctx *u, const struct snap_set *set, const
   return 0;
 }
 
+/* The tables must change nothing: the same stop unwound with the CFI interpreter alone gives the same
+ * PCs and the same end, for the whole window and for the cut windows with the rest behind the memory
+ * callback. */
+static int check_same_as_interpreter(struct unw_ctx *u, struct unw_ctx *cfi_only, const struct snap_set *set,
+                                     const struct snap_stop *s)
+{
+  static const size_t cuts[] = {0, 64, 1000, SIZE_MAX};
+  for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+    struct unw_snapshot snap = {s->sp, s->stack, cuts[c] < s->len ? cuts[c] : s->len};
+    struct unw_memory mem = {read_stop_memory, (void *)s};
+    uint64_t a[MAX_PCS], b[MAX_PCS];
+    size_t na, nb;
+    enum unw_end ea, eb;
+    if (unw_unwind(u, set->map, &s->regs, &snap, &mem, a, MAX_PCS, &na, &ea) != 0 ||
+        unw_unwind(cfi_only, set->map, &s->regs, &snap, &mem, b, MAX_PCS, &nb, &eb) != 0)
+      return -1;
+    if (na != nb || ea != eb || memcmp(a, b, na * sizeof *a) != 0) {
+      fprintf(stderr, "window %zu bytes: tables give %zu frames (%s), the interpreter %zu (%s)\n", snap.len, na,
+              unw_end_name(ea), nb, unw_end_name(eb));
+      for (size_t i = 0; i < na || i < nb; i++)
+        fprintf(stderr, "  #%-2zu 0x%llx 0x%llx\n", i, i < na ? (unsigned long long)a[i] : 0ull,
+                i < nb ? (unsigned long long)b[i] : 0ull);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   if (argc != 2) {
@@ -132,9 +162,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "cannot load %s: %s\n", argv[1], rs_strerror(rc));
     return 1;
   }
-  struct unw_ctx *u;
-  if (unw_ctx_new(&u) != 0)
+  struct unw_ctx *u, *cfi_only;
+  if (unw_ctx_new(&u) != 0 || unw_ctx_new(&cfi_only) != 0)
     return 1;
+  unw_ctx_use_tables(cfi_only, 0);
   static struct out_frame out[MAX_FRAMES];
   int bad_stops = 0, frames = 0, ends[5] = {0};
   for (int i = 0; i < set.nstops; i++) {
@@ -172,6 +203,8 @@ int main(int argc, char **argv)
       ok = 0;
     if (ok && check_truncation(u, &set, s, out, n) != 0)
       ok = 0;
+    if (ok && check_same_as_interpreter(u, cfi_only, &set, s) != 0)
+      ok = 0;
     if (!ok) {
       bad_stops++;
       fprintf(stderr, "stop %d differs (unwind ended: %s):\n", i, unw_end_name(end));
@@ -189,7 +222,17 @@ int main(int argc, char **argv)
   printf("%s: %d stops, %d frames compared with gdb, %d stops differ; ends: outermost %d, truncated %d, "
          "no-info %d, max %d, bad %d\n",
          argv[1], set.nstops, frames, bad_stops, ends[0], ends[1], ends[2], ends[3], ends[4]);
+  struct unw_stats st;
+  unw_ctx_stats(u, &st);
+  printf("frames stepped with compiled tables %llu, with the CFI interpreter %llu; restarts %llu\n",
+         (unsigned long long)st.table_steps, (unsigned long long)st.cfi_steps, (unsigned long long)st.restarts);
+  /* Every fixture runs through libc's or its own CFI: some frames must have used the tables. */
+  if (st.table_steps == 0) {
+    fprintf(stderr, "no frame was stepped with a compiled table\n");
+    bad_stops++;
+  }
   unw_ctx_free(u);
+  unw_ctx_free(cfi_only);
   snap_set_free(&set);
   return bad_stops == 0 && set.nstops > 0 ? 0 : 1;
 }
