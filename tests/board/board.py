@@ -4,7 +4,7 @@ static aarch64 agent launches, attaches, traces, unwinds and streams on a real a
 collector gets the same results as on the host.
 
 usage: board.py CHECK --collector BIN --board SCRIPT --dir DIR [--host-fork-fixture BIN]
-CHECK: boot (start the board, the shared set-up of the other checks), memory, stacks-O0, stacks-O2, tls, attach,
+CHECK: boot (start the board, the shared set-up of the other checks), memory, memory-rust, stacks-O0, stacks-O2, tls, attach,
 fork, killed, rss, stop (the shared clean-up). One board serves every check: its agents are an --multi agent
 (board port 9000), a TLS --multi agent (9001) and one attached to a running fx-fault-ticks (9002). The board's
 files (the collector's --sysroot and gdb's sysroot) are DIR/rootfs; its serial console is DIR/run/console.log.
@@ -168,6 +168,44 @@ def check_memory(b):
         check_target(s)
 
 
+def check_memory_rust(b):
+    """fx-alloc-rust (cross-built by scripts/board with a rustc for aarch64) as tests/e2e/modules.py's heap check
+    traces it: the program counts its workload (the *_path functions) by hand, so the profile's allocations, frees
+    and bytes in the workload's contexts equal its own counts. The collector's totals also hold the Rust runtime's
+    own blocks (argument strings, the stdout buffer), the same for any round count written with as many digits:
+    the totals of "alloc 20" minus its workload equal the totals of "alloc 00", which has no workload. Rust's
+    default allocator forwards to libc, where the blocks are counted, and every freed block was seen allocated."""
+    missing = os.path.join(b.dir, "rust-missing")
+    if os.path.exists(missing):
+        t.skip("fx-alloc-rust is not on the board: " + open(missing).read().strip())
+    port = b.ports()["main"]
+    runs = {}
+    for rounds in ("20", "00"):
+        mark = b.mark()
+        s, prof, _ = traced(b, port, f"rust-{rounds}", "/fx/fx-alloc-rust", "alloc", rounds)
+        counts = fixture_counts(b.since(mark))
+        if not counts:
+            t.fail(f"fx-alloc-rust alloc {rounds} printed no counts on the board's console:\n{b.since(mark)}")
+        expect_eq(f"alloc {rounds}: exit code", s["program"]["exit_code"], 0)
+        in_workload = re.compile(r"::workload::\w+_path$")
+        for metric, key in (("allocations", "allocs"), ("frees", "frees"), ("bytes_allocated", "bytes")):
+            got = sum(v for st, v in folded(b, prof, metric).items() if any(in_workload.search(f) for f in st))
+            expect_eq(f"alloc {rounds}: {metric} in the workload's contexts vs the program's own count", got,
+                      counts[key])
+        expect_eq(f"alloc {rounds}: frees of blocks never seen allocated", s["memory"]["unknown_frees"], 0)
+        if rounds != "00":  # the collector moves the count to libc after 32 Rust calls seen reaching it
+            expect_eq(f"alloc {rounds}: where Rust's allocations are counted",
+                      s.get("memory_rust", {}).get("counted_at"), "libc")
+        check_target(s)
+        runs[rounds] = (s["memory"], counts)
+    (m, c), (m0, c0) = runs["20"], runs["00"]
+    expect_eq("alloc 00: the program's own allocation count", c0["allocs"], 0)
+    print(f"alloc 20: the program counts allocs={c['allocs']} frees={c['frees']} bytes={c['bytes']}; the collector's "
+          f"totals are allocs={m['allocs']} frees={m['frees']} bytes={m['bytes_allocated']}")
+    for key, total in (("allocs", "allocs"), ("frees", "frees"), ("bytes", "bytes_allocated")):
+        expect_eq(f"{key} outside the workload (alloc 20 vs alloc 00)", m[total] - c[key], m0[total] - c0[key])
+
+
 def check_stacks(b, opt):
     port = b.ports()["main"]
     prog = f"/fx/fx-stack-{opt}"
@@ -294,7 +332,7 @@ def check_rss(b):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("check", choices=["boot", "memory", "stacks-O0", "stacks-O2", "tls", "attach", "fork", "killed",
+    ap.add_argument("check", choices=["boot", "memory", "memory-rust", "stacks-O0", "stacks-O2", "tls", "attach", "fork", "killed",
                                       "rss", "stop"])
     ap.add_argument("--collector", required=True)
     ap.add_argument("--board", required=True)
@@ -303,7 +341,7 @@ def main():
     a = ap.parse_args()
     b = Board(a)
     t0 = time.time()
-    {"boot": check_boot, "stop": check_stop, "memory": check_memory, "tls": check_tls, "attach": check_attach,
+    {"boot": check_boot, "stop": check_stop, "memory": check_memory, "memory-rust": check_memory_rust, "tls": check_tls, "attach": check_attach,
      "fork": check_fork, "killed": check_killed, "rss": check_rss,
      "stacks-O0": lambda b: check_stacks(b, "O0"), "stacks-O2": lambda b: check_stacks(b, "O2")}[a.check](b)
     print(f"{a.check}: {time.time() - t0:.1f} s")
