@@ -25,6 +25,7 @@ struct net {
   uv_signal_t sigterm, sigint;
   uv_tcp_t client;
   uv_timer_t idle;    /* runs from accept until the client's first well-formed packet */
+  uv_timer_t events;  /* sends capture events that wait (rsprof-capture) a moment after they were recorded */
   int have_client;
   int closing_client;
   struct agent_server *s;
@@ -50,6 +51,8 @@ struct net {
  * framed (a little more as TLS records): OUT_CAP leaves room for them, so nothing is ever dropped. */
 #define OUT_BOUND (2u << 20)
 #define OUT_CAP (OUT_BOUND + 4 * AGENT_PACKET_SIZE * 2 + (64u << 10))
+/* How long a capture event may wait for more to share its batch: short next to any round trip. */
+#define EVENT_FLUSH_MS 2
 /* Ciphertext read ahead of what the server can take (TLS only). */
 #define TLS_READ_AHEAD (64u << 10)
 
@@ -224,12 +227,14 @@ static void maybe_finish(struct net *n)
     if (!uv_is_closing((uv_handle_t *)&n->listener))
       uv_close((uv_handle_t *)&n->listener, on_closed_noop);
     uv_handle_t *sigs[] = {(uv_handle_t *)&n->sigchld, (uv_handle_t *)&n->sigterm, (uv_handle_t *)&n->sigint,
-                           (uv_handle_t *)&n->idle};
+                           (uv_handle_t *)&n->idle, (uv_handle_t *)&n->events};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
       if (!uv_is_closing(sigs[i]))
         uv_close(sigs[i], on_closed_noop);
   }
 }
+
+static void arm_event_flush(struct net *n);
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
@@ -256,6 +261,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
   }
   if (agent_server_client_spoke(n->s))
     uv_timer_stop(&n->idle);
+  arm_event_flush(n); /* a resume may have taken hits that waited */
   flow(n);
   maybe_finish(n);
 }
@@ -321,6 +327,20 @@ static void on_connection(uv_stream_t *srv, int status)
   accept_client(n);
 }
 
+static void on_events_due(uv_timer_t *h)
+{
+  struct net *n = h->data;
+  agent_server_flush_events(n->s);
+  flow(n);
+  maybe_finish(n);
+}
+
+static void arm_event_flush(struct net *n)
+{
+  if (agent_server_events_waiting(n->s) && !uv_is_active((uv_handle_t *)&n->events))
+    uv_timer_start(&n->events, on_events_due, EVENT_FLUSH_MS, 0);
+}
+
 static void on_sigchld(uv_poll_t *h, int status, int events)
 {
   struct net *n = h->data;
@@ -331,6 +351,7 @@ static void on_sigchld(uv_poll_t *h, int status, int events)
   while (read(n->sigchld_fd, si, sizeof si) < 0 && errno == EINTR)
     ;
   agent_server_child_event(n->s);
+  arm_event_flush(n);
   flow(n); /* a stop lets the packets that waited for it go on, which frees input room */
   maybe_finish(n);
 }
@@ -429,6 +450,8 @@ int agent_net_run(struct agent_server *s, const struct agent_net_opts *o)
   uv_poll_start(&n->sigchld, UV_READABLE, on_sigchld);
   uv_timer_init(n->loop, &n->idle);
   n->idle.data = n;
+  uv_timer_init(n->loop, &n->events);
+  n->events.data = n;
   uv_signal_init(n->loop, &n->sigterm);
   uv_signal_init(n->loop, &n->sigint);
   n->sigterm.data = n->sigint.data = n;
