@@ -14,6 +14,9 @@ int trace_capture_init(struct trace *tr);
  * unwinder needs, else a 'g' request, pipelined with the first stack window when with_stack. Returns 0 or
  * a request's error. */
 int trace_capture_regs(struct trace *tr, const struct rspc_stop *st, int with_stack, struct col_regs *r);
+/* Makes a streamed event's stack window [sp, sp + len) the hit's, all of it there is (at_end: the thread's
+ * stack ends there). */
+void trace_capture_stream_window(struct trace *tr, uint64_t sp, const uint8_t *data, size_t len, int at_end);
 /* Makes the stack window that came with the stop (rsprof-stopstack) the hit's, before any other request
  * reuses the reply buffer it points into; with none, the hit has no window yet. */
 void trace_capture_stop_stack(struct trace *tr, const struct rspc_stop *st);
