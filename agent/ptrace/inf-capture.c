@@ -2,8 +2,12 @@
  * stack window — and the per-call one-shot return breakpoints that pair an entry with its return. Records go
  * into a fixed buffer that the server streams; nothing here allocates. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "capture-records.h"
 #include "errors.h"
@@ -112,6 +116,49 @@ void inf_cap_consume(struct inferior *inf, size_t n)
   c->len -= n;
 }
 
+/* The end of the mapping that holds sp: a stack grows down from there, so [sp, end) is all of the thread's
+ * stack there is, and a window never needs to go past it (the env strings or TLS above the outermost frame
+ * are the only bytes it carries for nothing). Read from /proc/PID/maps once per thread, with a fixed buffer,
+ * and again only when sp leaves that mapping. 0 when not found. */
+static uint64_t stack_end(struct inferior *inf, struct inf_thread *t, uint64_t sp)
+{
+  if (sp >= t->stack_lo && sp < t->stack_hi)
+    return t->stack_hi;
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)inf->pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  size_t have = 0;
+  uint64_t end = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+    if (n <= 0)
+      break;
+    have += (size_t)n;
+    buf[have] = 0;
+    char *line = buf, *nl;
+    while (!end && (nl = memchr(line, '\n', (size_t)(buf + have - line))) != NULL) {
+      *nl = 0;
+      char *dash;
+      unsigned long long lo = strtoull(line, &dash, 16), hi = *dash == '-' ? strtoull(dash + 1, NULL, 16) : 0;
+      if (sp >= lo && sp < hi) {
+        t->stack_lo = lo;
+        t->stack_hi = end = hi;
+      }
+      line = nl + 1;
+    }
+    if (end)
+      break;
+    have = (size_t)(buf + have - line);
+    memmove(buf, line, have);
+    if (have == sizeof buf - 1)
+      have = 0; /* a line longer than the buffer (a long path): not a stack's */
+  }
+  close(fd);
+  return end;
+}
+
 /* Reads len bytes at addr into dst; returns what was read (0 when nothing was). */
 static size_t read_some(struct inferior *inf, uint64_t addr, uint8_t *dst, size_t len)
 {
@@ -147,7 +194,7 @@ static enum inf_cap_result record_return(struct inferior *inf, struct inf_thread
 
 /* Arms the return watch of a call entered now at sp; returns 0, or -1 when it cannot be watched. */
 static int watch_return(struct inferior *inf, struct inf_thread *t, const struct inf_bp *b, const uint8_t *img,
-                        uint64_t sp, uint64_t seq)
+                        uint64_t sp, uint64_t seq, const uint8_t *stack, size_t stack_len)
 {
   const struct arch_desc *a = inf->arch;
   struct inf_capture *c = &inf->cap;
@@ -155,8 +202,10 @@ static int watch_return(struct inferior *inf, struct inf_thread *t, const struct
   if (a->lr_reg >= 0) { /* aarch64: the link register; the return leaves SP as it is at the entry */
     ret = reg_value(a, img, a->lr_reg);
     sp_after = sp;
-  } else { /* x86_64: on top of the stack, popped by ret */
-    if (inf_read(inf, sp, &ret, 8) != 8)
+  } else { /* x86_64: on top of the stack, popped by ret; usually in the window just read */
+    if (stack_len >= 8)
+      memcpy(&ret, stack, 8);
+    else if (inf_read(inf, sp, &ret, 8) != 8)
       return -1;
     sp_after = sp + 8;
   }
@@ -213,7 +262,12 @@ static enum inf_cap_result record_entry(struct inferior *inf, struct inf_thread 
   }
   /* One read: /proc/PID/mem stops at the first unreadable page, so a window past the stack's end comes back
    * cut there. */
-  size_t stack = read_some(inf, sp, q, s->stack_len);
+  uint8_t *window = q;
+  size_t want = s->stack_len;
+  uint64_t end = want ? stack_end(inf, t, sp) : 0;
+  if (end > sp && end - sp < want)
+    want = (size_t)(end - sp);
+  size_t stack = read_some(inf, sp, q, want);
   if (stack < s->stack_len)
     flags |= CAP_FLAG_STACK_END;
   q += stack;
@@ -222,7 +276,7 @@ static enum inf_cap_result record_entry(struct inferior *inf, struct inf_thread 
   uint64_t seq = 0;
   if (s->ret) {
     seq = ++c->seq;
-    if (watch_return(inf, t, b, img, sp, seq)) {
+    if (watch_return(inf, t, b, img, sp, seq, window, stack)) {
       seq = 0;
       flags |= CAP_FLAG_UNPAIRED;
     }

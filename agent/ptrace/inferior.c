@@ -416,6 +416,7 @@ static void on_exec(struct inferior *inf, struct inf_thread *t)
   t->stepping = 0;
   t->in_vfork = 0;
   t->reported_bp = 0;
+  t->stack_lo = t->stack_hi = 0;
   t->pending = inf->report_exec ? INF_EV_EXEC : INF_EV_NONE;
   inf->vfork_lifts = 0;
   inf->nbp = 0;

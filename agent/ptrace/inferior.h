@@ -12,7 +12,7 @@
 #define INF_MAX_THREADS 1024
 #define INF_MAX_BPS 4096
 #define INF_MAX_QUIET_HITS 512
-#define INF_CAP_MAX_STACK (32u << 10) /* the largest stack window a capture breakpoint records */
+#define INF_CAP_MAX_STACK (128u << 10) /* the largest stack window a capture breakpoint records */
 #define INF_CAP_MAX_MEM 256           /* the most memory bytes a capture breakpoint records */
 
 enum inf_event { INF_EV_NONE, INF_EV_BKPT, INF_EV_STEP, INF_EV_SIGNAL, INF_EV_EXEC };
@@ -30,6 +30,7 @@ struct inf_thread {
   uint64_t reported_bp;  /* breakpoint this thread last reported a hit at (step over it on resume) */
   uint64_t stop_ns;      /* CLOCK_MONOTONIC when the agent saw the thread's latest stop */
   int cap_parked;        /* stopped at a capture breakpoint whose event waits for room (flow control) */
+  uint64_t stack_lo, stack_hi; /* the mapping its stack pointer was last seen in (0, 0: not looked up) */
   int in_vfork;          /* reported PTRACE_EVENT_VFORK, PTRACE_EVENT_VFORK_DONE still to come */
   int regs_valid;
   struct ptarch_gregs regs;
@@ -93,8 +94,8 @@ struct inf_cap_watch {
 };
 
 #define INF_CAP_WATCHES 4096
-#define INF_CAP_BUF (256u << 10)  /* records not yet sent */
-#define INF_CAP_SOFT (192u << 10) /* a hit that would fill past this waits (the thread stays stopped) */
+#define INF_CAP_BUF (512u << 10)  /* records not yet sent */
+#define INF_CAP_SOFT (384u << 10) /* a hit that would fill past this waits (the thread stays stopped) */
 
 /* The capture state (rsprof-capture): records waiting to be sent and the calls whose return is watched. */
 struct inf_capture {

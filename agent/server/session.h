@@ -44,7 +44,7 @@ struct agent_server {
 
 /* Event batches (rsprof-capture): at most this many record bytes per "%RsprofEvents:" notification; a batch
  * goes out once this much is waiting, or after the transport's short timer. */
-#define AGENT_EVENT_BATCH (64u << 10)
+#define AGENT_EVENT_BATCH (64u << 10) /* a bigger record (a deep stack) goes alone */
 
 /* Sends bytes to the client as they are (acks); nothing happens while no client is connected. */
 void agent_send_raw(struct agent_server *s, const void *data, size_t len);

@@ -63,19 +63,6 @@ static int arm_capture(struct trace *tr, struct trace_bp *bp)
                          (unsigned)bp->capture_id, (unsigned long long)mask, stack, s->ret ? 1 : 0, m, rm);
 }
 
-int trace_bp_rearm_captures(struct trace *tr)
-{
-  int rc = 0;
-  size_t pos = 0;
-  uint64_t addr, slot;
-  while (u64map_next(&tr->bp_index, &pos, &addr, &slot))
-    if (tr->bps[slot].capture) {
-      int r = arm_capture(tr, &tr->bps[slot]);
-      rc = rc ? rc : r;
-    }
-  return rc;
-}
-
 /* Sends one breakpoint operation, or, while a streamed event's handlers run (the program runs on, so no
  * request can be answered), queues it for the next stop (trace_bp_apply_deferred). */
 static int target_op(struct trace *tr, uint64_t addr, int op)

@@ -24,8 +24,6 @@ int trace_bp_reinsert_all(struct trace *tr);
 /* Sends the breakpoint operations that streamed events' handlers asked for (at a stop, before resuming).
  * Returns 0 or the first error. */
 int trace_bp_apply_deferred(struct trace *tr);
-/* Re-sends every capture breakpoint's spec (after the capture window changed). Returns 0 or the first error. */
-int trace_bp_rearm_captures(struct trace *tr);
 /* Empties the table without a packet: after an exec the new image has none of the old breakpoints. */
 void trace_bp_forget_all(struct trace *tr);
 

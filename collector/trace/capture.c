@@ -26,15 +26,15 @@ enum { STACK_WINDOW_START = 2048, WIDEN_MIN_UNWINDS = 64, WIDEN_SHARE = 4, WINDO
  * per hit, since a wider window would cost every stop of the program. */
 enum { STOP_WINDOW_MAX = 64 * 1024 };
 /* What capture breakpoints record of the stack (rsprof-capture). A streamed event's window cannot be read
- * further later, so it starts wider than a stop's: 8 KiB, five times the bench's 14-frame stacks (the agent
- * sends less where the stack ends first). */
-enum { CAPTURE_STACK_START = 8192, CAPTURE_STACK_MAX = 32 * 1024 };
+ * further later, so it asks for all of it: the agent sends the stack from sp to the end of its mapping, which
+ * is the thread's whole stack (plus what lies above its outermost frame), up to the agent's largest window. */
+enum { CAPTURE_STACK = 128 * 1024 };
 
 int trace_capture_init(struct trace *tr)
 {
   const struct col_options *o = tr->opt;
   tr->window = o->stack_bytes < STACK_WINDOW_START ? o->stack_bytes : STACK_WINDOW_START;
-  tr->capture_stack = o->stack_bytes < CAPTURE_STACK_START ? (size_t)o->stack_bytes : CAPTURE_STACK_START;
+  tr->capture_stack = o->stack_bytes < CAPTURE_STACK ? (size_t)o->stack_bytes : CAPTURE_STACK;
   /* Our agent can send the stack window with each breakpoint stop: one round trip per event less. */
   if (rspc_features(tr->c)->stop_stack && tr->window &&
       rspc_request_ok(tr->c, "QRsprofStopStack:%zx", tr->window) == 0) {
@@ -256,22 +256,12 @@ static size_t hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t 
   return tr->hit_stack_len;
 }
 
-/* A streamed window cannot be read further after the fact, and such a stack stays truncated: the first one
- * makes the capture breakpoints record twice as much, from a stop the event loop makes for it at once. */
+/* A streamed window cannot be read further after the fact: a stack deeper than the whole window the agent
+ * sends (128 KiB, or --stack-size) stays truncated, and counts as a refill would. */
 static void note_stream_unwind(struct trace *tr, int short_window)
 {
-  tr->stream_unwinds++;
-  if (!short_window)
-    return;
-  tr->stream_short++;
-  tr->window_refills++; /* a hit whose window was too short, as for round trips */
-  size_t cap = tr->opt->stack_bytes < CAPTURE_STACK_MAX ? (size_t)tr->opt->stack_bytes : CAPTURE_STACK_MAX;
-  if (tr->capture_stack >= cap || tr->capture_rearm)
-    return;
-  tr->capture_stack = tr->capture_stack * 2 < cap ? tr->capture_stack * 2 : cap;
-  tr->stream_unwinds = tr->stream_short = 0;
-  tr->capture_rearm = 1;
-  LOG_DEBUG("capture window widened to %zu bytes", tr->capture_stack);
+  if (short_window)
+    tr->window_refills++;
 }
 
 void trace_capture_stream_window(struct trace *tr, uint64_t sp, const uint8_t *data, size_t len, int at_end)
@@ -423,6 +413,18 @@ void trace_event(struct trace *tr, const struct trace_hit *hit, const struct tra
     trace_print_event(tr, hit->tid, ev, tr->pcs, n, truncated);
   }
   tr->events++;
+}
+
+double trace_hit_time_ms(struct trace *tr, int has_agent_time, uint64_t agent_ns)
+{
+  if (!tr->agent_times || !has_agent_time)
+    return trace_elapsed_ms(tr);
+  double ms = (double)agent_ns / 1e6;
+  if (!tr->have_agent_offset) {
+    tr->agent_offset_ms = trace_elapsed_ms(tr) - ms;
+    tr->have_agent_offset = 1;
+  }
+  return ms + tr->agent_offset_ms;
 }
 
 /* Keeps the stack window that came with the stop (rsprof-stopstack) as the hit's, before any other request

@@ -47,19 +47,6 @@ int trace_stop_signal(void) { return stop_signal; }
 
 int trace_exact_times(const struct trace *tr) { return tr->agent_times; }
 
-/* A hit's time on trace_elapsed_ms's scale: the agent's clock at the stop when it sends one, shifted by the
- * offset seen at the first such stop; otherwise now. */
-double trace_hit_time_ms(struct trace *tr, int has_agent_time, uint64_t agent_ns)
-{
-  if (!tr->agent_times || !has_agent_time)
-    return trace_elapsed_ms(tr);
-  double ms = (double)agent_ns / 1e6;
-  if (!tr->have_agent_offset) {
-    tr->agent_offset_ms = trace_elapsed_ms(tr) - ms;
-    tr->have_agent_offset = 1;
-  }
-  return ms + tr->agent_offset_ms;
-}
 
 /* Stock gdbserver leaves a breakpoint at the PC in place when resuming, so the thread would trap again at
  * once: take it out, step that one thread past it (the others stay stopped), and put it back, as gdb does.
@@ -251,7 +238,7 @@ static int wait_running(struct trace *tr, struct rspc_stop *st)
   double heard = trace_now_ms(); /* the last proof of life: the resume, or an answered probe */
   double asked = 0;              /* when the interrupt went out (0: none yet since the resume) */
   for (;;) {
-    int rc = rspc_wait_stop(tr->c, tr->capture_rearm && !asked ? 0 : 200, st);
+    int rc = rspc_wait_stop(tr->c, 200, st);
     if (rc == 0 && tr->stream_error)
       rc = tr->stream_error;
     if (rc != RS_E_TIMEOUT)
@@ -268,11 +255,6 @@ static int wait_running(struct trace *tr, struct rspc_stop *st)
         asked = now;
         rspc_interrupt(tr->c);
       }
-    } else if (!asked && tr->capture_rearm) {
-      /* The capture window must grow, which takes a stop: the same quiet kind a liveness probe is. */
-      tr->probing = 1;
-      asked = now;
-      rspc_interrupt(tr->c);
     } else if (!asked && now - heard >= reply_ms) {
       LOG_DEBUG("no stop for %.0f ms: interrupting the program to check that the server is alive", now - heard);
       tr->probing = 1;

@@ -13,9 +13,6 @@ int trace_stop_signal(void);
 /* Runs until the program exits, --duration passes, or a caught signal asks to stop. Returns 0 (the program
  * ended or was interrupted and is stopped) or the error that ended tracing early. */
 int trace_event_loop(struct trace *tr);
-/* A hit's time on trace_elapsed_ms's scale: the agent's clock (agent_ns) when it sent one and has_agent_time,
- * shifted by the offset seen at the first such time; otherwise now. */
-double trace_hit_time_ms(struct trace *tr, int has_agent_time, uint64_t agent_ns);
 /* Prints the event rate on stderr at most once a second (always when final), if --progress is on. */
 void trace_show_progress(struct trace *tr, int final);
 

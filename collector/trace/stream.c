@@ -10,7 +10,6 @@
 #include "breakpoints.h"
 #include "capture.h"
 #include "errors.h"
-#include "event-loop.h"
 #include "log.h"
 #include "rsp-client.h"
 #include "rsp-events.h"
@@ -161,13 +160,5 @@ int trace_stream_before_resume(struct trace *tr)
   if (!tr->agent_capture)
     return 0;
   int rc = trace_bp_apply_deferred(tr);
-  if (rc == RS_E_DISCONNECTED || rc == RS_E_TIMEOUT)
-    return rc;
-  if (tr->capture_rearm) {
-    tr->capture_rearm = 0;
-    rc = trace_bp_rearm_captures(tr);
-    if (rc == RS_E_DISCONNECTED || rc == RS_E_TIMEOUT)
-      return rc;
-  }
-  return 0;
+  return rc == RS_E_DISCONNECTED || rc == RS_E_TIMEOUT ? rc : 0; /* a refused one was logged */
 }

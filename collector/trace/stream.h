@@ -9,8 +9,8 @@
  * latter, takes the server's event stream. Call once connected, after trace_capture_init. Returns 0, or
  * RS_E_UNSUPPORTED when --capture agent was asked of a server without it (a warning; round trips are used). */
 int trace_stream_init(struct trace *tr);
-/* At a stop, before resuming: sends what streamed handlers could not (breakpoint changes) and, when the capture
- * window grew, re-arms the capture breakpoints. Returns 0 or a request's error. */
+/* At a stop, before resuming: sends what streamed handlers could not (breakpoint changes). Returns 0 or a
+ * transport error. */
 int trace_stream_before_resume(struct trace *tr);
 
 #endif

@@ -135,8 +135,6 @@ struct trace {
   struct u64map capture_addr; /* capture id -> breakpoint address */
   struct u64map ret_mem_addr; /* call seq -> address of the memory its return record carries */
   size_t capture_stack;      /* stack bytes each capture breakpoint records */
-  unsigned stream_unwinds, stream_short; /* unwinds of streamed windows in this period, and those cut short */
-  int capture_rearm;         /* capture_stack grew: re-arm the capture breakpoints at the next stop */
   struct trace_deferred_op *deferred;
   size_t ndeferred, deferred_cap;
   int stream_error;          /* a malformed batch: the run ends with this error */
