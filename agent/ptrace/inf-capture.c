@@ -159,6 +159,40 @@ static uint64_t stack_end(struct inferior *inf, struct inf_thread *t, uint64_t s
   return end;
 }
 
+/* The kernel's start of the main thread's stack (/proc/PID/stat field 28): just above argc, argv, the
+ * environment pointers and auxv, below their strings. For a process the agent attached to, whose first stack
+ * pointer it never saw. */
+static uint64_t start_stack(struct inferior *inf)
+{
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)inf->pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+  for (int field = 2; p && field < 28; field++)
+    p = strchr(p + 1, ' ');
+  return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* How far from sp a window needs to go: to the thread's first stack pointer (plus a little, for the outermost
+ * frame's return-address slot), else to the end of the stack's mapping. */
+static uint64_t window_end(struct inferior *inf, struct inf_thread *t, uint64_t sp)
+{
+  uint64_t end = stack_end(inf, t, sp);
+  if (!t->stack_top && t->tid == inf->pid)
+    t->stack_top = start_stack(inf);
+  uint64_t top = t->stack_top ? t->stack_top + 64 : 0;
+  if (top > sp && (!end || top < end))
+    end = top;
+  return end;
+}
+
 /* Reads len bytes at addr into dst; returns what was read (0 when nothing was). */
 static size_t read_some(struct inferior *inf, uint64_t addr, uint8_t *dst, size_t len)
 {
@@ -264,7 +298,7 @@ static enum inf_cap_result record_entry(struct inferior *inf, struct inf_thread 
    * cut there. */
   uint8_t *window = q;
   size_t want = s->stack_len;
-  uint64_t end = want ? stack_end(inf, t, sp) : 0;
+  uint64_t end = want ? window_end(inf, t, sp) : 0;
   if (end > sp && end - sp < want)
     want = (size_t)(end - sp);
   size_t stack = read_some(inf, sp, q, want);

@@ -405,6 +405,8 @@ static void end_vfork(struct inferior *inf, struct inf_thread *t)
 /* The process executed a new program (thread t reported it, now with the process id). The old image's
  * breakpoints are gone with it, the kernel ended every other thread, and /proc/PID/mem still refers to the
  * old memory: forget the first two and reopen the last. */
+static void note_birth(struct inferior *inf, struct inf_thread *t);
+
 static void on_exec(struct inferior *inf, struct inf_thread *t)
 {
   pid_t keep = t->tid;
@@ -417,6 +419,8 @@ static void on_exec(struct inferior *inf, struct inf_thread *t)
   t->in_vfork = 0;
   t->reported_bp = 0;
   t->stack_lo = t->stack_hi = 0;
+  t->born = 1; /* the new program's first stack pointer: this stop's */
+  note_birth(inf, t);
   t->pending = inf->report_exec ? INF_EV_EXEC : INF_EV_NONE;
   inf->vfork_lifts = 0;
   inf->nbp = 0;
@@ -427,6 +431,17 @@ static void on_exec(struct inferior *inf, struct inf_thread *t)
   if (rc)
     LOG_ERR("process %d: cannot open its memory after exec: %s", (int)inf->pid, strerror(-rc));
   LOG_INFO("process %d executed a new program; its breakpoints are gone", (int)inf->pid);
+}
+
+/* A thread's first stop: its stack pointer then is the top of its frames, which bounds the stack windows that
+ * capture breakpoints record (the TLS or environment above it is of no use to an unwinder). */
+static void note_birth(struct inferior *inf, struct inf_thread *t)
+{
+  if (!t->born)
+    return;
+  t->born = 0;
+  struct ptarch_gregs *r = inf_gregs(inf, t);
+  t->stack_top = r ? ptarch_sp(r) : 0;
 }
 
 /* Records what one wait status means; never resumes anything itself except to deliver signals
@@ -463,6 +478,7 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
     t = add_thread(inf, tid, 0);
     if (!t)
       return;
+    t->born = 1;
   }
   t->running = 0;
   t->stop_ns = monotonic_ns();
@@ -472,6 +488,7 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
    * quiet PTRACE_EVENT_STOP that inf_poll and step_over resume from. */
   t->interrupted = 0;
   t->regs_valid = 0;
+  note_birth(inf, t);
   int sig = WSTOPSIG(status), ev = status >> 16;
   switch (ev) {
   case PTRACE_EVENT_CLONE:
@@ -484,8 +501,9 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
      * same breakpoints. A clone into a copy of the memory is a new process (fork). */
     if (ev == PTRACE_EVENT_CLONE && (task_tgid(child) == inf->pid || same_memory(tid, child))) {
       int stopped = take_early_child(inf, child);
-      if (!inf_thread(inf, child))
-        add_thread(inf, child, !stopped); /* running until its initial stop arrives */
+      struct inf_thread *c = inf_thread(inf, child) ? NULL : add_thread(inf, child, !stopped);
+      if (c && !stopped)
+        c->born = 1; /* running until its initial stop arrives */
       return;
     }
     if (ev == PTRACE_EVENT_VFORK)
@@ -1090,7 +1108,11 @@ int inf_launch(struct inferior *inf, char *const argv[], int disable_aslr)
   inf->running = 0;
   inf->nth = 0;
   inf->nbp = 0;
-  add_thread(inf, pid, 0);
+  struct inf_thread *first = add_thread(inf, pid, 0);
+  if (first) { /* stopped at the exec: the program's first stack pointer */
+    first->born = 1;
+    note_birth(inf, first);
+  }
   rc = open_mem(inf);
   if (rc) {
     inf_kill(inf);

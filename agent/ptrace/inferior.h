@@ -31,6 +31,8 @@ struct inf_thread {
   uint64_t stop_ns;      /* CLOCK_MONOTONIC when the agent saw the thread's latest stop */
   int cap_parked;        /* stopped at a capture breakpoint whose event waits for room (flow control) */
   uint64_t stack_lo, stack_hi; /* the mapping its stack pointer was last seen in (0, 0: not looked up) */
+  uint64_t stack_top;    /* its stack pointer when it began (exec, clone): its frames all lie below (0: unknown) */
+  int born;              /* created while traced: its next stop is its first, which sets stack_top */
   int in_vfork;          /* reported PTRACE_EVENT_VFORK, PTRACE_EVENT_VFORK_DONE still to come */
   int regs_valid;
   struct ptarch_gregs regs;

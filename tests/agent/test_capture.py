@@ -180,9 +180,11 @@ def capture_slow_client():
     """A client that stops reading for 2 s: the agent holds the program (its thread waits at the breakpoint)
     rather than buffer without bound or drop anything; its memory stays small; once the client reads again
     every event arrives, and the stats record says the program was held."""
-    n, nthreads = 5000, 2
+    n, nthreads = 40000, 2
     agent, rsp, seven = start(n, nthreads)
-    arm(rsp, seven, stack=4096)  # about 4 KiB per entry: 40 MB in all, far more than any buffer
+    # The window stops at the thread's first stack pointer, so memory makes the bulk: 256 bytes at the entry and
+    # at the return, about 45 MB in all, far more than any buffer.
+    arm(rsp, seven, extra=";m:7,0,100;M:7,0,100")
     rsp.send("vCont;c")
     time.sleep(2)
     peak = rss_kb(agent.proc.pid)
