@@ -1192,6 +1192,49 @@ int inf_attach(struct inferior *inf, pid_t pid)
   return 0;
 }
 
+/* Whether a SIGTRAP waits, queued, for thread tid (/proc/.../status SigPnd, ShdPnd). */
+static int sigtrap_pending(pid_t pid, pid_t tid)
+{
+  char path[96], text[2048];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  text[n] = 0;
+  static const char *const keys[] = {"\nSigPnd:", "\nShdPnd:"};
+  for (int k = 0; k < 2; k++) {
+    const char *p = strstr(text, keys[k]);
+    if (p && (strtoull(p + 8, NULL, 16) & (1ull << (SIGTRAP - 1))))
+      return 1;
+  }
+  return 0;
+}
+
+/* A thread that executed a trap just as an interrupt stopped it may still have the SIGTRAP queued: detached,
+ * it would die of it (a program that hits breakpoints at a high rate, as under agent-side capture, meets this
+ * sooner or later). Let the signal arrive while traced — on_status backs the PC up to the instruction the
+ * removed breakpoint held — so that the detach swallows it. */
+static void take_queued_trap(struct inferior *inf, struct inf_thread *t)
+{
+  for (int tries = 0; tries < 4 && sigtrap_pending(inf->pid, t->tid); tries++) {
+    if (ptrace(PTRACE_CONT, t->tid, NULL, NULL) < 0)
+      return;
+    int status;
+    pid_t w;
+    do
+      w = waitpid(t->tid, &status, __WALL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 || !WIFSTOPPED(status))
+      return;
+    on_status(inf, t->tid, status);
+    t->pending = INF_EV_NONE;
+  }
+}
+
 int inf_detach(struct inferior *inf)
 {
   if (inf->pid == 0)
@@ -1201,6 +1244,8 @@ int inf_detach(struct inferior *inf)
   remove_all_bps(inf);
   for (int i = 0; i < inf->nth; i++) {
     struct inf_thread *t = &inf->th[i];
+    if (t->pending != INF_EV_SIGNAL && !deliver_sig[i])
+      take_queued_trap(inf, t);
     /* Signals the program was about to receive are handed back to it, not swallowed. */
     int sig = t->pending == INF_EV_SIGNAL ? t->pending_sig : deliver_sig[i];
     ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)sig);
