@@ -57,6 +57,10 @@ static void usage(FILE *out)
           "                             (rsprof-agent --multi, gdbserver --multi); the rest of the command\n"
           "                             line is its arguments. Without it, an agent that has no program\n"
           "                             running starts the one it was given (rsprof-agent --multi -- PROGRAM)\n"
+          "      --capture agent|roundtrip  who captures each event: agent (the default with an agent that\n"
+          "                             offers rsprof-capture) records and streams it, so the link's latency\n"
+          "                             costs nothing; roundtrip stops the program and reads it from here\n"
+          "                             (stock gdbserver's only way)\n"
           "      --follow-fork no|yes   no (default): the program's child processes run untraced, our\n"
           "                             breakpoints removed from them; yes (trace them too) is not supported yet\n"
           "binaries:\n"
@@ -98,6 +102,7 @@ enum {
   OPT_PROGRESS, OPT_NO_PROGRESS, OPT_FAIL_ON_LEAK, OPT_MAX_PEAK, OPT_MAX_ALLOCS, OPT_LOG_LEVEL, OPT_POLL_US,
   OPT_RUN,
   OPT_FOLLOW_FORK,
+  OPT_CAPTURE,
 };
 
 static const struct option long_opts[] = {
@@ -121,6 +126,7 @@ static const struct option long_opts[] = {
     {"kill-at-end", no_argument, NULL, OPT_KILL_AT_END},
     {"run", required_argument, NULL, OPT_RUN},
     {"follow-fork", required_argument, NULL, OPT_FOLLOW_FORK},
+    {"capture", required_argument, NULL, OPT_CAPTURE},
     {"sysroot", required_argument, NULL, OPT_SYSROOT},
     {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
     {"system-debug-dir", required_argument, NULL, OPT_SYSTEM_DEBUG_DIR},
@@ -253,6 +259,14 @@ static int parse_args(int argc, char **argv, struct col_options *o)
       }
       if (strcmp(optarg, "no"))
         return bad_value("--follow-fork", optarg);
+      break;
+    case OPT_CAPTURE:
+      if (!strcmp(optarg, "agent"))
+        o->capture = COL_CAPTURE_AGENT;
+      else if (!strcmp(optarg, "roundtrip"))
+        o->capture = COL_CAPTURE_ROUNDTRIP;
+      else
+        return bad_value("--capture", optarg);
       break;
     case OPT_SYSROOT: o->sysroot = optarg; break;
     case OPT_DEBUG_DIR:

@@ -44,6 +44,7 @@ void rsp_decoder_reset(struct rsp_decoder *d)
   d->sum = 0;
   d->csum = 0;
   d->malformed = 0;
+  d->notify = 0;
 }
 
 static void start_packet(struct rsp_decoder *d)
@@ -52,6 +53,7 @@ static void start_packet(struct rsp_decoder *d)
   d->len = 0;
   d->sum = 0;
   d->malformed = 0;
+  d->notify = 0;
 }
 
 /* Stores one decoded byte; returns 0, or -1 when the packet outgrew the limit. */
@@ -66,8 +68,9 @@ static int put_byte(struct rsp_decoder *d, uint8_t c)
 static void set_event(struct rsp_event *ev, enum rsp_event_kind kind, const struct rsp_decoder *d)
 {
   ev->kind = kind;
-  ev->data = kind == RSP_EV_PACKET ? (const char *)d->payload : NULL;
-  ev->len = kind == RSP_EV_PACKET ? d->len : 0;
+  int payload = kind == RSP_EV_PACKET || kind == RSP_EV_NOTIFY;
+  ev->data = payload ? (const char *)d->payload : NULL;
+  ev->len = payload ? d->len : 0;
 }
 
 /* The bytes that frame a packet; inside a payload they are escaped. Bitwise, not short-circuit, so the
@@ -141,6 +144,8 @@ int rsp_decoder_next(struct rsp_decoder *d, const uint8_t **buf, size_t *len, st
     case ST_SKIP:
       if (c == '$')
         start_packet(d);
+      else if (d->state == ST_IDLE && c == '%')
+        start_packet(d), d->notify = 1;
       else if (d->state == ST_IDLE && c == '+')
         set_event(ev, RSP_EV_ACK, d), have = 1;
       else if (d->state == ST_IDLE && c == '-')
@@ -221,7 +226,7 @@ int rsp_decoder_next(struct rsp_decoder *d, const uint8_t **buf, size_t *len, st
       else if (d->malformed)
         set_event(ev, RSP_EV_MALFORMED, d);
       else
-        set_event(ev, RSP_EV_PACKET, d);
+        set_event(ev, d->notify ? RSP_EV_NOTIFY : RSP_EV_PACKET, d);
       have = 1;
       break;
     }
@@ -286,10 +291,10 @@ long rsp_unescape_binary(uint8_t *data, size_t len)
   return (long)o;
 }
 
-int rsp_encode_packet(struct rs_buf *out, const void *payload, size_t len)
+static int encode_framed(struct rs_buf *out, char lead, const void *payload, size_t len)
 {
   size_t start = out->len;
-  int rc = rs_buf_putc(out, '$');
+  int rc = rs_buf_putc(out, lead);
   if (!rc)
     rc = rsp_escape_binary(out, payload, len);
   if (!rc)
@@ -304,4 +309,14 @@ int rsp_encode_packet(struct rs_buf *out, const void *payload, size_t len)
   char trailer[3] = {'#'};
   hex_encode(trailer + 1, &sum, 1);
   return rs_buf_append(out, trailer, 3);
+}
+
+int rsp_encode_packet(struct rs_buf *out, const void *payload, size_t len)
+{
+  return encode_framed(out, '$', payload, len);
+}
+
+int rsp_encode_notification(struct rs_buf *out, const void *payload, size_t len)
+{
+  return encode_framed(out, '%', payload, len);
 }

@@ -17,11 +17,12 @@ enum rsp_event_kind {
   RSP_EV_BAD_CHECKSUM, /* a whole packet whose checksum did not match: answer '-' in ack mode */
   RSP_EV_MALFORMED,    /* a whole packet with an invalid run-length encoding: answer '-' in ack mode */
   RSP_EV_TOO_LONG,     /* a packet grew past the limit: it is dropped, decoding resumes at the next '$' */
+  RSP_EV_NOTIFY,       /* a whole notification ("%payload#cs", never acknowledged): payload in data/len */
 };
 
 struct rsp_event {
   enum rsp_event_kind kind;
-  /* For RSP_EV_PACKET: the payload with escapes and run lengths decoded, NUL-terminated.
+  /* For RSP_EV_PACKET and RSP_EV_NOTIFY: the payload with escapes and run lengths decoded, NUL-terminated.
    * Borrowed from the decoder; valid until the next rsp_decoder_next() call. */
   const char *data;
   size_t len;
@@ -35,6 +36,7 @@ struct rsp_decoder {
   uint8_t sum;  /* running checksum of the raw bytes */
   uint8_t csum; /* checksum received after '#' */
   int malformed;
+  int notify;   /* the packet being decoded began with '%' (a notification) */
 };
 
 /* Prepares a decoder that accepts decoded payloads of up to max_payload bytes.
@@ -52,6 +54,10 @@ int rsp_decoder_next(struct rsp_decoder *d, const uint8_t **buf, size_t *len, st
 /* Appends "$payload#cs" to out, escaping '$', '#', '}' and '*' so that any binary payload
  * survives. Returns 0, -ENOMEM or RS_E_LIMIT. */
 int rsp_encode_packet(struct rs_buf *out, const void *payload, size_t len);
+
+/* Appends "%payload#cs" (an asynchronous notification, as RSP's non-stop "%Stop:" ones), escaped like
+ * rsp_encode_packet. Returns 0, -ENOMEM or RS_E_LIMIT. */
+int rsp_encode_notification(struct rs_buf *out, const void *payload, size_t len);
 
 /* Appends binary data escaped for use inside a payload (as in X packets and 'x' replies),
  * without framing. Returns 0, -ENOMEM or RS_E_LIMIT. */

@@ -87,6 +87,8 @@ static void forget_process(struct inferior *inf)
   inf->running = 0;
   inf->vfork_lifts = 0;
   inf->nearly_child = 0;
+  inf->cap.nw = 0;
+  inf->cap.nparked = 0;
 }
 
 static int open_mem(struct inferior *inf)
@@ -115,6 +117,8 @@ static struct inf_bp *bp_find(struct inferior *inf, uint64_t addr)
       return &inf->bp[i];
   return NULL;
 }
+
+struct inf_bp *inf_bp_find(struct inferior *inf, uint64_t addr) { return bp_find(inf, addr); }
 
 static int raw_write(struct inferior *inf, uint64_t addr, const void *data, size_t len)
 {
@@ -206,8 +210,36 @@ int inf_bp_insert(struct inferior *inf, uint64_t addr)
   b->refs = 1;
   b->code_len = 0;
   b->quiet = 0;
+  b->cap.on = 0;
+  b->own_refs = 0;
   memcpy(b->orig, orig, bl);
   return 0;
+}
+
+int inf_bp_own_insert(struct inferior *inf, uint64_t addr)
+{
+  struct inf_bp *b = bp_find(inf, addr);
+  if (b) {
+    b->own_refs++;
+    return 0;
+  }
+  int rc = inf_bp_insert(inf, addr);
+  if (rc)
+    return rc;
+  b = bp_find(inf, addr);
+  b->refs = 0;
+  b->own_refs = 1;
+  return 0;
+}
+
+void inf_bp_own_release(struct inferior *inf, uint64_t addr)
+{
+  struct inf_bp *b = bp_find(inf, addr);
+  if (!b || b->own_refs == 0 || --b->own_refs > 0 || b->refs > 0)
+    return;
+  if (!inf->vfork_lifts)
+    raw_write(inf, addr, b->orig, inf->arch->bkpt_len);
+  *b = inf->bp[--inf->nbp];
 }
 
 int inf_bp_set_quiet(struct inferior *inf, uint64_t addr, int quiet)
@@ -222,10 +254,15 @@ int inf_bp_set_quiet(struct inferior *inf, uint64_t addr, int quiet)
 int inf_bp_remove(struct inferior *inf, uint64_t addr)
 {
   struct inf_bp *b = bp_find(inf, addr);
-  if (!b)
+  if (!b || b->refs == 0)
     return 0; /* like gdbserver: removing an unknown breakpoint succeeds */
   if (--b->refs > 0)
     return 0;
+  if (b->own_refs > 0) { /* the agent's return breakpoints stay; the client's settings go with its last ref */
+    b->quiet = 0;
+    b->cap.on = 0;
+    return 0;
+  }
   int rc = inf->vfork_lifts ? 0 : raw_write(inf, addr, b->orig, inf->arch->bkpt_len);
   *b = inf->bp[--inf->nbp];
   return rc;
@@ -242,18 +279,15 @@ static int trapped_on_removed_bp(struct inferior *inf, uint64_t addr)
 
 static void remove_all_bps(struct inferior *inf)
 {
+  inf->cap.nw = 0; /* the watches' return breakpoints go with the rest */
   while (inf->nbp > 0) {
     inf->bp[0].refs = 1;
+    inf->bp[0].own_refs = 0;
     inf_bp_remove(inf, inf->bp[0].addr);
   }
 }
 
-static uint64_t monotonic_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+static uint64_t monotonic_ns(void) { return inf_monotonic_ns(); }
 
 /* Children of the traced program (fork, vfork, clone into a copy of the memory) are not followed, as gdb's
  * default "detach-on-fork": the kernel attaches each one, stopped, so that its copy of memory can be cleaned
@@ -371,6 +405,8 @@ static void end_vfork(struct inferior *inf, struct inf_thread *t)
 /* The process executed a new program (thread t reported it, now with the process id). The old image's
  * breakpoints are gone with it, the kernel ended every other thread, and /proc/PID/mem still refers to the
  * old memory: forget the first two and reopen the last. */
+static void note_birth(struct inferior *inf, struct inf_thread *t);
+
 static void on_exec(struct inferior *inf, struct inf_thread *t)
 {
   pid_t keep = t->tid;
@@ -382,15 +418,30 @@ static void on_exec(struct inferior *inf, struct inf_thread *t)
   t->stepping = 0;
   t->in_vfork = 0;
   t->reported_bp = 0;
+  t->stack_lo = t->stack_hi = 0;
+  t->born = 1; /* the new program's first stack pointer: this stop's */
+  note_birth(inf, t);
   t->pending = inf->report_exec ? INF_EV_EXEC : INF_EV_NONE;
   inf->vfork_lifts = 0;
   inf->nbp = 0;
+  inf->cap.nw = 0; /* their return breakpoints went with the old image */
   if (inf->memfd >= 0)
     close(inf->memfd);
   int rc = open_mem(inf);
   if (rc)
     LOG_ERR("process %d: cannot open its memory after exec: %s", (int)inf->pid, strerror(-rc));
   LOG_INFO("process %d executed a new program; its breakpoints are gone", (int)inf->pid);
+}
+
+/* A thread's first stop: its stack pointer then is the top of its frames, which bounds the stack windows that
+ * capture breakpoints record (the TLS or environment above it is of no use to an unwinder). */
+static void note_birth(struct inferior *inf, struct inf_thread *t)
+{
+  if (!t->born)
+    return;
+  t->born = 0;
+  struct ptarch_gregs *r = inf_gregs(inf, t);
+  t->stack_top = r ? ptarch_sp(r) : 0;
 }
 
 /* Records what one wait status means; never resumes anything itself except to deliver signals
@@ -427,6 +478,7 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
     t = add_thread(inf, tid, 0);
     if (!t)
       return;
+    t->born = 1;
   }
   t->running = 0;
   t->stop_ns = monotonic_ns();
@@ -436,6 +488,7 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
    * quiet PTRACE_EVENT_STOP that inf_poll and step_over resume from. */
   t->interrupted = 0;
   t->regs_valid = 0;
+  note_birth(inf, t);
   int sig = WSTOPSIG(status), ev = status >> 16;
   switch (ev) {
   case PTRACE_EVENT_CLONE:
@@ -448,8 +501,9 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
      * same breakpoints. A clone into a copy of the memory is a new process (fork). */
     if (ev == PTRACE_EVENT_CLONE && (task_tgid(child) == inf->pid || same_memory(tid, child))) {
       int stopped = take_early_child(inf, child);
-      if (!inf_thread(inf, child))
-        add_thread(inf, child, !stopped); /* running until its initial stop arrives */
+      struct inf_thread *c = inf_thread(inf, child) ? NULL : add_thread(inf, child, !stopped);
+      if (c && !stopped)
+        c->born = 1; /* running until its initial stop arrives */
       return;
     }
     if (ev == PTRACE_EVENT_VFORK)
@@ -562,23 +616,39 @@ static void fill_exit(struct inferior *inf, struct inf_stop *st)
 }
 
 static int take_quiet_hit(struct inferior *inf, int i, struct inf_bp *b, int resume_now);
+static void take_agent_hits(struct inferior *inf);
 
 /* The quiet breakpoint thread t's queued event is a hit on, or NULL. */
-static struct inf_bp *quiet_hit_of(struct inferior *inf, const struct inf_thread *t)
+static struct inf_bp *quiet_hit_of(struct inferior *inf, struct inf_thread *t)
 {
   if (t->pending != INF_EV_BKPT)
     return NULL;
   struct inf_bp *b = bp_find(inf, t->pending_addr);
-  return b && b->quiet ? b : NULL;
+  return b && b->quiet && !inf_cap_owns(inf, t, b) ? b : NULL;
 }
+
+/* The breakpoint of thread t's queued hit when the agent captures it itself (rsprof-capture), or NULL. */
+static struct inf_bp *agent_hit_of(struct inferior *inf, struct inf_thread *t)
+{
+  if (t->pending != INF_EV_BKPT)
+    return NULL;
+  struct inf_bp *b = bp_find(inf, t->pending_addr);
+  return inf_cap_owns(inf, t, b) ? b : NULL;
+}
+
+static int take_agent_hit(struct inferior *inf, int i, struct inf_bp *b, int resume_now);
 
 /* Turns thread t's queued event into the stop the client sees. Other threads' hits on quiet breakpoints
  * go into the quiet queue that this stop's reply carries (they step over them at the next resume). */
 static void report(struct inferior *inf, struct inf_thread *t, struct inf_stop *st)
 {
   for (int i = 0; i < inf->nth; i++) {
-    struct inf_bp *b = &inf->th[i] == t ? NULL : quiet_hit_of(inf, &inf->th[i]);
+    if (&inf->th[i] == t)
+      continue;
+    struct inf_bp *b = agent_hit_of(inf, &inf->th[i]);
     if (b)
+      take_agent_hit(inf, i, b, 0);
+    else if ((b = quiet_hit_of(inf, &inf->th[i])) != NULL)
       take_quiet_hit(inf, i, b, 0);
   }
   st->kind = t->pending == INF_EV_EXEC ? INF_STOP_EXEC : INF_STOP_SIGNAL;
@@ -598,8 +668,8 @@ static struct inf_thread *pick_pending(struct inferior *inf, int only_wanted)
     for (int k = 0; k < inf->nth; k++) {
       int i = (int)((report_rotor + (unsigned)k) % (unsigned)inf->nth);
       struct inf_thread *t = &inf->th[i];
-      if (!t->pending || (only_wanted && !want_run[i]))
-        continue;
+      if (!t->pending || (only_wanted && !want_run[i]) || t->cap_parked || agent_hit_of(inf, t))
+        continue; /* the agent's own hits are taken by take_agent_hits, never reported */
       /* A hit on a breakpoint the client removed meanwhile is void; the PC already points back at it. */
       if (t->pending == INF_EV_BKPT && !bp_find(inf, t->pending_addr)) {
         t->pending = INF_EV_NONE;
@@ -629,6 +699,7 @@ int inf_poll(struct inferior *inf, struct inf_stop *st)
     if (b)
       take_quiet_hit(inf, i, b, 1);
   }
+  take_agent_hits(inf);
   if (inf->exited) {
     fill_exit(inf, st);
     forget_process(inf);
@@ -785,6 +856,78 @@ static int take_quiet_hit(struct inferior *inf, int i, struct inf_bp *b, int res
   return 1;
 }
 
+/* Ends thread t's wait for room in the record buffer, counting how long the program was held. */
+static void unpark(struct inferior *inf, struct inf_thread *t)
+{
+  if (!t->cap_parked)
+    return;
+  t->cap_parked = 0;
+  if (--inf->cap.nparked == 0)
+    inf->cap.held_ns += monotonic_ns() - inf->cap.held_since;
+}
+
+/* Thread i's queued hit on b is the agent's to capture (rsprof-capture): records it and, with resume_now, moves
+ * the thread past the breakpoint and continues it — by emulation, or by a single step with every other thread
+ * stopped — without any message to the client. Without resume_now (another thread's stop is being reported)
+ * the thread steps over at the next resume. A record that does not fit leaves the thread stopped, waiting for
+ * room (flow control: the program is held, nothing is dropped). Returns 1 when taken, 0 when parked or left
+ * to the quiet-breakpoint path. */
+static int take_agent_hit(struct inferior *inf, int i, struct inf_bp *b, int resume_now)
+{
+  struct inf_thread *t = &inf->th[i];
+  uint64_t addr = b->addr;
+  enum inf_cap_result rc = inf_cap_record(inf, t, b, resume_now ? INF_CAP_SOFT : INF_CAP_BUF);
+  if (rc == INF_CAP_NO_ROOM) {
+    if (!t->cap_parked) {
+      t->cap_parked = 1;
+      inf->cap.parked++;
+      if (inf->cap.nparked++ == 0)
+        inf->cap.held_since = monotonic_ns();
+    }
+    return 0;
+  }
+  unpark(inf, t);
+  b = bp_find(inf, addr); /* recording may have removed a return breakpoint */
+  if (rc == INF_CAP_NOT_MINE) /* a watched return recorded at a client's own breakpoint: that goes on as before */
+    return b && b->quiet ? take_quiet_hit(inf, i, b, resume_now) : 0;
+  t->pending = INF_EV_NONE;
+  if (!resume_now) {
+    t->reported_bp = b ? addr : 0;
+    return 1;
+  }
+  int sig = deliver_sig[i];
+  deliver_sig[i] = 0;
+  if (b && !emulate_displaced(inf, t, b)) {
+    pid_t tid = t->tid;
+    if (inf->nth > 1) {
+      stop_all(inf); /* nothing may run past the restored instruction meanwhile */
+      if (inf->exited || !(t = inf_thread(inf, tid)))
+        return 1;
+    }
+    if (step_over(inf, t, addr, sig) != 0)
+      return 1; /* the step met a signal or an exit, now queued for the client */
+    sig = 0;
+  }
+  t->regs_valid = 0;
+  if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)sig) == 0)
+    t->running = 1;
+  return 1;
+}
+
+/* Takes every queued hit the agent captures itself, for threads the client wants running; again while one was
+ * taken, since stopping the others for a single step can queue new hits and reorder the thread table. */
+static void take_agent_hits(struct inferior *inf)
+{
+  for (int progress = 1; progress && !inf->exited;) {
+    progress = 0;
+    for (int i = 0; i < inf->nth && !inf->exited; i++) {
+      struct inf_bp *b = want_run[i] ? agent_hit_of(inf, &inf->th[i]) : NULL;
+      if (b && !inf->th[i].running && take_agent_hit(inf, i, b, 1))
+        progress = 1;
+    }
+  }
+}
+
 /* vCont semantics: the leftmost action whose thread matches applies (-1 matches every thread). */
 static const struct inf_resume *action_for(const struct inf_resume *acts, int n, pid_t tid)
 {
@@ -856,6 +999,7 @@ int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struc
       t->running = 1;
   }
   inf->running = 1;
+  take_agent_hits(inf); /* hits that waited for room while the program was stopped */
   return 0;
 }
 
@@ -958,12 +1102,17 @@ int inf_launch(struct inferior *inf, char *const argv[], int disable_aslr)
   close(report[0]);
   inf->pid = pid;
   inf->nquiet = 0;
+  inf_cap_reset(inf);
   inf->attached = 0;
   inf->exited = 0;
   inf->running = 0;
   inf->nth = 0;
   inf->nbp = 0;
-  add_thread(inf, pid, 0);
+  struct inf_thread *first = add_thread(inf, pid, 0);
+  if (first) { /* stopped at the exec: the program's first stack pointer */
+    first->born = 1;
+    note_birth(inf, first);
+  }
   rc = open_mem(inf);
   if (rc) {
     inf_kill(inf);
@@ -1014,6 +1163,7 @@ int inf_attach(struct inferior *inf, pid_t pid)
 {
   inf->pid = pid;
   inf->nquiet = 0;
+  inf_cap_reset(inf);
   inf->attached = 1;
   inf->exited = 0;
   inf->running = 0;
@@ -1042,6 +1192,49 @@ int inf_attach(struct inferior *inf, pid_t pid)
   return 0;
 }
 
+/* Whether a SIGTRAP waits, queued, for thread tid (/proc/.../status SigPnd, ShdPnd). */
+static int sigtrap_pending(pid_t pid, pid_t tid)
+{
+  char path[96], text[2048];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  text[n] = 0;
+  static const char *const keys[] = {"\nSigPnd:", "\nShdPnd:"};
+  for (int k = 0; k < 2; k++) {
+    const char *p = strstr(text, keys[k]);
+    if (p && (strtoull(p + 8, NULL, 16) & (1ull << (SIGTRAP - 1))))
+      return 1;
+  }
+  return 0;
+}
+
+/* A thread that executed a trap just as an interrupt stopped it may still have the SIGTRAP queued: detached,
+ * it would die of it (a program that hits breakpoints at a high rate, as under agent-side capture, meets this
+ * sooner or later). Let the signal arrive while traced — on_status backs the PC up to the instruction the
+ * removed breakpoint held — so that the detach swallows it. */
+static void take_queued_trap(struct inferior *inf, struct inf_thread *t)
+{
+  for (int tries = 0; tries < 4 && sigtrap_pending(inf->pid, t->tid); tries++) {
+    if (ptrace(PTRACE_CONT, t->tid, NULL, NULL) < 0)
+      return;
+    int status;
+    pid_t w;
+    do
+      w = waitpid(t->tid, &status, __WALL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 || !WIFSTOPPED(status))
+      return;
+    on_status(inf, t->tid, status);
+    t->pending = INF_EV_NONE;
+  }
+}
+
 int inf_detach(struct inferior *inf)
 {
   if (inf->pid == 0)
@@ -1051,6 +1244,8 @@ int inf_detach(struct inferior *inf)
   remove_all_bps(inf);
   for (int i = 0; i < inf->nth; i++) {
     struct inf_thread *t = &inf->th[i];
+    if (t->pending != INF_EV_SIGNAL && !deliver_sig[i])
+      take_queued_trap(inf, t);
     /* Signals the program was about to receive are handed back to it, not swallowed. */
     int sig = t->pending == INF_EV_SIGNAL ? t->pending_sig : deliver_sig[i];
     ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)sig);

@@ -12,6 +12,8 @@
 #define INF_MAX_THREADS 1024
 #define INF_MAX_BPS 4096
 #define INF_MAX_QUIET_HITS 512
+#define INF_CAP_MAX_STACK (128u << 10) /* the largest stack window a capture breakpoint records */
+#define INF_CAP_MAX_MEM 256           /* the most memory bytes a capture breakpoint records */
 
 enum inf_event { INF_EV_NONE, INF_EV_BKPT, INF_EV_STEP, INF_EV_SIGNAL, INF_EV_EXEC };
 
@@ -27,6 +29,10 @@ struct inf_thread {
   uint64_t pending_addr; /* breakpoint address of a pending INF_EV_BKPT */
   uint64_t reported_bp;  /* breakpoint this thread last reported a hit at (step over it on resume) */
   uint64_t stop_ns;      /* CLOCK_MONOTONIC when the agent saw the thread's latest stop */
+  int cap_parked;        /* stopped at a capture breakpoint whose event waits for room (flow control) */
+  uint64_t stack_lo, stack_hi; /* the mapping its stack pointer was last seen in (0, 0: not looked up) */
+  uint64_t stack_top;    /* its stack pointer when it began (exec, clone): its frames all lie below (0: unknown) */
+  int born;              /* created while traced: its next stop is its first, which sets stack_top */
   int in_vfork;          /* reported PTRACE_EVENT_VFORK, PTRACE_EVENT_VFORK_DONE still to come */
   int regs_valid;
   struct ptarch_gregs regs;
@@ -39,6 +45,20 @@ struct inf_bp {
   uint8_t code[16]; /* the original instructions from addr on, for step-over emulation */
   int code_len;     /* 0: not read yet (or written since) */
   int quiet;        /* hits are recorded and the thread goes on, unreported (rsprof-quietbreak) */
+  struct inf_cap_spec {   /* rsprof-capture: what an event at this breakpoint records (on: it is one) */
+    int on;
+    uint32_t id;          /* the client's number for the breakpoint, echoed in each record */
+    uint64_t regmask;     /* registers recorded, by gdb number */
+    uint32_t stack_len;   /* stack bytes recorded from sp */
+    int ret;              /* pair with the function's return: a one-shot return breakpoint per call */
+    int mem_reg;          /* -1, or memory recorded at the entry from this register's value + mem_off */
+    uint64_t mem_off;
+    uint32_t mem_len;
+    int rmem_reg;         /* -1, or memory recorded at the return from (this register at entry) + rmem_off */
+    uint64_t rmem_off;
+    uint32_t rmem_len;
+  } cap;
+  int own_refs;     /* the agent's own one-shot return breakpoints here (capture), beside the client's refs */
 };
 
 /* A hit on a quiet breakpoint, kept until the next stop reply carries it to the client. */
@@ -66,6 +86,34 @@ struct inf_resume {
   int sig;
 };
 
+/* A call whose return a capture breakpoint pairs with its entry: the agent's one-shot return breakpoint. */
+struct inf_cap_watch {
+  pid_t tid;
+  uint32_t id;
+  uint64_t ret_addr, entry_sp, sp_after, seq;
+  uint64_t mem_addr; /* what the return records (rmem), read there */
+  uint32_t mem_len;
+};
+
+#define INF_CAP_WATCHES 4096
+#define INF_CAP_BUF (512u << 10)  /* records not yet sent */
+#define INF_CAP_SOFT (384u << 10) /* a hit that would fill past this waits (the thread stays stopped) */
+
+/* The capture state (rsprof-capture): records waiting to be sent and the calls whose return is watched. */
+struct inf_capture {
+  uint8_t buf[INF_CAP_BUF];
+  size_t len;
+  struct inf_cap_watch w[INF_CAP_WATCHES];
+  int nw;
+  uint64_t seq;         /* the last call sequence number given */
+  uint64_t events;      /* records made */
+  uint64_t parked;      /* hits that had to wait for room */
+  uint64_t held_ns;     /* time some thread waited for room, summed over the periods */
+  uint64_t held_since;  /* start of the current period (nparked > 0) */
+  int nparked;
+  uint64_t watch_overflows; /* watches dropped for room (the oldest: a return never seen, longjmp) */
+};
+
 struct inferior {
   char **launch_env; /* NAME=VALUE strings added to a launched program's environment (NULL-terminated) */
   pid_t pid;          /* 0 when no process */
@@ -86,6 +134,7 @@ struct inferior {
   int vfork_lifts;            /* threads in a vfork: breakpoints are out of the shared memory meanwhile */
   pid_t early_child[64];      /* forked processes whose first stop came before their parent's event */
   int nearly_child;
+  struct inf_capture cap;
 };
 
 /* Prepares an empty inferior. */
@@ -135,5 +184,33 @@ int inf_bp_remove(struct inferior *inf, uint64_t addr);
  * thread continues at once when the displaced instruction can be emulated and the queue has room;
  * otherwise the hit is reported like any other. Returns 0 or RS_E_NOT_FOUND (no breakpoint there). */
 int inf_bp_set_quiet(struct inferior *inf, uint64_t addr, int quiet);
+
+/* rsprof-capture. Makes the inserted breakpoint at addr a capture breakpoint with spec (spec->on set), or
+ * an ordinary one again (spec NULL). Returns 0, RS_E_NOT_FOUND (no breakpoint there) or RS_E_BAD_ARG. */
+int inf_cap_set(struct inferior *inf, uint64_t addr, const struct inf_cap_spec *spec);
+/* Forgets every watch and record (a new client, a new process). Agent-owned return breakpoints go too. */
+void inf_cap_reset(struct inferior *inf);
+/* Drops the first n bytes of recorded events (sent), then lets threads that waited for room go on at the next
+ * inf_poll. */
+void inf_cap_consume(struct inferior *inf, size_t n);
+/* Whether some thread waits for room in the record buffer. */
+int inf_cap_waiting(const struct inferior *inf);
+
+/* Between inferior.c and inf-capture.c (the process-control layer's own use). */
+enum inf_cap_result { INF_CAP_NOT_MINE, INF_CAP_DONE, INF_CAP_NO_ROOM };
+/* Thread t stands on breakpoint b (its registers valid): records what the agent captures there (an entry, or
+ * the return of a watched call) into inf->cap.buf when it fits below limit bytes. INF_CAP_DONE: recorded, or
+ * an agent-owned return breakpoint hit by another call (nothing to record); the thread is to step over and
+ * go on. INF_CAP_NO_ROOM: nothing changed. INF_CAP_NOT_MINE: an ordinary or quiet breakpoint (a watched
+ * return there is recorded first). */
+enum inf_cap_result inf_cap_record(struct inferior *inf, struct inf_thread *t, struct inf_bp *b, size_t limit);
+/* Whether a queued hit of t on b is the agent's to take (capture breakpoint, or an agent-owned return). */
+int inf_cap_owns(struct inferior *inf, struct inf_thread *t, const struct inf_bp *b);
+/* The agent's own references to a breakpoint (inserted when the first is taken, removed with the last and no
+ * client reference). Return 0 or a negative code. */
+int inf_bp_own_insert(struct inferior *inf, uint64_t addr);
+void inf_bp_own_release(struct inferior *inf, uint64_t addr);
+struct inf_bp *inf_bp_find(struct inferior *inf, uint64_t addr);
+uint64_t inf_monotonic_ns(void);
 
 #endif

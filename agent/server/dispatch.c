@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "capture-packets.h"
 #include "errors.h"
 #include "hex.h"
 #include "log.h"
@@ -394,7 +395,7 @@ static void h_qsupported(struct agent_server *s, struct packet *p)
                 "PacketSize=%x;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
                 "qXfer:libraries-svr4:read+;qXfer:exec-file:read+;qXfer:threads:read+;"
                 "swbreak+;vContSupported+;binary-upload+;QPassSignals+;QDisableRandomization+;rsprof-stepover+;"
-                "rsprof-stopstack+;rsprof-quietbreak+;rsprof-stoptime+;rsprof-detachfork+;"
+                "rsprof-stopstack+;rsprof-quietbreak+;rsprof-stoptime+;rsprof-detachfork+;rsprof-capture+;"
                 "rsprof-version=" RSPROF_VERSION "%s%s",
                 AGENT_PACKET_SIZE, s->multiprocess ? ";multiprocess+" : "", s->inf.report_exec ? ";exec-events+" : "");
 }
@@ -497,6 +498,10 @@ static void h_quiet(struct agent_server *s, struct packet *p)
   else
     agent_reply_str(s, "OK");
 }
+
+static void h_capture(struct agent_server *s, struct packet *p) { agent_handle_capture(s, p->args); }
+
+static void h_capture_stats(struct agent_server *s, struct packet *p) { agent_handle_capture_stats(s); }
 
 static void h_disable_aslr(struct agent_server *s, struct packet *p)
 {
@@ -618,6 +623,8 @@ static const struct packet_handler packets[] = {
     PK("QRsprofStopStack:", h_stop_stack, 0),
     PK("QRsprofStopTime:", h_stop_time, 0),
     PK("QRsprofQuiet:", h_quiet, 0),
+    PK("QRsprofCapture:", h_capture, PK_PROCESS),
+    PK("qRsprofStats", h_capture_stats, PK_EXACT),
     PK("QDisableRandomization:", h_disable_aslr, 0),
     PK("vFile:", h_vfile, 0),
     PK("vRun;", h_vrun, 0),

@@ -115,6 +115,8 @@ void agent_server_connect(struct agent_server *s, agent_send_fn send, void *ctx)
   s->hold = 0;
   s->spoke = 0;
   s->inf.nquiet = 0;
+  s->capture_used = 0;
+  inf_cap_reset(&s->inf);
   s->extended = s->multi_mode;
   rsp_decoder_reset(&s->dec);
   rs_buf_reset(&s->in);
@@ -157,22 +159,46 @@ int agent_server_client_spoke(const struct agent_server *s) { return s->spoke; }
 
 size_t agent_server_input_room(const struct agent_server *s) { return s->in.limit - s->in.len; }
 
+static int poll_child(struct agent_server *s)
+{
+  struct inf_stop st;
+  if (inf_poll(&s->inf, &st) != 1)
+    return 0;
+  if (s->send) {
+    agent_report_stop(s, &st);
+    process_input(s);
+  } else if (st.kind == INF_STOP_EXITED || st.kind == INF_STOP_KILLED) {
+    s->exit_code = st.kind == INF_STOP_EXITED ? st.sig : 128 + st.sig;
+  }
+  return 1;
+}
+
+/* Sends capture events once min bytes wait (and the transport takes them), and lets threads that waited for
+ * room in the record buffer go on once sending freed some. */
+static void pump_events(struct agent_server *s, size_t min)
+{
+  for (int round = 0; round < 8; round++) {
+    int freed = s->inf.cap.len >= min && s->inf.cap.len > 0 && agent_flush_events(s, 0);
+    if (!freed || !inf_cap_waiting(&s->inf) || !s->inf.running || poll_child(s))
+      return;
+  }
+}
+
 void agent_server_hold(struct agent_server *s, int hold)
 {
   s->hold = hold;
-  if (!hold && s->send)
+  if (!hold && s->send) {
+    pump_events(s, 1);
     process_input(s);
+  }
 }
 
 void agent_server_child_event(struct agent_server *s)
 {
-  struct inf_stop st;
-  if (inf_poll(&s->inf, &st) == 1) {
-    if (s->send) {
-      agent_report_stop(s, &st);
-      process_input(s);
-    } else if (st.kind == INF_STOP_EXITED || st.kind == INF_STOP_KILLED) {
-      s->exit_code = st.kind == INF_STOP_EXITED ? st.sig : 128 + st.sig;
-    }
-  }
+  if (!poll_child(s))
+    pump_events(s, AGENT_EVENT_BATCH);
 }
+
+int agent_server_events_waiting(const struct agent_server *s) { return s->inf.cap.len > 0; }
+
+void agent_server_flush_events(struct agent_server *s) { pump_events(s, 1); }

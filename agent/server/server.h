@@ -33,5 +33,9 @@ size_t agent_server_input_room(const struct agent_server *s);
 void agent_server_hold(struct agent_server *s, int hold);
 /* Wait statuses may be available (SIGCHLD): report a stop if one happened. */
 void agent_server_child_event(struct agent_server *s);
+/* Whether capture events (rsprof-capture) wait to be sent: the transport then calls agent_server_flush_events
+ * within a few milliseconds, so events of a program that runs on without hitting more breakpoints still go. */
+int agent_server_events_waiting(const struct agent_server *s);
+void agent_server_flush_events(struct agent_server *s);
 
 #endif

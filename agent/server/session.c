@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "capture-records.h"
 #include "errors.h"
 #include "hex.h"
 #include "signals.h"
@@ -26,6 +27,56 @@ void agent_send_reply(struct agent_server *s)
   }
   agent_send_raw(s, s->wire.data, s->wire.len);
   rs_buf_reset(&s->reply);
+}
+
+/* Frames "%RsprofEvents:" + the records [data, data + len) into s->wire and sends it. Notifications are never
+ * acknowledged, so they can go out while the client waits for a stop reply. */
+static void send_events(struct agent_server *s, const uint8_t *data, size_t len)
+{
+  static const char name[] = "RsprofEvents:";
+  struct rs_buf *w = &s->wire;
+  rs_buf_reset(w);
+  if (rs_buf_putc(w, '%') || rsp_escape_binary(w, name, sizeof name - 1) || rsp_escape_binary(w, data, len))
+    return; /* cannot happen: a batch fits the wire buffer */
+  unsigned sum = 0;
+  for (size_t i = 1; i < w->len; i++)
+    sum += w->data[i];
+  rs_buf_printf(w, "#%02x", sum & 0xff);
+  agent_send_raw(s, w->data, w->len);
+  rs_buf_reset(w);
+}
+
+int agent_flush_events(struct agent_server *s, int force)
+{
+  struct inf_capture *c = &s->inf.cap;
+  int sent = 0;
+  while (c->len > 0 && (force || !s->hold)) {
+    size_t n = 0;
+    while (n < c->len) {
+      uint32_t l = cap_get32(c->buf + n + 4);
+      if (n > 0 && n + l > AGENT_EVENT_BATCH)
+        break;
+      n += l;
+    }
+    send_events(s, c->buf, n);
+    inf_cap_consume(&s->inf, n);
+    sent = 1;
+  }
+  return sent;
+}
+
+/* A stats record (CAP_REC_STATS) ahead of a stop reply, so the client knows how long the program was held. */
+static void send_capture_stats(struct agent_server *s)
+{
+  const struct inf_capture *c = &s->inf.cap;
+  uint8_t rec[CAP_REC_STATS_LEN];
+  uint64_t held = c->held_ns + (c->nparked > 0 ? inf_monotonic_ns() - c->held_since : 0);
+  cap_put_header(rec, CAP_REC_STATS, 0, CAP_REC_STATS_LEN, 0, 0, 0, inf_monotonic_ns());
+  cap_put64(rec + CAP_REC_HEADER, c->events);
+  cap_put64(rec + CAP_REC_HEADER + 8, held);
+  cap_put64(rec + CAP_REC_HEADER + 16, c->parked);
+  cap_put64(rec + CAP_REC_HEADER + 24, c->watch_overflows);
+  send_events(s, rec, sizeof rec);
 }
 
 void agent_put_tid(struct agent_server *s, struct rs_buf *b, pid_t tid)
@@ -141,6 +192,10 @@ void agent_reply_err(struct agent_server *s, int code) { agent_reply_str(s, code
 void agent_report_stop(struct agent_server *s, const struct inf_stop *st)
 {
   s->last = *st;
+  if (s->capture_used) { /* every event recorded before the stop reaches the client before the stop itself */
+    agent_flush_events(s, 1);
+    send_capture_stats(s);
+  }
   if (st->kind == INF_STOP_SIGNAL || st->kind == INF_STOP_EXEC)
     s->gthread = s->cthread = st->tid;
   agent_stop_reply(s, st);

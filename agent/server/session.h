@@ -39,7 +39,12 @@ struct agent_server {
   int stop_time;         /* QRsprofStopTime: breakpoint and signal stop replies say when the agent saw the stop */
   int hold;              /* the transport's output backlog is over its bound: no packet is processed */
   int spoke;             /* the client has sent a well-formed packet since it connected */
+  int capture_used;      /* the client armed a capture breakpoint (rsprof-capture): stop replies follow stats */
 };
+
+/* Event batches (rsprof-capture): at most this many record bytes per "%RsprofEvents:" notification; a batch
+ * goes out once this much is waiting, or after the transport's short timer. */
+#define AGENT_EVENT_BATCH (64u << 10) /* a bigger record (a deep stack) goes alone */
 
 /* Sends bytes to the client as they are (acks); nothing happens while no client is connected. */
 void agent_send_raw(struct agent_server *s, const void *data, size_t len);
@@ -58,6 +63,11 @@ int agent_parse_tid(const char **p, pid_t *tid);
 /* The thread that register packets act on when sel (a selected thread id) names none: the last
  * reporter, else the first thread. NULL when there is no process. */
 struct inf_thread *agent_cur_thread(struct agent_server *s, pid_t sel);
+
+/* Sends the recorded capture events as "%RsprofEvents:" notifications, in batches of at most AGENT_EVENT_BATCH
+ * record bytes: all of them with force (before a stop reply), else while the transport does not hold the
+ * server. Returns 1 when something was sent (room was freed), else 0. */
+int agent_flush_events(struct agent_server *s, int force);
 
 /* Builds the stop reply for st into s->reply (not sent). */
 void agent_stop_reply(struct agent_server *s, const struct inf_stop *st);

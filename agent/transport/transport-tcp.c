@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 #include <uv.h>
@@ -25,6 +27,9 @@ struct net {
   uv_signal_t sigterm, sigint;
   uv_tcp_t client;
   uv_timer_t idle;    /* runs from accept until the client's first well-formed packet */
+  uv_timer_t events;  /* sends capture events that wait (rsprof-capture) a moment after they were recorded */
+  uv_timer_t linger;  /* the session is over but the client has not received everything yet */
+  unsigned lingered_ms;
   int have_client;
   int closing_client;
   struct agent_server *s;
@@ -51,6 +56,14 @@ struct net {
  * framed (a little more as TLS records): OUT_CAP leaves room for them, so nothing is ever dropped. */
 #define OUT_BOUND (2u << 20)
 #define OUT_CAP (OUT_BOUND + 4 * AGENT_PACKET_SIZE * 2 + (64u << 10))
+/* After the last reply, how long the agent waits for the client's side to take what it was sent before
+ * closing. A socket closed with data the peer has not acknowledged is orphaned, and under memory pressure the
+ * kernel resets orphans, dropping that data: a collector stopped for a while (SIGSTOP) while the program ran
+ * to its end would lose the events and the exit reply. */
+#define LINGER_STEP_MS 10
+#define LINGER_MAX_MS 30000
+/* How long a capture event may wait for more to share its batch: short next to any round trip. */
+#define EVENT_FLUSH_MS 2
 /* Ciphertext read ahead of what the server can take (TLS only). */
 #define TLS_READ_AHEAD (64u << 10)
 
@@ -202,6 +215,8 @@ static void close_client(struct net *n)
     return;
   n->closing_client = 1;
   uv_timer_stop(&n->idle);
+  uv_timer_stop(&n->linger);
+  n->lingered_ms = 0;
   /* A peer that never completed the TLS handshake, or never sent a well-formed packet, was never a
    * client: it must not be able to end the session (killing a launched program) just by connecting. */
   int was_client = (!n->tconn || agent_tls_conn_established(n->tconn)) && agent_server_client_spoke(n->s);
@@ -221,22 +236,49 @@ static void close_client(struct net *n)
 
 static void on_closed_noop(uv_handle_t *h) { (void)h; }
 
-/* Ends the session when the server is done (after flushing), and the loop when it should quit. */
+/* Bytes written to the client's socket that its peer has not acknowledged yet. */
+static int unacknowledged(struct net *n)
+{
+  uv_os_fd_t fd;
+  int queued = 0;
+  if (uv_fileno((uv_handle_t *)&n->client, &fd) != 0 || ioctl(fd, SIOCOUTQ, &queued) != 0)
+    return 0;
+  return queued;
+}
+
+static void on_linger(uv_timer_t *h)
+{
+  struct net *n = h->data;
+  n->lingered_ms += LINGER_STEP_MS;
+  maybe_finish(n);
+}
+
+/* Ends the session when the server is done (after flushing, and once the client has taken it all, within
+ * LINGER_MAX_MS), and the loop when it should quit. */
 static void maybe_finish(struct net *n)
 {
   if (n->have_client && !n->closing_client &&
-      (n->broken || (n->s->done && !n->writing && n->out.len == 0)))
+      (n->broken || (n->s->done && !n->writing && n->out.len == 0))) {
+    if (!n->broken && n->lingered_ms < LINGER_MAX_MS && unacknowledged(n) > 0) {
+      if (!uv_is_active((uv_handle_t *)&n->linger))
+        uv_timer_start(&n->linger, on_linger, LINGER_STEP_MS, 0);
+      return;
+    }
+    n->lingered_ms = 0;
     close_client(n);
+  }
   if (n->s->quit && !n->have_client) {
     if (!uv_is_closing((uv_handle_t *)&n->listener))
       uv_close((uv_handle_t *)&n->listener, on_closed_noop);
     uv_handle_t *sigs[] = {(uv_handle_t *)&n->sigchld, (uv_handle_t *)&n->sigterm, (uv_handle_t *)&n->sigint,
-                           (uv_handle_t *)&n->idle};
+                           (uv_handle_t *)&n->idle, (uv_handle_t *)&n->events, (uv_handle_t *)&n->linger};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
       if (!uv_is_closing(sigs[i]))
         uv_close(sigs[i], on_closed_noop);
   }
 }
+
+static void arm_event_flush(struct net *n);
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
@@ -263,6 +305,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
   }
   if (agent_server_client_spoke(n->s))
     uv_timer_stop(&n->idle);
+  arm_event_flush(n); /* a resume may have taken hits that waited */
   flow(n);
   maybe_finish(n);
 }
@@ -328,6 +371,20 @@ static void on_connection(uv_stream_t *srv, int status)
   accept_client(n);
 }
 
+static void on_events_due(uv_timer_t *h)
+{
+  struct net *n = h->data;
+  agent_server_flush_events(n->s);
+  flow(n);
+  maybe_finish(n);
+}
+
+static void arm_event_flush(struct net *n)
+{
+  if (agent_server_events_waiting(n->s) && !uv_is_active((uv_handle_t *)&n->events))
+    uv_timer_start(&n->events, on_events_due, EVENT_FLUSH_MS, 0);
+}
+
 static void on_sigchld(uv_poll_t *h, int status, int events)
 {
   struct net *n = h->data;
@@ -338,6 +395,7 @@ static void on_sigchld(uv_poll_t *h, int status, int events)
   while (read(n->sigchld_fd, si, sizeof si) < 0 && errno == EINTR)
     ;
   agent_server_child_event(n->s);
+  arm_event_flush(n);
   flow(n); /* a stop lets the packets that waited for it go on, which frees input room */
   maybe_finish(n);
 }
@@ -442,6 +500,10 @@ int agent_net_run(struct agent_server *s, const struct agent_net_opts *o)
   uv_poll_start(&n->sigchld, UV_READABLE, on_sigchld);
   uv_timer_init(n->loop, &n->idle);
   n->idle.data = n;
+  uv_timer_init(n->loop, &n->events);
+  n->events.data = n;
+  uv_timer_init(n->loop, &n->linger);
+  n->linger.data = n;
   uv_signal_init(n->loop, &n->sigterm);
   uv_signal_init(n->loop, &n->sigint);
   n->sigterm.data = n->sigint.data = n;

@@ -46,6 +46,9 @@ void tracer_calls_configure(const struct col_options *o)
   calls_options = o;
 }
 
+/* A call's handler needs only its stack: the agent can capture it (--capture agent). */
+static const struct trace_capture_spec call_spec = {.stack = 1};
+
 static int on_call(struct trace *tr, const struct trace_hit *hit, void *data)
 {
   struct calls_state *s = data;
@@ -80,7 +83,7 @@ static int place_impl(struct trace *tr, struct calls_state *s, struct ifunc_note
     return -ENOMEM;
   LOG_INFO("calls: %s is an indirect function: tracing its implementation %s at 0x%llx", f->name, f->impl,
            (unsigned long long)impl);
-  int rc = trace_break(tr, impl, on_call, s);
+  int rc = trace_break_capture(tr, impl, on_call, s, &call_spec);
   if (rc == 0)
     s->functions++;
   return rc;
@@ -213,7 +216,7 @@ static int place(void *ctx, const char *name, uint64_t addr)
     return 0;
   }
   LOG_DEBUG("calls: tracing %s at 0x%llx", name, (unsigned long long)(addr + p->bias));
-  if (trace_break(p->tr, addr + p->bias, on_call, p->s) == 0)
+  if (trace_break_capture(p->tr, addr + p->bias, on_call, p->s, &call_spec) == 0)
     p->s->functions++;
   return 0;
 }

@@ -43,6 +43,24 @@ static const struct {
     [K_RUST_DEALLOC] = {"__rust_dealloc", 1},
 };
 
+/* What each entry point's handlers need of a hit, for the agent to capture it (--capture agent): the arguments
+ * they read, the stack (the context, and a free's glibc-internal test), the return; posix_memalign's block is
+ * read through its first argument at the return. */
+static const struct trace_capture_spec capture_specs[K_COUNT] = {
+    [K_MALLOC] = {.nargs = 1, .stack = 1, .ret = 1},
+    [K_CALLOC] = {.nargs = 2, .stack = 1, .ret = 1},
+    [K_REALLOC] = {.nargs = 2, .stack = 1, .ret = 1},
+    [K_FREE] = {.nargs = 1, .stack = 1},
+    [K_POSIX_MEMALIGN] = {.nargs = 3, .stack = 1, .ret = 1, .rmem_arg = 0, .rmem_len = 8},
+    [K_ALIGNED_ALLOC] = {.nargs = 2, .stack = 1, .ret = 1},
+    [K_MEMALIGN] = {.nargs = 2, .stack = 1, .ret = 1},
+    [K_VALLOC] = {.nargs = 1, .stack = 1, .ret = 1},
+    [K_RUST_ALLOC] = {.nargs = 2, .stack = 1, .ret = 1},
+    [K_RUST_ALLOC_ZEROED] = {.nargs = 2, .stack = 1, .ret = 1},
+    [K_RUST_REALLOC] = {.nargs = 4, .stack = 1, .ret = 1},
+    [K_RUST_DEALLOC] = {.nargs = 3, .stack = 1},
+};
+
 #define RUST_VIA_LIBC_EVIDENCE 32
 
 static int is_rust_kind(int kind) { return kind >= K_RUST_ALLOC && kind <= K_RUST_DEALLOC; }
@@ -206,7 +224,7 @@ static int memory_module_loaded(struct trace *tr, void *state, struct col_module
           continue; /* a library loaded later uses the same global allocator */
         s->rust_entries_placed = 1;
       }
-      trace_break(tr, addrs[i] + bias, on_entry, &s->tags[k]);
+      trace_break_capture(tr, addrs[i] + bias, on_entry, &s->tags[k], &capture_specs[k]);
     }
   }
   return 0;

@@ -66,7 +66,9 @@ static int memtrace_module_loaded(struct trace *tr, void *state, struct col_modu
   size_t n = trace_funcs_named(m, "__rsprof_memtrace_event", 0, addrs, 4);
   for (size_t i = 0; i < n; i++) {
     s->found = 1;
-    trace_break(tr, addrs[i] + bias, on_marker, s);
+    /* The marker's four arguments and the stack are all its handler reads: the agent can capture it. */
+    static const struct trace_capture_spec spec = {.nargs = 4, .stack = 1};
+    trace_break_capture(tr, addrs[i] + bias, on_marker, s, &spec);
   }
   return 0;
 }

@@ -79,13 +79,17 @@ static int mutex_module_loaded(struct trace *tr, void *state, struct col_module 
 {
   struct mutex_state *s = state;
   uint64_t addrs[4];
+  /* For the agent to capture a call (--capture agent): the lock's first word at the entry (is it taken?), the
+   * stack, and the return, whose time ends the wait. */
+  static const struct trace_capture_spec lock_spec = {.nargs = 1, .stack = 1, .ret = 1, .mem_arg = 0, .mem_len = 4};
+  static const struct trace_capture_spec slow_spec = {.nargs = 1, .stack = 1, .ret = 1};
   size_t n = trace_funcs_named(m, "pthread_mutex_lock", 0, addrs, 4);
   for (size_t i = 0; i < n; i++)
-    trace_break(tr, addrs[i] + bias, on_lock, &s->tags[0]);
+    trace_break_capture(tr, addrs[i] + bias, on_lock, &s->tags[0], &lock_spec);
   /* Rust std: std::sys::sync::mutex::futex::Mutex::lock_contended runs only when the lock was taken. */
   n = trace_funcs_named(m, "lock_contended", 1, addrs, 4);
   for (size_t i = 0; i < n; i++)
-    trace_break(tr, addrs[i] + bias, on_lock, &s->tags[1]);
+    trace_break_capture(tr, addrs[i] + bias, on_lock, &s->tags[1], &slow_spec);
   return 0;
 }
 

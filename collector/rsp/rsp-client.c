@@ -31,7 +31,18 @@ struct rspc {
   struct rspc_features features;
   char *supported;         /* the qSupported reply */
   int64_t pid, tid;        /* from the last stop reply */
+  rspc_notify_fn notify;
+  void *notify_ctx;
+  uint64_t rx_bytes;
 };
+
+void rspc_on_notification(struct rspc *c, rspc_notify_fn fn, void *ctx)
+{
+  c->notify = fn;
+  c->notify_ctx = ctx;
+}
+
+uint64_t rspc_bytes_received(const struct rspc *c) { return c->rx_bytes; }
 
 static uint64_t mono_ms(void)
 {
@@ -98,6 +109,10 @@ static int next_packet(struct rspc *c, unsigned timeout_ms, const char **reply, 
         *reply = ev.data;
         *rlen = ev.len;
         return 0;
+      case RSP_EV_NOTIFY: /* never acknowledged */
+        if (c->notify)
+          c->notify(c->notify_ctx, (const uint8_t *)ev.data, ev.len);
+        break;
       case RSP_EV_NACK:
         if (c->ack_mode && c->out.len) {
           int rc = send_raw(c, c->out.data, c->out.len);
@@ -129,6 +144,7 @@ static int next_packet(struct rspc *c, unsigned timeout_ms, const char **reply, 
      * a loaded host) the reply is usually waiting, and the server did nothing wrong. */
     uint64_t now = mono_ms();
     int rc = transport_read(c->t, now < deadline ? (unsigned)(deadline - now) : 0, c->ibuf, sizeof c->ibuf, &c->ilen);
+    c->rx_bytes += c->ilen;
     if (rc == RS_E_DISCONNECTED || rc == -ECONNRESET || rc == -EPIPE)
       return RS_E_DISCONNECTED;
     if (rc)
@@ -260,6 +276,7 @@ static const struct {
     {"rsprof-quietbreak", offsetof(struct rspc_features, quiet_break)},
     {"rsprof-stoptime", offsetof(struct rspc_features, stop_time)},
     {"rsprof-detachfork", offsetof(struct rspc_features, detach_fork)},
+    {"rsprof-capture", offsetof(struct rspc_features, capture)},
     {"fork-events", offsetof(struct rspc_features, fork_events)},
     {"vfork-events", offsetof(struct rspc_features, vfork_events)},
     {"exec-events", offsetof(struct rspc_features, exec_events)},

@@ -35,6 +35,7 @@ struct rspc_features {
   int detach_fork;    /* rsprof-detachfork: the server lets the program's children go itself, breakpoints removed */
   int startup_with_shell; /* QStartupWithShell: only gdbserver offers it (how the summary names the server) */
   char version[32];   /* rsprof-version=V: the agent's version ("" when the server did not say) */
+  int capture;        /* rsprof-capture: QRsprofCapture breakpoints whose events stream as notifications */
 };
 
 struct rspc;
@@ -49,6 +50,14 @@ int rspc_connect(const struct rspc_options *o, struct rspc **out);
  * grace_ms to finish (stopping the program, removing breakpoints, detaching), then every wait, and any
  * connection attempt at once, fails with -EINTR. Process-wide (transport_set_cancel). */
 void rspc_cancel_on(volatile sig_atomic_t *flag, unsigned grace_ms);
+/* Notifications ("%name:data#cs", rsprof-capture's event batches) are handed to fn as they are decoded, in
+ * the order of the stream, whatever call is reading: payload borrowed for the call only. fn must not use c.
+ * Without a function they are dropped. */
+typedef void (*rspc_notify_fn)(void *ctx, const uint8_t *payload, size_t len);
+void rspc_on_notification(struct rspc *c, rspc_notify_fn fn, void *ctx);
+/* Bytes received from the server since the connection opened (framing, acks and notifications included). */
+uint64_t rspc_bytes_received(const struct rspc *c);
+
 /* Closes the connection without sending a packet and frees c (NULL is allowed). */
 void rspc_close(struct rspc *c);
 /* The negotiated features; borrowed for c's lifetime. */

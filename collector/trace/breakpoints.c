@@ -3,9 +3,11 @@
 #include "breakpoints.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "errors.h"
 #include "log.h"
 #include "rsp-client.h"
@@ -28,17 +30,145 @@ enum { MAX_IDLE_HITS = 8 };
 
 static int remove_parked(struct trace *tr);
 
+enum { OP_INSERT, OP_REMOVE, OP_QUIET_OFF, OP_QUIET_ON, OP_CAPTURE };
+
+/* Tells the agent what a hit on bp records (QRsprofCapture), or that it is an ordinary breakpoint again. With a
+ * stack every core register comes, since the unwinder may need any of them. */
+static int arm_capture(struct trace *tr, struct trace_bp *bp)
+{
+  if (!bp->capture)
+    return rspc_request_ok(tr->c, "QRsprofCapture:%llx", (unsigned long long)bp->addr);
+  const struct arch_desc *a = tr->arch;
+  const struct trace_capture_spec *s = &bp->cspec;
+  int last = a->pc_reg > a->sp_reg ? a->pc_reg : a->sp_reg;
+  uint64_t mask = 1ull << a->sp_reg;
+  if (s->stack) {
+    mask = last >= 63 ? ~0ull : (2ull << last) - 1;
+  } else {
+    for (int i = 0; i < s->nargs && i < a->narg_regs; i++)
+      mask |= 1ull << a->arg_regs[i];
+    if (s->ret && a->lr_reg >= 0)
+      mask |= 1ull << a->lr_reg; /* where the call returns to */
+  }
+  /* Without a window an x86_64 return address still needs the word at sp. */
+  size_t stack = s->stack ? tr->capture_stack : s->ret && a->lr_reg < 0 ? 8 : 0;
+  char m[64] = "", rm[64] = "";
+  if (s->mem_len)
+    snprintf(m, sizeof m, ";m:%x,%llx,%x", (unsigned)a->arg_regs[s->mem_arg], (unsigned long long)s->mem_off,
+             (unsigned)s->mem_len);
+  if (s->rmem_len)
+    snprintf(rm, sizeof rm, ";M:%x,%llx,%x", (unsigned)a->arg_regs[s->rmem_arg], (unsigned long long)s->rmem_off,
+             (unsigned)s->rmem_len);
+  return rspc_request_ok(tr->c, "QRsprofCapture:%llx,%x,%llx,%zx,%d%s%s", (unsigned long long)bp->addr,
+                         (unsigned)bp->capture_id, (unsigned long long)mask, stack, s->ret ? 1 : 0, m, rm);
+}
+
+/* Sends one breakpoint operation, or, while a streamed event's handlers run (the program runs on, so no
+ * request can be answered), queues it for the next stop (trace_bp_apply_deferred). */
+static int target_op(struct trace *tr, uint64_t addr, int op)
+{
+  if (tr->in_stream_event) {
+    struct trace_deferred_op *n = rs_grow(tr->deferred, &tr->deferred_cap, tr->ndeferred + 1, sizeof *n, 16);
+    if (!n)
+      return -ENOMEM;
+    tr->deferred = n;
+    tr->deferred[tr->ndeferred++] = (struct trace_deferred_op){addr, op};
+    return 0;
+  }
+  int kind = (int)tr->arch->bkpt_len;
+  switch (op) {
+  case OP_INSERT:
+    return rspc_insert_breakpoint(tr->c, addr, kind);
+  case OP_REMOVE:
+    return rspc_remove_breakpoint(tr->c, addr, kind);
+  case OP_QUIET_OFF:
+  case OP_QUIET_ON:
+    return rspc_request_ok(tr->c, "QRsprofQuiet:%llx,%d", (unsigned long long)addr, op == OP_QUIET_ON);
+  default: {
+    struct trace_bp *bp = trace_bp_lookup(tr, addr);
+    return bp ? arm_capture(tr, bp) : 0; /* removed meanwhile: nothing to arm */
+  }
+  }
+}
+
+int trace_bp_apply_deferred(struct trace *tr)
+{
+  int rc = 0;
+  for (size_t i = 0; i < tr->ndeferred; i++) {
+    int r = target_op(tr, tr->deferred[i].addr, tr->deferred[i].op);
+    if (r && r != RS_E_DISCONNECTED)
+      LOG_WARN("breakpoint operation %d at 0x%llx failed: %s", tr->deferred[i].op,
+               (unsigned long long)tr->deferred[i].addr, rs_strerror(r));
+    rc = rc ? rc : r;
+  }
+  tr->ndeferred = 0;
+  return rc;
+}
+
 /* Makes the agent record the breakpoint's hits quietly (1) or report them (0). */
 static int set_quiet(struct trace *tr, struct trace_bp *bp, int quiet)
 {
-  int rc = rspc_request_ok(tr->c, "QRsprofQuiet:%llx,%d", (unsigned long long)bp->addr, quiet);
+  int rc = target_op(tr, bp->addr, quiet ? OP_QUIET_ON : OP_QUIET_OFF);
   if (rc == 0)
     bp->quiet = quiet;
   return rc;
 }
 
-static int break_at(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data, int quiet)
+/* Whether the breakpoint's hits are the agent's to capture: every owner registered with a spec. */
+static int wants_capture(const struct trace *tr, const struct trace_bp *bp)
 {
+  if (!tr->agent_capture || bp->virtual_bp || bp->nowners == 0)
+    return bp->capture && bp->nowners == 0 && !bp->virtual_bp; /* parked: stays as it is */
+  for (int i = 0; i < bp->nowners; i++)
+    if (!bp->owners[i].capture)
+      return 0;
+  return 1;
+}
+
+/* The owners' specs merged: everything any of them needs. */
+static struct trace_capture_spec merged_spec(const struct trace_bp *bp)
+{
+  struct trace_capture_spec m = {0};
+  for (int i = 0; i < bp->nowners; i++) {
+    const struct trace_capture_spec *s = &bp->owners[i].spec;
+    m.nargs = s->nargs > m.nargs ? s->nargs : m.nargs;
+    m.stack |= s->stack;
+    m.ret |= s->ret;
+    if (s->mem_len && !m.mem_len)
+      m.mem_arg = s->mem_arg, m.mem_off = s->mem_off, m.mem_len = s->mem_len;
+    if (s->rmem_len && !m.rmem_len)
+      m.rmem_arg = s->rmem_arg, m.rmem_off = s->rmem_off, m.rmem_len = s->rmem_len;
+  }
+  return m;
+}
+
+/* Arms, re-arms or disarms the agent's capture of bp after its owners changed. */
+static int update_capture(struct trace *tr, struct trace_bp *bp)
+{
+  int want = wants_capture(tr, bp);
+  if (!want && !bp->capture)
+    return 0;
+  struct trace_capture_spec m = want ? merged_spec(bp) : bp->cspec;
+  if (want && bp->nowners == 0)
+    return 0; /* parked: keeps its spec */
+  if (want == bp->capture && !memcmp(&m, &bp->cspec, sizeof m))
+    return 0;
+  if (want && !bp->capture_id) {
+    bp->capture_id = ++tr->next_capture_id;
+    int rc = u64map_put(&tr->capture_addr, bp->capture_id, bp->addr);
+    if (rc)
+      return rc;
+  }
+  bp->capture = want;
+  bp->cspec = m;
+  return target_op(tr, bp->addr, OP_CAPTURE);
+}
+
+static int break_at(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data, int quiet,
+                    const struct trace_capture_spec *spec)
+{
+  /* The return of a call the agent pairs with its entry: the return record comes without a breakpoint of ours. */
+  int virt = tr->in_stream_event && tr->stream_entry_paired && addr == tr->stream_ret_addr;
   struct trace_bp *bp = trace_bp_lookup(tr, addr);
   int fresh = !bp || bp->nowners == 0;
   if (bp && bp->nowners == 0) {
@@ -58,7 +188,7 @@ static int break_at(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data,
       tr->free_slots = f;
       tr->bps_cap = cap;
     }
-    int rc = rspc_insert_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+    int rc = virt ? 0 : target_op(tr, addr, OP_INSERT);
     if (rc) {
       LOG_WARN("cannot place a breakpoint at 0x%llx: %s", (unsigned long long)addr, rs_strerror(rc));
       return rc;
@@ -67,10 +197,18 @@ static int break_at(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data,
     bp = &tr->bps[slot];
     memset(bp, 0, sizeof *bp);
     bp->addr = addr;
+    bp->virtual_bp = virt;
     rc = u64map_put(&tr->bp_index, addr, slot);
     if (rc)
       return rc;
+  } else if (bp->virtual_bp && !virt) { /* wanted as a real breakpoint now */
+    int rc = target_op(tr, addr, OP_INSERT);
+    if (rc)
+      return rc;
+    bp->virtual_bp = 0;
   }
+  if (bp->virtual_bp)
+    quiet = 0; /* nothing of it is in the target to be quiet */
   /* Quiet while every owner is: a first quiet owner makes it so, any ordinary owner ends it. */
   int want_quiet = quiet && rspc_features(tr->c)->quiet_break && (fresh || bp->quiet);
   if (want_quiet != bp->quiet) {
@@ -87,21 +225,31 @@ static int break_at(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data,
     }
   if (bp->nowners == TRACE_MAX_BP_OWNERS)
     return RS_E_LIMIT;
-  bp->owners[bp->nowners].fn = fn;
-  bp->owners[bp->nowners].data = data;
-  bp->owners[bp->nowners].refs = 1;
-  bp->nowners++;
-  return 0;
+  struct trace_bp_owner *o = &bp->owners[bp->nowners++];
+  memset(o, 0, sizeof *o);
+  o->fn = fn;
+  o->data = data;
+  o->refs = 1;
+  o->capture = spec != NULL;
+  if (spec)
+    o->spec = *spec;
+  return bp->virtual_bp ? 0 : update_capture(tr, bp);
 }
 
 int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
 {
-  return break_at(tr, addr, fn, data, 0);
+  return break_at(tr, addr, fn, data, 0, NULL);
 }
 
 int trace_break_quiet(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
 {
-  return break_at(tr, addr, fn, data, 1);
+  return break_at(tr, addr, fn, data, 1, NULL);
+}
+
+int trace_break_capture(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data,
+                        const struct trace_capture_spec *spec)
+{
+  return break_at(tr, addr, fn, data, 0, tr->agent_capture ? spec : NULL);
 }
 
 int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
@@ -114,6 +262,17 @@ int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
       continue;
     if (--bp->owners[i].refs == 0) {
       bp->owners[i] = bp->owners[--bp->nowners];
+      if (bp->nowners > 0 && !bp->virtual_bp) {
+        int rc = update_capture(tr, bp); /* the owner that needed ordinary stops may be gone */
+        if (rc)
+          return rc;
+      }
+    }
+    if (bp->nowners == 0 && bp->virtual_bp) { /* nothing in the target: forget it */
+      uint64_t slot = (uint64_t)(bp - tr->bps);
+      u64map_del(&tr->bp_index, addr, NULL);
+      tr->free_slots[tr->nfree_slots++] = (size_t)slot;
+      return 0;
     }
     if (bp->nowners == 0) {
       /* Parked, not removed: a return breakpoint is wanted again at the next call from the same site, and
@@ -129,7 +288,10 @@ int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
 /* Removes one breakpoint from the target and the table; its slot is reused later. */
 static int remove_bp(struct trace *tr, uint64_t addr, uint64_t slot)
 {
-  int rc = rspc_remove_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+  struct trace_bp *bp = &tr->bps[slot];
+  int rc = bp->virtual_bp ? 0 : target_op(tr, addr, OP_REMOVE);
+  if (bp->capture_id)
+    u64map_del(&tr->capture_addr, bp->capture_id, NULL);
   u64map_del(&tr->bp_index, addr, NULL);
   tr->free_slots[tr->nfree_slots++] = (size_t)slot; /* room reserved when the table grew */
   return rc;
@@ -141,7 +303,7 @@ static int remove_parked(struct trace *tr)
   size_t pos = 0;
   uint64_t addr, slot;
   while (u64map_next(&tr->bp_index, &pos, &addr, &slot)) {
-    if (tr->bps[slot].nowners == 0) {
+    if (tr->bps[slot].nowners == 0 && !tr->bps[slot].virtual_bp) {
       int r = remove_bp(tr, addr, slot);
       rc = rc ? rc : r; /* deleting leaves a tombstone, so the walk goes on safely */
     }
@@ -186,6 +348,8 @@ int trace_bp_uninsert_all(struct trace *tr)
   size_t pos = 0;
   uint64_t addr, slot;
   while (u64map_next(&tr->bp_index, &pos, &addr, &slot)) {
+    if (tr->bps[slot].virtual_bp)
+      continue;
     int r = rspc_remove_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
     rc = rc ? rc : r;
   }
@@ -198,7 +362,11 @@ int trace_bp_reinsert_all(struct trace *tr)
   size_t pos = 0;
   uint64_t addr, slot;
   while (u64map_next(&tr->bp_index, &pos, &addr, &slot)) {
+    if (tr->bps[slot].virtual_bp)
+      continue;
     int r = rspc_insert_breakpoint(tr->c, addr, (int)tr->arch->bkpt_len);
+    if (r == 0 && tr->bps[slot].capture)
+      r = arm_capture(tr, &tr->bps[slot]); /* a removed breakpoint forgot its capture spec */
     if (r)
       LOG_WARN("cannot put the breakpoint at 0x%llx back: %s", (unsigned long long)addr, rs_strerror(r));
     rc = rc ? rc : r;
@@ -211,6 +379,8 @@ void trace_bp_forget_all(struct trace *tr)
   size_t pos = 0;
   uint64_t addr, slot;
   while (u64map_next(&tr->bp_index, &pos, &addr, &slot)) {
+    if (tr->bps[slot].capture_id)
+      u64map_del(&tr->capture_addr, tr->bps[slot].capture_id, NULL);
     u64map_del(&tr->bp_index, addr, NULL);
     tr->free_slots[tr->nfree_slots++] = (size_t)slot;
   }
@@ -227,7 +397,8 @@ struct trace_bp *trace_bp_at_trap(struct trace *tr, uint64_t pc)
 
 int trace_bp_dispatch(struct trace *tr, struct trace_bp *bp, const struct trace_hit *hit)
 {
-  tr->breakpoint_stops++;
+  if (!tr->in_stream_event)
+    tr->breakpoint_stops++;
   if (bp->nowners == 0 && ++bp->idle_hits >= MAX_IDLE_HITS) {
     uint64_t slot = (uint64_t)(bp - tr->bps);
     tr->nparked--;

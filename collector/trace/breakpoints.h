@@ -21,6 +21,9 @@ void trace_bp_remove_all(struct trace *tr);
  * or the first error. */
 int trace_bp_uninsert_all(struct trace *tr);
 int trace_bp_reinsert_all(struct trace *tr);
+/* Sends the breakpoint operations that streamed events' handlers asked for (at a stop, before resuming).
+ * Returns 0 or the first error. */
+int trace_bp_apply_deferred(struct trace *tr);
 /* Empties the table without a packet: after an exec the new image has none of the old breakpoints. */
 void trace_bp_forget_all(struct trace *tr);
 

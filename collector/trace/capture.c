@@ -25,11 +25,16 @@ enum { STACK_WINDOW_START = 2048, WIDEN_MIN_UNWINDS = 64, WIDEN_SHARE = 4, WINDO
 /* The widest window asked of the agent with each stop (it takes up to 128 KiB): deeper stacks read the rest
  * per hit, since a wider window would cost every stop of the program. */
 enum { STOP_WINDOW_MAX = 64 * 1024 };
+/* What capture breakpoints record of the stack (rsprof-capture). A streamed event's window cannot be read
+ * further later, so it asks for all of it: the agent sends the stack from sp to the end of its mapping, which
+ * is the thread's whole stack (plus what lies above its outermost frame), up to the agent's largest window. */
+enum { CAPTURE_STACK = 128 * 1024 };
 
 int trace_capture_init(struct trace *tr)
 {
   const struct col_options *o = tr->opt;
   tr->window = o->stack_bytes < STACK_WINDOW_START ? o->stack_bytes : STACK_WINDOW_START;
+  tr->capture_stack = o->stack_bytes < CAPTURE_STACK ? (size_t)o->stack_bytes : CAPTURE_STACK;
   /* Our agent can send the stack window with each breakpoint stop: one round trip per event less. */
   if (rspc_features(tr->c)->stop_stack && tr->window &&
       rspc_request_ok(tr->c, "QRsprofStopStack:%zx", tr->window) == 0) {
@@ -54,6 +59,17 @@ int trace_read_memory(struct trace *tr, uint64_t addr, void *buf, size_t len)
       addr - tr->hit_stack_base <= tr->hit_stack_len - len) {
     memcpy(buf, tr->stack_buf + (addr - tr->hit_stack_base), len); /* no round trip */
     return 0;
+  }
+  if (tr->in_stream_event) {
+    /* The program has gone on: only what the record carries is the hit's. */
+    if (tr->event_mem && addr >= tr->event_mem_addr && len <= tr->event_mem_len &&
+        addr - tr->event_mem_addr <= tr->event_mem_len - len) {
+      memcpy(buf, tr->event_mem + (addr - tr->event_mem_addr), len);
+      return 0;
+    }
+    LOG_DEBUG("a streamed event's handler read 0x%llx+%zu, which its record does not carry",
+              (unsigned long long)addr, len);
+    return -EFAULT;
   }
   size_t got = 0;
   int rc = rspc_read_memory(tr->c, addr, buf, len, &got);
@@ -231,9 +247,34 @@ static size_t hit_stack(struct trace *tr, const struct trace_hit *hit, uint64_t 
   *sp = 0;
   col_regs_get(hit->regs, tr->arch->dwarf_sp, sp);
   tr->hit_stack_used = 1;
-  if (!tr->hit_stack_valid)
+  if (!tr->hit_stack_valid && tr->in_stream_event) {
+    keep_hit_stack(tr, *sp, 0, 0); /* a record without a window: the program has gone on, nothing to read */
+    tr->hit_stack_whole = 1;
+  } else if (!tr->hit_stack_valid) {
     keep_hit_stack(tr, *sp, read_stack(tr, hit->tid, *sp, 0, tr->window), tr->window);
+  }
   return tr->hit_stack_len;
+}
+
+/* A streamed window cannot be read further after the fact: a stack deeper than the whole window the agent
+ * sends (128 KiB, or --stack-size) stays truncated, and counts as a refill would. */
+static void note_stream_unwind(struct trace *tr, int short_window)
+{
+  if (short_window)
+    tr->window_refills++;
+}
+
+void trace_capture_stream_window(struct trace *tr, uint64_t sp, const uint8_t *data, size_t len, int at_end)
+{
+  tr->hit_stack_valid = 0;
+  if (reserve_stack(tr, len) < len)
+    len = tr->stack_alloc;
+  memcpy(tr->stack_buf, data, len);
+  tr->hit_stack_base = sp;
+  tr->hit_stack_len = len;
+  tr->hit_stack_whole = 1; /* all there is: nothing more can be read */
+  tr->hit_stack_valid = 1;
+  tr->stream_window_end = at_end;
 }
 
 /* Reads more of the hit's stack after an unwind ran out of it: twice what the hit has (at least twice the
@@ -290,8 +331,11 @@ static size_t unwind_hit(struct trace *tr, const struct trace_hit *hit, size_t *
   *n = 0;
   *end = UNW_END_OUTERMOST;
   int rc = unw_unwind(tr->unw, tr->map, hit->regs, &snap, NULL, tr->pcs, tr->opt->max_frames, n, end);
-  if (++tr->window_hits > WINDOW_PERIOD) /* unwinds in this period, and (below) those that needed more */
+  if (tr->in_stream_event) {
+    note_stream_unwind(tr, rc == 0 && *end == UNW_END_TRUNCATED && !tr->stream_window_end);
+  } else if (++tr->window_hits > WINDOW_PERIOD) { /* unwinds in this period, and (below) those that needed more */
     tr->window_hits = tr->window_short = 0;
+  }
   for (int first = 1; rc == 0 && *end == UNW_END_TRUNCATED && !tr->hit_stack_whole; first = 0) {
     snap.len = widen_hit_stack(tr, hit, sp, first);
     snap.data = tr->stack_buf; /* reading more may have moved the buffer */
@@ -369,6 +413,18 @@ void trace_event(struct trace *tr, const struct trace_hit *hit, const struct tra
     trace_print_event(tr, hit->tid, ev, tr->pcs, n, truncated);
   }
   tr->events++;
+}
+
+double trace_hit_time_ms(struct trace *tr, int has_agent_time, uint64_t agent_ns)
+{
+  if (!tr->agent_times || !has_agent_time)
+    return trace_elapsed_ms(tr);
+  double ms = (double)agent_ns / 1e6;
+  if (!tr->have_agent_offset) {
+    tr->agent_offset_ms = trace_elapsed_ms(tr) - ms;
+    tr->have_agent_offset = 1;
+  }
+  return ms + tr->agent_offset_ms;
 }
 
 /* Keeps the stack window that came with the stop (rsprof-stopstack) as the hit's, before any other request

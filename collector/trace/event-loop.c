@@ -14,6 +14,9 @@
 #include "errors.h"
 #include "log.h"
 #include "rsp-client.h"
+#include "stream.h"
+
+#define hit_time_ms trace_hit_time_ms
 
 /* Signal numbers as the remote protocol carries them (gdb's numbering, not the host's). */
 enum { GDB_SIGINT = 2, GDB_SIGTRAP = 5, GDB_SIGSTOP = 17 };
@@ -44,19 +47,6 @@ int trace_stop_signal(void) { return stop_signal; }
 
 int trace_exact_times(const struct trace *tr) { return tr->agent_times; }
 
-/* A hit's time on trace_elapsed_ms's scale: the agent's clock at the stop when it sends one, shifted by the
- * offset seen at the first such stop; otherwise now. */
-static double hit_time_ms(struct trace *tr, int has_agent_time, uint64_t agent_ns)
-{
-  if (!tr->agent_times || !has_agent_time)
-    return trace_elapsed_ms(tr);
-  double ms = (double)agent_ns / 1e6;
-  if (!tr->have_agent_offset) {
-    tr->agent_offset_ms = trace_elapsed_ms(tr) - ms;
-    tr->have_agent_offset = 1;
-  }
-  return ms + tr->agent_offset_ms;
-}
 
 /* Stock gdbserver leaves a breakpoint at the PC in place when resuming, so the thread would trap again at
  * once: take it out, step that one thread past it (the others stay stopped), and put it back, as gdb does.
@@ -249,8 +239,12 @@ static int wait_running(struct trace *tr, struct rspc_stop *st)
   double asked = 0;              /* when the interrupt went out (0: none yet since the resume) */
   for (;;) {
     int rc = rspc_wait_stop(tr->c, 200, st);
+    if (rc == 0 && tr->stream_error)
+      rc = tr->stream_error;
     if (rc != RS_E_TIMEOUT)
       return rc;
+    heard = tr->agent_capture && tr->stream_batches != tr->stream_batches_seen ? trace_now_ms() : heard;
+    tr->stream_batches_seen = tr->stream_batches; /* events streaming in prove the agent alive */
     trace_show_progress(tr, 0);
     double now = trace_now_ms();
     int over_time = tr->opt->duration_ms && trace_elapsed_ms(tr) >= (double)tr->opt->duration_ms;
@@ -282,7 +276,10 @@ int trace_event_loop(struct trace *tr)
   warn_unreleased_children(tr);
   for (;;) {
     tr->hit_stack_valid = 0; /* the program runs again: the captured window goes stale */
-    int rc = rspc_continue(tr->c, sig_to_deliver);
+    int rc = trace_stream_before_resume(tr);
+    if (rc)
+      return rc;
+    rc = rspc_continue(tr->c, sig_to_deliver);
     if (rc)
       return rc;
     sig_to_deliver = 0;

@@ -19,6 +19,13 @@ enum col_exit {
   COL_EXIT_TARGET = 6,    /* the traced program was killed by a signal */
 };
 
+/* --capture: who captures an event. */
+enum col_capture {
+  COL_CAPTURE_AUTO = 0,  /* the agent when it offers rsprof-capture, else round trips */
+  COL_CAPTURE_AGENT,     /* the agent records each event and streams it (falls back, with a warning) */
+  COL_CAPTURE_ROUNDTRIP, /* every event is a stop the collector handles (stock gdbserver's only way) */
+};
+
 struct col_options {
   char host[256];
   uint16_t port;
@@ -52,6 +59,7 @@ struct col_options {
   uint64_t max_peak;         /* 0: no limit */
   uint64_t max_allocs;       /* 0: no limit */
   int progress;              /* -1 auto (terminal), 0 off, 1 on */
+  int capture;               /* --capture: enum col_capture */
   char *const *run_argv;     /* --run PROGRAM ARGS...: start this through vRun (points into argv) */
   size_t run_argc;           /* 0: trace the server's process, or start its own program when it has none */
 };

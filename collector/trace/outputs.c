@@ -106,6 +106,26 @@ int trace_check_outputs(const struct col_options *o)
   return first;
 }
 
+/* How events were captured: round trips, or streamed by the agent (rsprof-capture), with what it cost. */
+static void capture_json(struct trace *tr, struct json_out *j)
+{
+  json_key(j, "capture");
+  json_begin_object(j);
+  json_kv_string(j, "mode", tr->agent_capture ? "agent" : "roundtrip");
+  json_kv_uint(j, "events_streamed", tr->stream_entries + tr->stream_returns);
+  json_kv_uint(j, "entries_streamed", tr->stream_entries);
+  json_kv_uint(j, "returns_streamed", tr->stream_returns);
+  json_kv_uint(j, "batches", tr->stream_batches);
+  json_kv_uint(j, "stream_bytes", tr->stream_bytes);
+  json_kv_uint(j, "wire_bytes", tr->c ? rspc_bytes_received(tr->c) - tr->rx_at_start : 0);
+  json_kv_uint(j, "host_unwound", tr->stream_unwound);
+  json_kv_uint(j, "agent_unwound", 0);
+  json_kv_uint(j, "capture_stack", tr->agent_capture ? tr->capture_stack : 0);
+  json_key(j, "held_ms"), json_double(j, (double)tr->agent_held_ns / 1e6);
+  json_kv_uint(j, "held_hits", tr->agent_parked);
+  json_end_object(j);
+}
+
 static int write_json(struct trace *tr, const char *path)
 {
   FILE *f = fopen(path, "w");
@@ -129,6 +149,7 @@ static int write_json(struct trace *tr, const char *path)
   json_key(&j, "stack_window"), json_uint(&j, tr->window);
   json_key(&j, "stack_window_refills"), json_uint(&j, tr->window_refills);
   json_key(&j, "duration_ms"), json_double(&j, trace_elapsed_ms(tr));
+  capture_json(tr, &j);
   json_key(&j, "modules");
   json_begin_array(&j);
   for (size_t k = 0; k < tr->nmods; k++)

@@ -22,6 +22,7 @@
 #include "module.h"
 #include "outputs.h"
 #include "rsp-client.h"
+#include "stream.h"
 #include "target.h"
 #include "trace-state.h"
 #include "u64map.h"
@@ -123,6 +124,7 @@ static int connect_and_load(struct trace *tr)
   if (rc)
     return rc;
   trace_capture_init(tr);
+  trace_stream_init(tr);
   /* Our agent can say when it saw each stop, so durations between stops leave out the trip to us. */
   if (rspc_features(tr->c)->stop_time && rspc_request_ok(tr->c, "QRsprofStopTime:1") == 0)
     tr->agent_times = 1;
@@ -184,6 +186,9 @@ static void trace_destroy(struct trace *tr)
     binfind_free(tr->bf);
   u64map_free(&tr->bp_index);
   u64map_free(&tr->stack_end);
+  u64map_free(&tr->capture_addr);
+  u64map_free(&tr->ret_mem_addr);
+  free(tr->deferred);
   free(tr->bps);
   free(tr->free_slots);
   free(tr->stack_buf);

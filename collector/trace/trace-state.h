@@ -17,6 +17,15 @@ struct trace_bp_owner {
   trace_bp_fn fn;
   void *data;
   int refs;
+  int capture;                     /* registered with trace_break_capture */
+  struct trace_capture_spec spec;  /* ... and this spec */
+};
+
+/* A breakpoint operation asked for while a streamed event's handlers run (the program is running, so no
+ * request can go out): sent at the next stop. */
+struct trace_deferred_op {
+  uint64_t addr;
+  int op; /* enum in breakpoints.c */
 };
 
 struct trace_bp {
@@ -26,6 +35,10 @@ struct trace_bp {
   unsigned idle_hits; /* hits in a row while parked: stops bought for nothing */
   int quiet;          /* the agent records its hits without stopping (rsprof-quietbreak) */
   int used_stack;     /* its last hit's handlers read the stack: fetch the window with the registers */
+  int virtual_bp;     /* a return the agent watches itself (rsprof-capture): in the table, not in the target */
+  int capture;        /* armed as a capture breakpoint in the agent */
+  uint32_t capture_id;
+  struct trace_capture_spec cspec; /* what it is armed with (the owners' specs merged) */
 };
 
 struct trace_loaded {
@@ -108,6 +121,27 @@ struct trace {
   int term_signal;
   int vfork_lifted;       /* breakpoints out of the memory a vfork child shares, until the parent's vforkdone */
   uint64_t children_released; /* child processes detached with our breakpoints removed (fork events) */
+
+  /* Agent-side capture (rsprof-capture, stream.c). */
+  int agent_capture;         /* capture breakpoints' events stream from the agent */
+  int in_stream_event;       /* running a streamed event's handlers: the program has gone on */
+  int stream_entry_paired;   /* ... an entry whose return the agent watches: a break at stream_ret_addr is virtual */
+  uint64_t stream_ret_addr;
+  int stream_window_end;     /* the streamed window stops where the thread's stack does */
+  const uint8_t *event_mem;  /* memory the record carries: [event_mem_addr, + event_mem_len) */
+  uint64_t event_mem_addr;
+  size_t event_mem_len;
+  uint32_t next_capture_id;
+  struct u64map capture_addr; /* capture id -> breakpoint address */
+  struct u64map ret_mem_addr; /* call seq -> address of the memory its return record carries */
+  size_t capture_stack;      /* stack bytes each capture breakpoint records */
+  struct trace_deferred_op *deferred;
+  size_t ndeferred, deferred_cap;
+  int stream_error;          /* a malformed batch: the run ends with this error */
+  uint64_t stream_entries, stream_returns, stream_batches, stream_bytes, stream_unwound;
+  uint64_t stream_batches_seen; /* batches when the event loop last looked (proof of life) */
+  uint64_t agent_events, agent_held_ns, agent_parked; /* from the agent's last stats record */
+  uint64_t rx_at_start;      /* bytes received before tracing started */
 };
 
 #endif

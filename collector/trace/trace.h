@@ -54,6 +54,24 @@ int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
  * the hit costs no round trip: the handler runs when the next stop arrives, before that stop's handlers.
  * A breakpoint that also has an ordinary handler reports every hit. */
 int trace_break_quiet(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data);
+/* What a handler needs of a hit, so that an agent with rsprof-capture can record the hit itself and stream it
+ * (no round trip, the program never waits): the handler then runs on the record, with these and nothing else —
+ * no other memory (trace_read_memory fails), no stack beyond the recorded window. */
+struct trace_capture_spec {
+  int nargs;          /* leading argument registers read (hit_arg); with stack every core register comes */
+  int stack;          /* unwinds (trace_context, trace_stack_within_module) or reads the stack */
+  int ret;            /* pairs the call with its return (retwatch_enter): the agent watches the return */
+  int mem_arg;        /* mem_len > 0: memory read at the entry at argument mem_arg + mem_off (trace_read_memory) */
+  uint64_t mem_off;
+  uint32_t mem_len;
+  int rmem_arg;       /* rmem_len > 0: memory read at the return at (argument rmem_arg at the entry) + rmem_off */
+  uint64_t rmem_off;
+  uint32_t rmem_len;
+};
+/* trace_break for a handler described by spec: in agent capture mode (--capture agent) the hit costs no round
+ * trip; otherwise, or when another owner of the address needs ordinary stops, it is trace_break. */
+int trace_break_capture(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data,
+                        const struct trace_capture_spec *spec);
 /* Removes one registration of fn/data at addr. With none left the breakpoint stays inserted, parked: its hits
  * are resumed at once, and the next trace_break there costs no round trip (parked ones are removed in bulk
  * past a bound, and all at the end). */

@@ -51,8 +51,14 @@ def tls_options():
              "--log-level", "info"])  # info: the collector says the connection is TLS
 
 
+_runs = []  # (capture mode, profile, summary) of every traced run, for --both-modes
+
+
 def run_traced(a, *collector_args, agent_args=(), server=None):
     host, tls_agent, tls_collector = "127.0.0.1", [], []
+    capture = getattr(a, "capture", None)
+    if capture:
+        collector_args = ("--capture", capture, *collector_args)
     if a.tls:
         host = "localhost"  # the name the agent's certificate is for
         tls_agent, tls_collector = tls_options()
@@ -65,6 +71,13 @@ def run_traced(a, *collector_args, agent_args=(), server=None):
         t.fail("the collector did not report a TLS connection:\n" + out.stderr[-2000:])
     status = srv.wait()
     summary = json.load(open(summ))
+    # Our agent offers rsprof-capture, so it captures unless told otherwise; gdbserver never does.
+    want = capture or ("agent" if (server or a.server) == "agent" else "roundtrip")
+    if summary["capture"]["mode"] != want:
+        t.fail(f"capture mode {summary['capture']['mode']}, expected {want}")
+    if want == "agent" and summary["events"] and summary["capture"]["events_streamed"] == 0:
+        t.fail("agent capture, yet no event was streamed")
+    _runs.append((want, prof, summary))
     return srv, prof, summary, out, status
 
 
@@ -144,7 +157,7 @@ def check_target(a, s):
 
 
 def check_round_trips(a, s):
-    """Through the agent, the return breakpoints that read malloc's result are quiet: the agent records those
+    """Through the agent (--capture roundtrip), the return breakpoints that read malloc's result are quiet: the agent records those
     hits and the next stop reply carries them, so only entry stops wait for the collector: one per event, plus
     one per posix_memalign, whose return handler reads memory (fx-alloc-c makes one per round). Without quiet
     breakpoints every allocation would add a second. Compared between runs of n and 2n rounds, so start-up and
@@ -154,6 +167,16 @@ def check_round_trips(a, s):
         t.fail(f"pick a round count whose double has as many digits as {a.argv[-1]}")
     _, _, s2, _, _ = run_traced(argparse.Namespace(**{**vars(a), "argv": more_argv}))
     rounds = int(more_argv[-1]) - int(a.argv[-1])
+    if s["capture"]["mode"] == "agent":
+        # The agent captures every event itself: more rounds stream more events and cost no stop at all.
+        stops = s2["breakpoint_stops"] - s["breakpoint_stops"]
+        streamed = s2["capture"]["events_streamed"] - s["capture"]["events_streamed"]
+        events = s2["events"] - s["events"]
+        print(f"{rounds} more rounds: {stops} more stops, {streamed} more streamed records, {events} more events")
+        if stops != 0 or events <= 0 or streamed < events:
+            t.fail(f"agent capture: {stops} more stops (expected 0) and {streamed} more streamed records for "
+                   f"{events} more events")
+        return
     waited = (s2["breakpoint_stops"] - s2["quiet_stops"]) - (s["breakpoint_stops"] - s["quiet_stops"])
     events = s2["events"] - s["events"]
     print(f"{rounds} more rounds: {s2['breakpoint_stops'] - s['breakpoint_stops']} more stops, "
@@ -288,7 +311,7 @@ def check_mutex(a):
         lo, hi = own / 2, own * 2
         # With --round-trips the return breakpoint must be quiet: one host round trip per contended lock
         # (where the return site's first instruction can be emulated, as in fx-mutex-c).
-        if a.round_trips and s["quiet_stops"] < rounds:
+        if a.round_trips and s["capture"]["mode"] == "roundtrip" and s["quiet_stops"] < rounds:
             t.fail(f"only {s['quiet_stops']} quiet stops for {rounds} contended locks: the returns waited for us")
     else:
         # On the collector's clock, from receiving the entry stop to receiving the return stop: of the right
@@ -460,6 +483,49 @@ def check_clone(a):
         want[site] = want_count
 
 
+def agent_rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def check_stall(a):
+    """A collector that stops reading for 2 s (SIGSTOP, then SIGCONT) while the agent streams: the agent holds
+    the program instead of buffering without bound (its RSS stays under 8 MB), and once the collector reads again
+    no event is lost: the counts still equal valgrind's, and the summary says how long the program was held."""
+    srv = t.Server(a.server, a.agent, a.argv)
+    prof = os.path.join(srv.tmp, "p.drcctprof")
+    summ = os.path.join(srv.tmp, "s.json")
+    proc = subprocess.Popen([a.collector, "--connect", f"127.0.0.1:{srv.port}", "--no-progress", "--module",
+                             a.module, "-o", prof, "--summary-json", summ], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # connected, breakpoints placed, events streaming
+    proc.send_signal(signal.SIGSTOP)
+    with open(f"/proc/{srv.proc.pid}/maps") as f:
+        asan = "libasan" in f.read()  # its shadow memory makes RSS meaningless
+    rss = 0
+    for _ in range(20):
+        time.sleep(0.1)
+        rss = max(rss, agent_rss_kb(srv.proc.pid))
+    proc.send_signal(signal.SIGCONT)
+    out, err = proc.communicate(timeout=240)
+    if proc.returncode != 0:
+        t.fail(f"collector exited {proc.returncode}:\n{err[-3000:]}")
+    srv.wait()
+    s = json.load(open(summ))
+    print(f"agent RSS while the collector was stopped: {rss} KiB; program held {s['capture']['held_ms']:.0f} ms "
+          f"at {s['capture']['held_hits']} hits")
+    if asan:
+        print("note: sanitizer build, RSS not compared")
+    elif rss >= 8 * 1024:
+        t.fail(f"the agent's RSS reached {rss} KiB while the collector did not read")
+    if s["capture"]["mode"] != "agent" or s["capture"]["held_ms"] <= 0:
+        t.fail(f"the program was not held while the collector did not read: {s['capture']}")
+    va, vf, vb = t.valgrind_heap_totals(a.argv)
+    expect_eq("allocs vs valgrind", s["memory"]["allocs"], va)
+    expect_eq("frees vs valgrind", s["memory"]["frees"], vf)
+    expect_eq("bytes allocated vs valgrind", s["memory"]["bytes_allocated"], vb)
+
+
 def check_sigint(a):
     """SIGINT during a run still writes a valid profile and summary, exits 1 saying so, and leaves the program
     running."""
@@ -500,6 +566,47 @@ def check_preload(a):
     expect_eq("bytes vs the program's own count", s["memory"]["bytes_allocated"], counts["bytes"])
 
 
+def normalized_folded(a, prof, metric):
+    """folded() with thread and process ids taken out of the root frames, which differ between runs."""
+    out = {}
+    for stack, value in folded(a, prof, metric).items():
+        key = tuple(re.sub(r"\d+", "N", f) if re.match(r"^(THREAD|PROCESS|process|thread)\b", f) else f
+                    for f in stack)
+        out[key] = out.get(key, 0) + value
+    return out
+
+
+# Summary entries that describe how a run went, not what the program did.
+RUN_KEYS = {"capture", "duration_ms", "breakpoint_stops", "quiet_stops", "stack_window", "stack_window_refills",
+            "program", "truncated_window"}
+
+
+def compare_modes(a, runs):
+    """The profile (every metric's stacks) and the summary are the same whichever side captured the events."""
+    (_, pa, sa), (_, pr, sr) = runs["agent"], runs["roundtrip"]
+    heap = ["allocations", "bytes_allocated", "frees", "bytes_freed", "leaked_bytes", "leaked_blocks"]
+    names = {"memory": heap, "memtrace": heap, "calls": ["calls"], "clone": ["calls"]}[a.module]
+    for m in names:
+        fa, fr = normalized_folded(a, pa, m), normalized_folded(a, pr, m)
+        if fa != fr:
+            only = sorted(set(fa.items()) ^ set(fr.items()))[:6]
+            t.fail(f"metric {m}: the profiles differ between --capture agent and roundtrip, e.g. {only}")
+        print(f"ok metric {m}: {len(fa)} stacks, {sum(fa.values())} in all, the same in both modes")
+    # When the peak came is timing; with threads, so is its height (the threads' interleaving).
+    timing = {"peak_ms"} | ({"peak_bytes"} if a.threads_peak else set())
+
+    def what(v):
+        return {x: y for x, y in v.items() if x not in timing} if isinstance(v, dict) else v
+
+    for k in sorted(set(sa) | set(sr)):
+        if k in RUN_KEYS:
+            continue
+        if what(sa.get(k)) != what(sr.get(k)):
+            t.fail(f"summary {k}: {sa.get(k)} with --capture agent, {sr.get(k)} with roundtrip")
+    expect_eq("exit code, agent vs roundtrip", sa["program"]["exit_code"], sr["program"]["exit_code"])
+    print("ok the summaries agree in both modes (%d entries)" % len([k for k in sa if k not in RUN_KEYS]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("check")
@@ -518,15 +625,33 @@ def main():
                     help="heap, Rust over libc's allocator: also bound the breakpoint stops per allocator call")
     ap.add_argument("--bind-now", action="store_true",
                     help="calls-ifunc on a program linked with -z now: the program's own count is the reference")
+    ap.add_argument("--capture", choices=["agent", "roundtrip"], help="passed on to the collector")
+    ap.add_argument("--both-modes", action="store_true",
+                    help="run the check with --capture agent, then roundtrip, and compare the first runs' profiles "
+                    "and summaries (unless --no-compare: the mutex module's contention depends on timing)")
+    ap.add_argument("--no-compare", action="store_true")
+    ap.add_argument("--threads-peak", action="store_true", help="--both-modes: the peak depends on the threads' timing")
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
     if not a.argv[0] or not os.path.exists(a.argv[0]):
         t.skip(f"fixture {a.argv[0] or '(Rust)'} was not built (is cargo installed?)")
-    {"heap": check_heap, "heap-own-allocator": check_heap_own_allocator, "leak": check_leak, "threads": check_threads, "mutex": check_mutex,
-     "thresholds": check_thresholds, "crash": check_crash, "calls": check_calls,
-     "calls-ifunc": check_calls_ifunc,
-     "calls-ifunc-dlopen": check_calls_ifunc_dlopen, "stripped": check_stripped, "clone": check_clone, "sigint": check_sigint, "preload": check_preload}[a.check](a)
+    check = {"heap": check_heap, "heap-own-allocator": check_heap_own_allocator, "leak": check_leak, "threads": check_threads, "mutex": check_mutex,
+             "thresholds": check_thresholds, "crash": check_crash, "calls": check_calls,
+             "calls-ifunc": check_calls_ifunc,
+             "calls-ifunc-dlopen": check_calls_ifunc_dlopen, "stripped": check_stripped, "clone": check_clone, "sigint": check_sigint, "preload": check_preload,
+             "stall": check_stall}[a.check]
+    if not a.both_modes:
+        check(a)
+        return
+    first = {}
+    for mode in ("agent", "roundtrip"):
+        print(f"--- --capture {mode}")
+        start = len(_runs)
+        check(argparse.Namespace(**{**vars(a), "capture": mode}))
+        first[mode] = _runs[start]
+    if not a.no_compare:
+        compare_modes(a, first)
 
 
 if __name__ == "__main__":

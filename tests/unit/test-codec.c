@@ -75,7 +75,7 @@ static void feed(struct rsp_decoder *d, const uint8_t *buf, size_t len, struct e
     out->kind[out->n] = ev.kind;
     out->data[out->n] = NULL;
     out->len[out->n] = ev.len;
-    if (ev.kind == RSP_EV_PACKET) {
+    if (ev.kind == RSP_EV_PACKET || ev.kind == RSP_EV_NOTIFY) {
       out->data[out->n] = malloc(ev.len + 1);
       memcpy(out->data[out->n], ev.data, ev.len + 1);
     }
@@ -533,4 +533,36 @@ TEST(random_bytes_never_crash_or_exceed_cap)
   }
   rsp_decoder_free(&d);
   printf("random decode produced %ld valid packets\n", packets);
+}
+
+TEST(notification_round_trip_binary)
+{
+  /* "%RsprofEvents:" batches carry raw binary records: every framing byte must survive, in any split, and
+   * a notification next to a packet must come out as its own kind. */
+  uint8_t payload[300];
+  memcpy(payload, "RsprofEvents:", 13);
+  for (size_t i = 13; i < sizeof payload; i++)
+    payload[i] = (uint8_t)(i * 7);
+  payload[20] = '#', payload[21] = '$', payload[22] = '}', payload[23] = '*', payload[24] = '%';
+  struct rs_buf out;
+  rs_buf_init(&out, 4096);
+  ASSERT_EQ(rsp_encode_notification(&out, payload, sizeof payload), 0);
+  ASSERT_EQ(out.data[0], '%');
+  ASSERT_EQ(rsp_encode_packet(&out, "OK", 2), 0);
+  for (size_t split = 0; split <= out.len; split++) {
+    struct rsp_decoder d;
+    struct events e = {0};
+    ASSERT_EQ(rsp_decoder_init(&d, 4096), 0);
+    feed(&d, out.data, split, &e);
+    feed(&d, out.data + split, out.len - split, &e);
+    ASSERT_EQ(e.n, 2);
+    ASSERT_EQ(e.kind[0], RSP_EV_NOTIFY);
+    ASSERT_EQ(e.len[0], sizeof payload);
+    ASSERT_MEM_EQ(e.data[0], payload, sizeof payload);
+    ASSERT_EQ(e.kind[1], RSP_EV_PACKET);
+    ASSERT_STR_EQ(e.data[1], "OK");
+    events_free(&e);
+    rsp_decoder_free(&d);
+  }
+  rs_buf_free(&out);
 }

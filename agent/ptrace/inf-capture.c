@@ -1,0 +1,351 @@
+/* Agent-side capture (rsprof-capture): what a hit on a capture breakpoint records — registers, memory, the raw
+ * stack window — and the per-call one-shot return breakpoints that pair an entry with its return. Records go
+ * into a fixed buffer that the server streams; nothing here allocates. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture-records.h"
+#include "errors.h"
+#include "inferior.h"
+#include "log.h"
+
+uint64_t inf_monotonic_ns(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The registers a record may carry: the core integer ones up to the PC and SP (what ptarch_fill_core writes). */
+static int last_core_reg(const struct arch_desc *a) { return a->pc_reg > a->sp_reg ? a->pc_reg : a->sp_reg; }
+
+static uint64_t core_mask(const struct arch_desc *a)
+{
+  int last = last_core_reg(a);
+  return last >= 63 ? ~0ull : (2ull << last) - 1;
+}
+
+static uint64_t reg_value(const struct arch_desc *a, const uint8_t *img, int regno)
+{
+  uint64_t v = 0;
+  size_t sz = a->regs[regno].bits / 8;
+  memcpy(&v, img + arch_reg_offset(a, regno), sz < 8 ? sz : 8);
+  return v;
+}
+
+int inf_cap_set(struct inferior *inf, uint64_t addr, const struct inf_cap_spec *spec)
+{
+  struct inf_bp *b = inf_bp_find(inf, addr);
+  if (!b || b->refs == 0)
+    return RS_E_NOT_FOUND;
+  if (!spec) {
+    b->cap.on = 0;
+    return 0;
+  }
+  const struct arch_desc *a = inf->arch;
+  int last = last_core_reg(a);
+  if ((spec->regmask & ~core_mask(a)) || spec->stack_len > INF_CAP_MAX_STACK || spec->mem_len > INF_CAP_MAX_MEM ||
+      spec->rmem_len > INF_CAP_MAX_MEM || spec->mem_reg > last || spec->rmem_reg > last ||
+      (spec->mem_len && spec->mem_reg < 0) || (spec->rmem_len && (spec->rmem_reg < 0 || !spec->ret)))
+    return RS_E_BAD_ARG;
+  b->cap = *spec;
+  b->cap.on = 1;
+  return 0;
+}
+
+static int find_watch(const struct inf_capture *c, pid_t tid, uint64_t addr, uint64_t sp);
+
+int inf_cap_owns(struct inferior *inf, struct inf_thread *t, const struct inf_bp *b)
+{
+  if (t->pending != INF_EV_BKPT || !b)
+    return 0;
+  if ((b->cap.on && b->refs > 0) || (b->own_refs > 0 && b->refs == 0))
+    return 1;
+  if (b->own_refs == 0)
+    return 0;
+  /* The client's breakpoint and a watched return share the address: ours when this is that return. */
+  struct ptarch_gregs *r = inf_gregs(inf, t);
+  return r && find_watch(&inf->cap, t->tid, b->addr, ptarch_sp(r)) >= 0;
+}
+
+int inf_cap_waiting(const struct inferior *inf) { return inf->cap.nparked > 0; }
+
+static void drop_watch(struct inferior *inf, int i)
+{
+  struct inf_capture *c = &inf->cap;
+  uint64_t addr = c->w[i].ret_addr;
+  memmove(&c->w[i], &c->w[i + 1], (size_t)(c->nw - i - 1) * sizeof c->w[0]);
+  c->nw--;
+  inf_bp_own_release(inf, addr);
+}
+
+/* The newest watch of tid whose return is this one (the return address and the stack pointer after it). */
+static int find_watch(const struct inf_capture *c, pid_t tid, uint64_t addr, uint64_t sp)
+{
+  for (int i = c->nw - 1; i >= 0; i--)
+    if (c->w[i].tid == tid && c->w[i].ret_addr == addr && c->w[i].sp_after == sp)
+      return i;
+  return -1;
+}
+
+void inf_cap_reset(struct inferior *inf)
+{
+  struct inf_capture *c = &inf->cap;
+  while (c->nw > 0)
+    drop_watch(inf, c->nw - 1);
+  c->len = 0;
+  c->events = c->parked = c->held_ns = c->watch_overflows = 0;
+  c->nparked = 0;
+  for (int i = 0; i < inf->nth; i++)
+    inf->th[i].cap_parked = 0;
+}
+
+void inf_cap_consume(struct inferior *inf, size_t n)
+{
+  struct inf_capture *c = &inf->cap;
+  if (n >= c->len) {
+    c->len = 0;
+    return;
+  }
+  memmove(c->buf, c->buf + n, c->len - n);
+  c->len -= n;
+}
+
+/* The end of the mapping that holds sp: a stack grows down from there, so [sp, end) is all of the thread's
+ * stack there is, and a window never needs to go past it (the env strings or TLS above the outermost frame
+ * are the only bytes it carries for nothing). Read from /proc/PID/maps once per thread, with a fixed buffer,
+ * and again only when sp leaves that mapping. 0 when not found. */
+static uint64_t stack_end(struct inferior *inf, struct inf_thread *t, uint64_t sp)
+{
+  if (sp >= t->stack_lo && sp < t->stack_hi)
+    return t->stack_hi;
+  char path[64], buf[4096];
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)inf->pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  size_t have = 0;
+  uint64_t end = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+    if (n <= 0)
+      break;
+    have += (size_t)n;
+    buf[have] = 0;
+    char *line = buf, *nl;
+    while (!end && (nl = memchr(line, '\n', (size_t)(buf + have - line))) != NULL) {
+      *nl = 0;
+      char *dash;
+      unsigned long long lo = strtoull(line, &dash, 16), hi = *dash == '-' ? strtoull(dash + 1, NULL, 16) : 0;
+      if (sp >= lo && sp < hi) {
+        t->stack_lo = lo;
+        t->stack_hi = end = hi;
+      }
+      line = nl + 1;
+    }
+    if (end)
+      break;
+    have = (size_t)(buf + have - line);
+    memmove(buf, line, have);
+    if (have == sizeof buf - 1)
+      have = 0; /* a line longer than the buffer (a long path): not a stack's */
+  }
+  close(fd);
+  return end;
+}
+
+/* The kernel's start of the main thread's stack (/proc/PID/stat field 28): just above argc, argv, the
+ * environment pointers and auxv, below their strings. For a process the agent attached to, whose first stack
+ * pointer it never saw. */
+static uint64_t start_stack(struct inferior *inf)
+{
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)inf->pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+  for (int field = 2; p && field < 28; field++)
+    p = strchr(p + 1, ' ');
+  return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* How far from sp a window needs to go: to the thread's first stack pointer (plus a little, for the outermost
+ * frame's return-address slot), else to the end of the stack's mapping. */
+static uint64_t window_end(struct inferior *inf, struct inf_thread *t, uint64_t sp)
+{
+  uint64_t end = stack_end(inf, t, sp);
+  if (!t->stack_top && t->tid == inf->pid)
+    t->stack_top = start_stack(inf);
+  uint64_t top = t->stack_top ? t->stack_top + 64 : 0;
+  if (top > sp && (!end || top < end))
+    end = top;
+  return end;
+}
+
+/* Reads len bytes at addr into dst; returns what was read (0 when nothing was). */
+static size_t read_some(struct inferior *inf, uint64_t addr, uint8_t *dst, size_t len)
+{
+  if (len == 0)
+    return 0;
+  long n = inf_read(inf, addr, dst, len);
+  return n > 0 ? (size_t)n : 0;
+}
+
+static enum inf_cap_result record_return(struct inferior *inf, struct inf_thread *t, int wi, uint64_t retval,
+                                         uint64_t sp, size_t limit)
+{
+  struct inf_capture *c = &inf->cap;
+  struct inf_cap_watch w = c->w[wi];
+  size_t need = CAP_REC_RETURN_FIXED + w.mem_len;
+  if (c->len + need > limit)
+    return INF_CAP_NO_ROOM;
+  uint8_t *p = c->buf + c->len;
+  size_t got = read_some(inf, w.mem_addr, p + CAP_REC_RETURN_FIXED, w.mem_len);
+  int flags = got < w.mem_len ? CAP_FLAG_MEM_FAULT : 0;
+  uint32_t len = (uint32_t)(CAP_REC_RETURN_FIXED + got);
+  cap_put_header(p, CAP_REC_RETURN, flags, len, (uint32_t)t->tid, w.id, w.seq, t->stop_ns);
+  cap_put64(p + CAP_REC_HEADER, w.ret_addr);
+  cap_put64(p + CAP_REC_HEADER + 8, sp);
+  cap_put64(p + CAP_REC_HEADER + 16, retval);
+  cap_put32(p + CAP_REC_HEADER + 24, (uint32_t)got);
+  cap_put32(p + CAP_REC_HEADER + 28, 0);
+  c->len += len;
+  c->events++;
+  drop_watch(inf, wi);
+  return INF_CAP_DONE;
+}
+
+/* Arms the return watch of a call entered now at sp; returns 0, or -1 when it cannot be watched. */
+static int watch_return(struct inferior *inf, struct inf_thread *t, const struct inf_bp *b, const uint8_t *img,
+                        uint64_t sp, uint64_t seq, const uint8_t *stack, size_t stack_len)
+{
+  const struct arch_desc *a = inf->arch;
+  struct inf_capture *c = &inf->cap;
+  uint64_t ret = 0, sp_after;
+  if (a->lr_reg >= 0) { /* aarch64: the link register; the return leaves SP as it is at the entry */
+    ret = reg_value(a, img, a->lr_reg);
+    sp_after = sp;
+  } else { /* x86_64: on top of the stack, popped by ret; usually in the window just read */
+    if (stack_len >= 8)
+      memcpy(&ret, stack, 8);
+    else if (inf_read(inf, sp, &ret, 8) != 8)
+      return -1;
+    sp_after = sp + 8;
+  }
+  /* Watches of this thread from frames the stack has already left (longjmp, an exception) never return. */
+  for (int i = c->nw - 1; i >= 0; i--)
+    if (c->w[i].tid == t->tid && c->w[i].entry_sp < sp)
+      drop_watch(inf, i);
+  if (c->nw == INF_CAP_WATCHES) {
+    if (c->watch_overflows++ == 0)
+      LOG_WARN("capture: more than %d calls watched at once; dropping the oldest", INF_CAP_WATCHES);
+    drop_watch(inf, 0);
+  }
+  if (inf_bp_own_insert(inf, ret))
+    return -1;
+  struct inf_cap_watch *w = &c->w[c->nw++];
+  w->tid = t->tid;
+  w->id = b->cap.id;
+  w->ret_addr = ret;
+  w->entry_sp = sp;
+  w->sp_after = sp_after;
+  w->seq = seq;
+  w->mem_len = b->cap.rmem_len;
+  w->mem_addr = b->cap.rmem_len ? reg_value(a, img, b->cap.rmem_reg) + b->cap.rmem_off : 0;
+  return 0;
+}
+
+static enum inf_cap_result record_entry(struct inferior *inf, struct inf_thread *t, struct inf_bp *b,
+                                        const uint8_t *img, uint64_t sp, size_t limit)
+{
+  const struct arch_desc *a = inf->arch;
+  struct inf_capture *c = &inf->cap;
+  const struct inf_cap_spec *s = &b->cap;
+  int nregs = __builtin_popcountll(s->regmask);
+  size_t fixed = CAP_REC_HEADER + 8 + 8 * (size_t)nregs + 8;
+  if (c->len + fixed + s->mem_len + s->stack_len > limit)
+    return INF_CAP_NO_ROOM;
+  uint8_t *p = c->buf + c->len, *q = p + CAP_REC_HEADER;
+  cap_put64(q, s->regmask);
+  q += 8;
+  for (int i = 0; i < 64; i++)
+    if (s->regmask & (1ull << i)) {
+      cap_put64(q, reg_value(a, img, i));
+      q += 8;
+    }
+  int flags = 0;
+  uint8_t *lens = q;
+  q += 8;
+  size_t mem = 0;
+  if (s->mem_len) {
+    mem = read_some(inf, reg_value(a, img, s->mem_reg) + s->mem_off, q, s->mem_len);
+    if (mem < s->mem_len)
+      flags |= CAP_FLAG_MEM_FAULT;
+    q += mem;
+  }
+  /* One read: /proc/PID/mem stops at the first unreadable page, so a window past the stack's end comes back
+   * cut there. */
+  uint8_t *window = q;
+  size_t want = s->stack_len;
+  uint64_t end = want ? window_end(inf, t, sp) : 0;
+  if (end > sp && end - sp < want)
+    want = (size_t)(end - sp);
+  size_t stack = read_some(inf, sp, q, want);
+  if (stack < s->stack_len)
+    flags |= CAP_FLAG_STACK_END;
+  q += stack;
+  cap_put32(lens, (uint32_t)mem);
+  cap_put32(lens + 4, (uint32_t)stack);
+  uint64_t seq = 0;
+  if (s->ret) {
+    seq = ++c->seq;
+    if (watch_return(inf, t, b, img, sp, seq, window, stack)) {
+      seq = 0;
+      flags |= CAP_FLAG_UNPAIRED;
+    }
+  }
+  uint32_t len = (uint32_t)(q - p);
+  cap_put_header(p, CAP_REC_ENTRY, flags, len, (uint32_t)t->tid, s->id, seq, t->stop_ns);
+  c->len += len;
+  c->events++;
+  return INF_CAP_DONE;
+}
+
+enum inf_cap_result inf_cap_record(struct inferior *inf, struct inf_thread *t, struct inf_bp *b, size_t limit)
+{
+  struct ptarch_gregs *r = inf_gregs(inf, t);
+  if (!r)
+    return INF_CAP_NOT_MINE;
+  uint64_t sp = ptarch_sp(r), addr = b->addr;
+  if (b->own_refs > 0) {
+    int wi = find_watch(&inf->cap, t->tid, addr, sp);
+    if (wi >= 0) {
+      enum inf_cap_result rc = record_return(inf, t, wi, ptarch_retval(r), sp, limit);
+      if (rc != INF_CAP_DONE)
+        return rc;
+      b = inf_bp_find(inf, addr); /* the release may have removed it, and moved the table */
+      if (!b || b->refs == 0)
+        return INF_CAP_DONE;
+      if (!b->cap.on)
+        return INF_CAP_NOT_MINE; /* the client's own breakpoint is there too */
+    } else if (b->refs == 0) {
+      return INF_CAP_DONE; /* another call passing the return site: nothing to record, step over */
+    }
+  }
+  if (!b->cap.on || b->refs == 0)
+    return INF_CAP_NOT_MINE;
+  uint8_t img[1024];
+  ptarch_fill_core(r, img);
+  return record_entry(inf, t, b, img, sp, limit);
+}
