@@ -613,3 +613,34 @@ int inf_interrupt(struct inferior *inf, struct inf_stop *st)
   *st = (struct inf_stop){INF_STOP_SIGNAL, SIGINT, inf->th[0].tid, 0};
   return 0;
 }
+
+/* Agent-side capture: the fake accepts capture specifications and never records an event (the record
+ * encoder needs a traced thread), so the server's QRsprofCapture and stream paths run without one. */
+int inf_cap_set(struct inferior *inf, uint64_t addr, const struct inf_cap_spec *spec)
+{
+  (void)spec;
+  return inf_bp_insert(inf, addr) < 0 ? -EINVAL : 0;
+}
+
+void inf_cap_reset(struct inferior *inf)
+{
+  (void)inf;
+}
+
+void inf_cap_consume(struct inferior *inf, size_t n)
+{
+  (void)inf;
+  (void)n;
+}
+
+int inf_cap_waiting(const struct inferior *inf)
+{
+  (void)inf;
+  return 0;
+}
+
+uint64_t inf_monotonic_ns(void)
+{
+  static uint64_t now;
+  return now += 1000; /* deterministic, so a crash replays the same way */
+}
