@@ -142,10 +142,13 @@ def check_stop(b):
 
 
 def check_memory(b):
+    """The C fixtures' counts in every capture mode the agent has: streamed by the agent, and round trips."""
     port = b.ports()["main"]
-    for prog, rounds in (("fx-alloc-c", "20"), ("fx-leak-c", "5")):
+    for prog, rounds, mode in (("fx-alloc-c", "20", "agent"), ("fx-leak-c", "5", "agent"),
+                               ("fx-alloc-c", "20", "roundtrip"), ("fx-leak-c", "5", "roundtrip")):
         mark = b.mark()
-        s, prof, _ = traced(b, port, prog, f"/fx/{prog}", rounds)
+        s, prof, _ = traced(b, port, prog, f"/fx/{prog}", rounds, extra=("--capture", mode))
+        expect_eq(f"{prog}: capture mode", s["capture"]["mode"], mode)
         counts = fixture_counts(b.since(mark))
         if not counts:
             t.fail(f"{prog} printed no counts on the board's console:\n{b.since(mark)}")
