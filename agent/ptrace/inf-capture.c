@@ -166,14 +166,8 @@ static uint64_t start_stack(struct inferior *inf)
 {
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)inf->pid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (!inf_read_proc(path, buf, sizeof buf))
     return 0;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = 0;
   char *p = strrchr(buf, ')'); /* the command name may hold spaces */
   for (int field = 2; p && field < 28; field++)
     p = strchr(p + 1, ' ');

@@ -295,18 +295,22 @@ static uint64_t monotonic_ns(void) { return inf_monotonic_ns(); }
  * trap instructions in place and no tracer, the child would die of SIGTRAP at the first one it reached. */
 
 /* The thread group (process) task tid belongs to, from /proc/TID/status; 0 when it is gone. */
+size_t inf_read_proc(const char *path, char *buf, size_t len)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd < 0 ? -1 : read(fd, buf, len - 1);
+  if (fd >= 0)
+    close(fd);
+  buf[n > 0 ? n : 0] = 0;
+  return n > 0 ? (size_t)n : 0;
+}
+
 static pid_t task_tgid(pid_t tid)
 {
   char path[64], text[512];
   snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (!inf_read_proc(path, text, sizeof text))
     return 0;
-  ssize_t n = read(fd, text, sizeof text - 1);
-  close(fd);
-  if (n <= 0)
-    return 0;
-  text[n] = 0;
   const char *p = strstr(text, "\nTgid:");
   return p ? (pid_t)atoi(p + 6) : 0;
 }
@@ -1197,14 +1201,8 @@ static int sigtrap_pending(pid_t pid, pid_t tid)
 {
   char path[96], text[2048];
   snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (!inf_read_proc(path, text, sizeof text))
     return 0;
-  ssize_t n = read(fd, text, sizeof text - 1);
-  close(fd);
-  if (n <= 0)
-    return 0;
-  text[n] = 0;
   static const char *const keys[] = {"\nSigPnd:", "\nShdPnd:"};
   for (int k = 0; k < 2; k++) {
     const char *p = strstr(text, keys[k]);
