@@ -138,3 +138,36 @@ size_t rs_varint(uint8_t out[10], uint64_t v)
   } while (v);
   return n;
 }
+
+int rs_uleb(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+  uint64_t r = 0;
+  for (unsigned shift = 0; *p < end; shift += 7) {
+    uint8_t b = *(*p)++;
+    if (shift < 64)
+      r |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *v = r;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+int rs_sleb(const uint8_t **p, const uint8_t *end, int64_t *v)
+{
+  uint64_t r = 0;
+  for (unsigned shift = 0; *p < end;) {
+    uint8_t b = *(*p)++;
+    if (shift < 64)
+      r |= (uint64_t)(b & 0x7f) << shift;
+    shift += 7;
+    if (!(b & 0x80)) {
+      if (shift < 64 && (b & 0x40))
+        r |= ~(uint64_t)0 << shift; /* sign-extend */
+      *v = (int64_t)r;
+      return 0;
+    }
+  }
+  return -1;
+}

@@ -39,4 +39,9 @@ void *rs_grow(void *arr, size_t *cap, size_t need, size_t elem, size_t first);
  * the length. */
 size_t rs_varint(uint8_t out[10], uint64_t v);
 
+/* Decode an unsigned / signed LEB128 number at *p (not past end), advancing *p. Bits beyond 64 are dropped.
+ * Return 0, or -1 when the number runs past end. */
+int rs_uleb(const uint8_t **p, const uint8_t *end, uint64_t *v);
+int rs_sleb(const uint8_t **p, const uint8_t *end, int64_t *v);
+
 #endif

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "buf.h"
+
 /* A bounded little-endian reader over one section. */
 struct rd {
   const uint8_t *p, *end;
@@ -28,16 +30,8 @@ static uint64_t rd_n(struct rd *r, size_t n)
 static uint64_t rd_uleb(struct rd *r)
 {
   uint64_t v = 0;
-  for (unsigned shift = 0; !r->bad; shift += 7) {
-    if (r->p == r->end || shift > 63) {
-      r->bad = 1;
-      break;
-    }
-    uint8_t b = *r->p++;
-    v |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80))
-      break;
-  }
+  if (!r->bad && rs_uleb(&r->p, r->end, &v))
+    r->bad = 1;
   return v;
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "demangle.h"
 #include "dwarf-screen.h"
 #include "errors.h"
@@ -208,23 +209,6 @@ static uint64_t rd_le(const uint8_t *p, int n)
   return v;
 }
 
-static int rd_uleb(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-  uint64_t r = 0;
-  unsigned sh = 0;
-  while (*p < end) {
-    uint8_t b = *(*p)++;
-    if (sh < 64)
-      r |= (uint64_t)(b & 0x7f) << sh;
-    sh += 7;
-    if (!(b & 0x80)) {
-      *v = r;
-      return 0;
-    }
-  }
-  return -1;
-}
-
 typedef int (*range_fn)(void *ctx, uint64_t lo, uint64_t hi);
 
 /* Reads the DIE's address ranges (low/high PC or a range list) and calls fn for each nonempty one. */
@@ -275,7 +259,7 @@ static int die_ranges(struct cu_info *cu, Dwarf_Die die, range_fn fn, void *ctx)
     switch (kind) {
     case DW_RLE_end_of_list: return 0;
     case DW_RLE_offset_pair:
-      if (rd_uleb(&p, end, &a) || rd_uleb(&p, end, &b)) return 0;
+      if (rs_uleb(&p, end, &a) || rs_uleb(&p, end, &b)) return 0;
       if (b > a) fn(ctx, base + a, base + b);
       break;
     case DW_RLE_base_address:
@@ -290,7 +274,7 @@ static int die_ranges(struct cu_info *cu, Dwarf_Die die, range_fn fn, void *ctx)
     case DW_RLE_start_length:
       if (end - p < 8) return 0;
       a = rd_le(p, 8); p += 8;
-      if (rd_uleb(&p, end, &b)) return 0;
+      if (rs_uleb(&p, end, &b)) return 0;
       if (b) fn(ctx, a, a + b);
       break;
     default:

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "errors.h"
 
 #define PE_OMIT 0xff
@@ -65,42 +66,6 @@ struct fde {
 
 /* ---- primitive readers; each returns -1 when the data runs out ---- */
 
-static int rd_uleb(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-  uint64_t r = 0;
-  unsigned shift = 0;
-  while (*p < end) {
-    uint8_t b = *(*p)++;
-    if (shift < 64)
-      r |= (uint64_t)(b & 0x7f) << shift;
-    shift += 7;
-    if (!(b & 0x80)) {
-      *v = r;
-      return 0;
-    }
-  }
-  return -1;
-}
-
-static int rd_sleb(const uint8_t **p, const uint8_t *end, int64_t *v)
-{
-  uint64_t r = 0;
-  unsigned shift = 0;
-  while (*p < end) {
-    uint8_t b = *(*p)++;
-    if (shift < 64)
-      r |= (uint64_t)(b & 0x7f) << shift;
-    shift += 7;
-    if (!(b & 0x80)) {
-      if (shift < 64 && (b & 0x40))
-        r |= ~(uint64_t)0 << shift;
-      *v = (int64_t)r;
-      return 0;
-    }
-  }
-  return -1;
-}
-
 static int rd_n(const uint8_t **p, const uint8_t *end, size_t n, uint64_t *v)
 {
   if ((size_t)(end - *p) < n)
@@ -124,11 +89,11 @@ static int rd_enc(const uint8_t **p, const uint8_t *end, uint8_t enc, const stru
   int64_t s;
   switch (enc & 0x0f) {
   case 0x00: if (rd_n(p, end, 8, &x)) return -1; break;
-  case PE_ULEB: if (rd_uleb(p, end, &x)) return -1; break;
+  case PE_ULEB: if (rs_uleb(p, end, &x)) return -1; break;
   case PE_UDATA2: if (rd_n(p, end, 2, &x)) return -1; break;
   case PE_UDATA4: if (rd_n(p, end, 4, &x)) return -1; break;
   case PE_UDATA8: if (rd_n(p, end, 8, &x)) return -1; break;
-  case PE_SLEB: if (rd_sleb(p, end, &s)) return -1; x = (uint64_t)s; break;
+  case PE_SLEB: if (rs_sleb(p, end, &s)) return -1; x = (uint64_t)s; break;
   case PE_SDATA2: if (rd_n(p, end, 2, &x)) return -1; x = (uint64_t)(int64_t)(int16_t)x; break;
   case PE_SDATA4: if (rd_n(p, end, 4, &x)) return -1; x = (uint64_t)(int64_t)(int32_t)x; break;
   case PE_SDATA8: if (rd_n(p, end, 8, &x)) return -1; break;
@@ -194,13 +159,13 @@ static int parse_cie(const struct cfi_sec *sec, size_t off, int debug, struct ci
   }
   int64_t da;
   uint64_t ca, ra;
-  if (rd_uleb(&p, end, &ca) || rd_sleb(&p, end, &da))
+  if (rs_uleb(&p, end, &ca) || rs_sleb(&p, end, &da))
     return -1;
   if (version == 1) {
     if (p >= end)
       return -1;
     ra = *p++;
-  } else if (rd_uleb(&p, end, &ra)) {
+  } else if (rs_uleb(&p, end, &ra)) {
     return -1;
   }
   c->code_align = ca;
@@ -210,7 +175,7 @@ static int parse_cie(const struct cfi_sec *sec, size_t off, int debug, struct ci
   for (const char *a = aug; *a; a++) {
     if (*a == 'z') {
       uint64_t alen;
-      if (rd_uleb(&p, end, &alen) || alen > (uint64_t)(end - p))
+      if (rs_uleb(&p, end, &alen) || alen > (uint64_t)(end - p))
         return -1;
       c->has_z = 1;
       aug_end = p + alen;
@@ -277,7 +242,7 @@ static int parse_fde(const struct cfi_sec *sec, size_t off, int debug, struct fd
     return -1;
   if (f->cie.has_z) {
     uint64_t alen;
-    if (rd_uleb(&p, end, &alen) || alen > (uint64_t)(end - p))
+    if (rs_uleb(&p, end, &alen) || alen > (uint64_t)(end - p))
       return -1;
     p += alen;
   }
@@ -333,7 +298,7 @@ static int run_cfa(struct interp *st, const struct fde *f, const uint8_t *p, con
       advance = 1;
       break;
     case 0x80:
-      if (rd_uleb(&p, end, &u))
+      if (rs_uleb(&p, end, &u))
         return -1;
       set_rule(row, op & 0x3f, CFI_OFFSET, (int64_t)u * c->data_align, NULL, 0);
       continue;
@@ -363,17 +328,17 @@ static int run_cfa(struct interp *st, const struct fde *f, const uint8_t *p, con
       case 0x03: if (rd_n(&p, end, 2, &delta)) return -1; delta *= c->code_align; advance = 1; break;
       case 0x04: if (rd_n(&p, end, 4, &delta)) return -1; delta *= c->code_align; advance = 1; break;
       case 0x05: /* offset_extended */
-        if (rd_uleb(&p, end, &reg) || rd_uleb(&p, end, &u)) return -1;
+        if (rs_uleb(&p, end, &reg) || rs_uleb(&p, end, &u)) return -1;
         set_rule(row, reg, CFI_OFFSET, (int64_t)u * c->data_align, NULL, 0);
         break;
       case 0x06: /* restore_extended */
-        if (rd_uleb(&p, end, &reg)) return -1;
+        if (rs_uleb(&p, end, &reg)) return -1;
         if (reg < CFI_MAX_REGS) row->r[reg] = st->init.r[reg];
         break;
-      case 0x07: if (rd_uleb(&p, end, &reg)) return -1; set_rule(row, reg, CFI_UNDEF, 0, NULL, 0); break;
-      case 0x08: if (rd_uleb(&p, end, &reg)) return -1; set_rule(row, reg, CFI_SAME, 0, NULL, 0); break;
+      case 0x07: if (rs_uleb(&p, end, &reg)) return -1; set_rule(row, reg, CFI_UNDEF, 0, NULL, 0); break;
+      case 0x08: if (rs_uleb(&p, end, &reg)) return -1; set_rule(row, reg, CFI_SAME, 0, NULL, 0); break;
       case 0x09: /* register */
-        if (rd_uleb(&p, end, &reg) || rd_uleb(&p, end, &u)) return -1;
+        if (rs_uleb(&p, end, &reg) || rs_uleb(&p, end, &u)) return -1;
         set_rule(row, reg, CFI_REGISTER, 0, NULL, 0);
         if (reg < CFI_MAX_REGS) row->r[reg].reg = (uint8_t)u;
         break;
@@ -387,44 +352,44 @@ static int run_cfa(struct interp *st, const struct fde *f, const uint8_t *p, con
         break;
       }
       case 0x0c: /* def_cfa */
-        if (rd_uleb(&p, end, &reg) || rd_uleb(&p, end, &u)) return -1;
+        if (rs_uleb(&p, end, &reg) || rs_uleb(&p, end, &u)) return -1;
         row->cfa_kind = CFI_CFA_REG_OFF; row->cfa_reg = (uint8_t)reg; row->cfa_off = (int64_t)u;
         break;
-      case 0x0d: if (rd_uleb(&p, end, &reg)) return -1; row->cfa_kind = CFI_CFA_REG_OFF; row->cfa_reg = (uint8_t)reg; break;
-      case 0x0e: if (rd_uleb(&p, end, &u)) return -1; row->cfa_off = (int64_t)u; break;
+      case 0x0d: if (rs_uleb(&p, end, &reg)) return -1; row->cfa_kind = CFI_CFA_REG_OFF; row->cfa_reg = (uint8_t)reg; break;
+      case 0x0e: if (rs_uleb(&p, end, &u)) return -1; row->cfa_off = (int64_t)u; break;
       case 0x0f: /* def_cfa_expression */
-        if (rd_uleb(&p, end, &u) || u > (uint64_t)(end - p)) return -1;
+        if (rs_uleb(&p, end, &u) || u > (uint64_t)(end - p)) return -1;
         row->cfa_kind = CFI_CFA_EXPR; row->cfa_expr = p; row->cfa_expr_len = (uint32_t)u;
         p += u;
         break;
       case 0x10: case 0x16: /* expression, val_expression */
-        if (rd_uleb(&p, end, &reg) || rd_uleb(&p, end, &u) || u > (uint64_t)(end - p)) return -1;
+        if (rs_uleb(&p, end, &reg) || rs_uleb(&p, end, &u) || u > (uint64_t)(end - p)) return -1;
         set_rule(row, reg, op == 0x10 ? CFI_EXPR : CFI_VAL_EXPR, 0, p, (uint32_t)u);
         p += u;
         break;
       case 0x11: /* offset_extended_sf */
-        if (rd_uleb(&p, end, &reg) || rd_sleb(&p, end, &s)) return -1;
+        if (rs_uleb(&p, end, &reg) || rs_sleb(&p, end, &s)) return -1;
         set_rule(row, reg, CFI_OFFSET, s * c->data_align, NULL, 0);
         break;
       case 0x12: /* def_cfa_sf */
-        if (rd_uleb(&p, end, &reg) || rd_sleb(&p, end, &s)) return -1;
+        if (rs_uleb(&p, end, &reg) || rs_sleb(&p, end, &s)) return -1;
         row->cfa_kind = CFI_CFA_REG_OFF; row->cfa_reg = (uint8_t)reg; row->cfa_off = s * c->data_align;
         break;
-      case 0x13: if (rd_sleb(&p, end, &s)) return -1; row->cfa_off = s * c->data_align; break;
+      case 0x13: if (rs_sleb(&p, end, &s)) return -1; row->cfa_off = s * c->data_align; break;
       case 0x14: /* val_offset */
-        if (rd_uleb(&p, end, &reg) || rd_uleb(&p, end, &u)) return -1;
+        if (rs_uleb(&p, end, &reg) || rs_uleb(&p, end, &u)) return -1;
         set_rule(row, reg, CFI_VAL_OFFSET, (int64_t)u * c->data_align, NULL, 0);
         break;
       case 0x15: /* val_offset_sf */
-        if (rd_uleb(&p, end, &reg) || rd_sleb(&p, end, &s)) return -1;
+        if (rs_uleb(&p, end, &reg) || rs_sleb(&p, end, &s)) return -1;
         set_rule(row, reg, CFI_VAL_OFFSET, s * c->data_align, NULL, 0);
         break;
       case 0x2d: /* aarch64 negate_ra_state (SPARC's window_save never reaches us): PAC-signed RA */
         row->ra_signed ^= 1;
         break;
-      case 0x2e: if (rd_uleb(&p, end, &u)) return -1; break; /* GNU_args_size */
+      case 0x2e: if (rs_uleb(&p, end, &u)) return -1; break; /* GNU_args_size */
       case 0x2f: /* GNU_negative_offset_extended */
-        if (rd_uleb(&p, end, &reg) || rd_uleb(&p, end, &u)) return -1;
+        if (rs_uleb(&p, end, &reg) || rs_uleb(&p, end, &u)) return -1;
         set_rule(row, reg, CFI_OFFSET, -(int64_t)u * c->data_align, NULL, 0);
         break;
       default:

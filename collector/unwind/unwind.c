@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "cfi.h"
 #include "errors.h"
 #include "unwind-compile.h"
@@ -121,42 +122,6 @@ static int get_reg(const struct frame_regs *f, uint64_t reg, uint64_t *v)
   return 0;
 }
 
-static int uleb(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-  uint64_t r = 0;
-  unsigned sh = 0;
-  while (*p < end) {
-    uint8_t b = *(*p)++;
-    if (sh < 64)
-      r |= (uint64_t)(b & 0x7f) << sh;
-    sh += 7;
-    if (!(b & 0x80)) {
-      *v = r;
-      return 0;
-    }
-  }
-  return -1;
-}
-
-static int sleb(const uint8_t **p, const uint8_t *end, int64_t *v)
-{
-  uint64_t r = 0;
-  unsigned sh = 0;
-  while (*p < end) {
-    uint8_t b = *(*p)++;
-    if (sh < 64)
-      r |= (uint64_t)(b & 0x7f) << sh;
-    sh += 7;
-    if (!(b & 0x80)) {
-      if (sh < 64 && (b & 0x40))
-        r |= ~0ull << sh;
-      *v = (int64_t)r;
-      return 0;
-    }
-  }
-  return -1;
-}
-
 #define EXPR_STACK 64
 
 /* Evaluates a DWARF expression of the kinds CFI uses (register-relative arithmetic, dereferences,
@@ -183,7 +148,7 @@ static int eval_expr(const uint8_t *p, size_t len, const struct frame_regs *f, s
       continue;
     }
     if (op >= 0x70 && op <= 0x8f) {
-      if (sleb(&p, end, &s) || get_reg(f, op - 0x70, &u))
+      if (rs_sleb(&p, end, &s) || get_reg(f, op - 0x70, &u))
         return -1;
       PUSH(u + (uint64_t)s);
       continue;
@@ -204,8 +169,8 @@ static int eval_expr(const uint8_t *p, size_t len, const struct frame_regs *f, s
     case 0x0c: case 0x0d: { if (end - p < 4) return -1; uint32_t v; memcpy(&v, p, 4); p += 4;
       PUSH(op == 0x0c ? v : (uint64_t)(int64_t)(int32_t)v); break; }
     case 0x0e: case 0x0f: if (end - p < 8) return -1; memcpy(&u, p, 8); p += 8; PUSH(u); break;
-    case 0x10: if (uleb(&p, end, &u)) return -1; PUSH(u); break;
-    case 0x11: if (sleb(&p, end, &s)) return -1; PUSH((uint64_t)s); break;
+    case 0x10: if (rs_uleb(&p, end, &u)) return -1; PUSH(u); break;
+    case 0x11: if (rs_sleb(&p, end, &s)) return -1; PUSH((uint64_t)s); break;
     case 0x12: NEED(1); PUSH(st[sp - 1]); break;
     case 0x13: NEED(1); sp--; break;
     case 0x14: NEED(2); PUSH(st[sp - 2]); break;
@@ -215,7 +180,7 @@ static int eval_expr(const uint8_t *p, size_t len, const struct frame_regs *f, s
     case 0x19: NEED(1); if ((int64_t)st[sp - 1] < 0) st[sp - 1] = -st[sp - 1]; break;
     case 0x1f: NEED(1); st[sp - 1] = -st[sp - 1]; break;
     case 0x20: NEED(1); st[sp - 1] = ~st[sp - 1]; break;
-    case 0x23: NEED(1); if (uleb(&p, end, &u)) return -1; st[sp - 1] += u; break;
+    case 0x23: NEED(1); if (rs_uleb(&p, end, &u)) return -1; st[sp - 1] += u; break;
     case 0x1a: case 0x1b: case 0x1c: case 0x1d: case 0x1e: case 0x21: case 0x22: case 0x24: case 0x25:
     case 0x26: case 0x27: case 0x29: case 0x2a: case 0x2b: case 0x2c: case 0x2d: case 0x2e:
       NEED(2);
@@ -260,7 +225,7 @@ static int eval_expr(const uint8_t *p, size_t len, const struct frame_regs *f, s
       break;
     }
     case 0x92:
-      if (uleb(&p, end, &u) || sleb(&p, end, &s) || get_reg(f, u, &a))
+      if (rs_uleb(&p, end, &u) || rs_sleb(&p, end, &s) || get_reg(f, u, &a))
         return -1;
       PUSH(a + (uint64_t)s);
       break;
@@ -433,7 +398,7 @@ static int expr_regs(const uint8_t *p, size_t len, uint32_t *mask)
     size_t skip = 0;
     if (op >= 0x70 && op <= 0x8f) {
       *mask |= 1u << (op - 0x70);
-      if (sleb(&p, end, &s))
+      if (rs_sleb(&p, end, &s))
         return -1;
       continue;
     }
@@ -445,10 +410,10 @@ static int expr_regs(const uint8_t *p, size_t len, uint32_t *mask)
     case 0x0a: case 0x0b: case 0x28: case 0x2f: skip = 2; break;
     case 0x0c: case 0x0d: skip = 4; break;
     case 0x03: case 0x0e: case 0x0f: skip = 8; break;
-    case 0x10: case 0x23: if (uleb(&p, end, &u)) return -1; continue;
-    case 0x11: if (sleb(&p, end, &s)) return -1; continue;
+    case 0x10: case 0x23: if (rs_uleb(&p, end, &u)) return -1; continue;
+    case 0x11: if (rs_sleb(&p, end, &s)) return -1; continue;
     case 0x92:
-      if (uleb(&p, end, &u) || sleb(&p, end, &s))
+      if (rs_uleb(&p, end, &u) || rs_sleb(&p, end, &s))
         return -1;
       *mask |= u < 32 ? 1u << u : 0;
       continue;

@@ -206,3 +206,32 @@ TEST(varint_matches_protobuf_encoding)
     ASSERT_EQ(memcmp(out, cases[i].bytes, cases[i].n), 0);
   }
 }
+
+TEST(leb128_decodes_dwarf_examples_and_stops_at_the_end)
+{
+  /* The DWARF standard's examples (section 7.6) and a truncated number. */
+  const uint8_t u[] = {0x02, 0x7f, 0x80, 0x01, 0xe5, 0x8e, 0x26};
+  const uint8_t *p = u, *end = u + sizeof u;
+  uint64_t v;
+  ASSERT_EQ(rs_uleb(&p, end, &v), 0);
+  ASSERT_U64_EQ(v, 2);
+  ASSERT_EQ(rs_uleb(&p, end, &v), 0);
+  ASSERT_U64_EQ(v, 127);
+  ASSERT_EQ(rs_uleb(&p, end, &v), 0);
+  ASSERT_U64_EQ(v, 128);
+  ASSERT_EQ(rs_uleb(&p, end, &v), 0);
+  ASSERT_U64_EQ(v, 624485);
+  ASSERT_TRUE(p == end);
+  const uint8_t s[] = {0x02, 0x7e, 0xff, 0x00, 0x81, 0x7f, 0x80, 0x7f};
+  const int64_t want[] = {2, -2, 127, -127, -128};
+  p = s;
+  end = s + sizeof s;
+  for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+    int64_t sv;
+    ASSERT_EQ(rs_sleb(&p, end, &sv), 0);
+    ASSERT_EQ(sv, want[i]);
+  }
+  const uint8_t cut[] = {0x80, 0x80};
+  p = cut;
+  ASSERT_EQ(rs_uleb(&p, cut + sizeof cut, &v), -1);
+}
