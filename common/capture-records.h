@@ -7,14 +7,18 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Record kinds (byte 0). A reader skips kinds it does not know by the length at offset 4. */
+/* Record kinds (byte 0). */
 enum cap_record_kind {
   CAP_REC_ENTRY = 1,          /* a hit on a capture breakpoint: registers, memory, the raw stack window */
   CAP_REC_RETURN = 2,         /* the return of a call an entry record paired (same tid and seq) */
-  CAP_REC_ENTRY_STACK_ID = 3, /* reserved: an entry whose stack the agent unwound, as an interned stack id */
-  CAP_REC_STACK_DEF = 4,      /* reserved: defines an interned PC stack (id, frames) before its first use */
+  CAP_REC_CALL = 3,           /* compact: a call whose stack was unwound on the board, by interned stack id */
+  CAP_REC_STACK_DEF = 4,      /* compact: defines an interned PC stack before its first use */
   CAP_REC_STATS = 5,          /* the agent's counters, before each stop reply */
+  CAP_REC_RET = 6,            /* compact: the return of a kind 3 call marked paired */
+  CAP_REC_RESET = 7,          /* compact: the stack table and the delta state start again empty */
 };
+/* Kinds 1, 2 and 5 have the fixed header below; the compact kinds (common/capture-codec.h) are the kind byte,
+ * the body's length as a varint, and the body. */
 
 /* Flags (byte 1). */
 enum {
@@ -28,9 +32,11 @@ enum {
 #define CAP_REC_HEADER 32
 /* ENTRY body: regmask u64, one u64 per set bit (ascending gdb register numbers), mem_len u32, stack_len u32,
  * mem bytes, stack bytes (from sp). RETURN body: pc u64, sp u64, retval u64, mem_len u32, reserved u32, mem.
- * STATS body: events u64, held_ns u64, parked u64, watch_overflows u64. */
+ * STATS body: events u64, held_ns u64, parked u64, watch_overflows u64, then (a reader takes them when the
+ * record is long enough) compact calls u64, stacks interned u64, raw windows u64, stack-table resets u64. */
 #define CAP_REC_RETURN_FIXED (CAP_REC_HEADER + 32)
-#define CAP_REC_STATS_LEN (CAP_REC_HEADER + 32)
+#define CAP_REC_STATS_LEN (CAP_REC_HEADER + 64)
+#define CAP_STATS_N 8
 
 /* Both supported architectures are little-endian, so a copy is the encoding. */
 static inline void cap_put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }

@@ -93,6 +93,15 @@ static int find_watch(const struct inf_capture *c, pid_t tid, uint64_t addr, uin
   return -1;
 }
 
+/* The stack table lives in inf->cap itself; inf_init's memset leaves it unset until first used. */
+static struct sintern *stack_table(struct inf_capture *c)
+{
+  if (!c->stacks.slots)
+    sintern_init(&c->stacks, c->stack_slots, INF_CAP_STACK_SLOTS, c->stack_list, INF_CAP_STACKS, c->stack_pcs,
+                 INF_CAP_STACK_PCS);
+  return &c->stacks;
+}
+
 void inf_cap_reset(struct inferior *inf)
 {
   struct inf_capture *c = &inf->cap;
@@ -100,6 +109,10 @@ void inf_cap_reset(struct inferior *inf)
     drop_watch(inf, c->nw - 1);
   c->len = 0;
   c->events = c->parked = c->held_ns = c->watch_overflows = 0;
+  c->calls = c->stacks_interned = c->stack_resets = c->raw_windows = 0;
+  sintern_reset(stack_table(c));
+  capc_reset(&c->codec);
+  c->need_reset = 1; /* records of the old state may have been dropped with the buffer */
   c->nparked = 0;
   for (int i = 0; i < inf->nth; i++)
     inf->th[i].cap_parked = 0;
@@ -258,6 +271,68 @@ static int watch_return(struct inferior *inf, struct inf_thread *t, const struct
   w->mem_len = b->cap.rmem_len;
   w->mem_addr = b->cap.rmem_len ? reg_value(a, img, b->cap.rmem_reg) + b->cap.rmem_off : 0;
   return 0;
+}
+
+/* Writes call c (paired with a later return record by seq when seq is not 0) and whatever it needs first. */
+static enum inf_cap_result emit_call(struct inferior *inf, const struct inf_cap_call *c, uint64_t seq, size_t limit)
+{
+  struct inf_capture *cap = &inf->cap;
+  struct sintern *tab = stack_table(cap);
+  if (c->npcs == 0 || c->npcs > CAPC_MAX_FRAMES || c->mem_len > CAPC_MAX_MEM || c->ret_mem_len > CAPC_MAX_MEM ||
+      limit <= cap->len)
+    return INF_CAP_NO_ROOM;
+  uint8_t *out = cap->buf + cap->len;
+  size_t room = (limit < INF_CAP_BUF ? limit : INF_CAP_BUF) - cap->len, pos = 0, n;
+  struct capc_state st = cap->codec;
+  long id = sintern_find(tab, c->pcs, c->npcs, c->truncated);
+  int reset = cap->need_reset || (id < 0 && !sintern_room(tab, c->npcs));
+  if (reset) {
+    if (!(n = capc_put_reset(&st, out, room)))
+      return INF_CAP_NO_ROOM;
+    pos += n;
+    id = -1;
+  }
+  if (id < 0) {
+    id = st.nstacks;
+    if (!(n = capc_put_stack(&st, out + pos, room - pos, c->pcs, c->npcs, c->truncated)))
+      return INF_CAP_NO_ROOM;
+    pos += n;
+  }
+  struct capc_call k = {.tid = (uint32_t)c->tid, .id = c->id, .stack = (uint32_t)id, .ns = c->ns, .seq = seq,
+                        .sp = c->sp, .regmask = c->regmask, .ret_ns = c->ret_ns, .retval = c->retval,
+                        .mem = c->mem, .mem_len = c->mem_len, .ret_mem = c->ret_mem, .ret_mem_len = c->ret_mem_len};
+  k.flags = (seq ? CAPC_F_PAIRED : 0) | (c->has_ret ? CAPC_F_RET : 0) | (c->mem_fault ? CAPC_F_MEM_FAULT : 0);
+  if (c->npcs < 2 && c->ra) {
+    k.flags |= CAPC_F_RA;
+    k.ra = c->ra;
+  }
+  size_t i = 0;
+  for (int r = 0; r < 64; r++)
+    if (c->regmask >> r & 1)
+      k.regs[r] = c->regs[i++];
+  if (!(n = capc_put_call(&st, out + pos, room - pos, &k)))
+    return INF_CAP_NO_ROOM;
+  pos += n;
+  if (reset) {
+    if (!cap->need_reset)
+      cap->stack_resets++;
+    sintern_reset(tab);
+    cap->need_reset = 0;
+  }
+  if (id == (long)tab->nstacks) {
+    sintern_add(tab, c->pcs, c->npcs, c->truncated);
+    cap->stacks_interned++;
+  }
+  cap->codec = st;
+  cap->len += pos;
+  cap->calls++;
+  cap->events += c->has_ret ? 2 : 1;
+  return INF_CAP_DONE;
+}
+
+enum inf_cap_result inf_cap_emit_call(struct inferior *inf, const struct inf_cap_call *c, size_t limit)
+{
+  return emit_call(inf, c, 0, limit);
 }
 
 static enum inf_cap_result record_entry(struct inferior *inf, struct inf_thread *t, struct inf_bp *b,

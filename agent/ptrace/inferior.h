@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "capture-codec.h"
 #include "ptrace-arch.h"
+#include "stack-intern.h"
 
 #define INF_MAX_THREADS 1024
 #define INF_MAX_BPS 4096
@@ -93,11 +95,16 @@ struct inf_cap_watch {
   uint64_t ret_addr, entry_sp, sp_after, seq;
   uint64_t mem_addr; /* what the return records (rmem), read there */
   uint32_t mem_len;
+  int compact;       /* the entry went out as a compact call: its return is a compact return record */
 };
 
 #define INF_CAP_WATCHES 4096
 #define INF_CAP_BUF (512u << 10)  /* records not yet sent */
 #define INF_CAP_SOFT (384u << 10) /* a hit that would fill past this waits (the thread stays stopped) */
+#define INF_CAP_STACKS 16384      /* interned stacks before the table starts again (a reset record) */
+#define INF_CAP_STACK_SLOTS 32768
+#define INF_CAP_STACK_PCS 65536   /* their PCs, 512 KiB */
+#define INF_CAP_FRAMES 512        /* the most frames an agent walk records (deeper: marked truncated) */
 
 /* The capture state (rsprof-capture): records waiting to be sent and the calls whose return is watched. */
 struct inf_capture {
@@ -112,6 +119,17 @@ struct inf_capture {
   uint64_t held_since;  /* start of the current period (nparked > 0) */
   int nparked;
   uint64_t watch_overflows; /* watches dropped for room (the oldest: a return never seen, longjmp) */
+  /* Compact records (capture-codec.h): the writer's delta state and the interned stacks it refers to. */
+  struct capc_state codec;
+  int need_reset;           /* the reader's state may differ (a reset of ours): send a reset record first */
+  struct sintern stacks;
+  uint32_t stack_slots[INF_CAP_STACK_SLOTS];
+  struct sintern_stack stack_list[INF_CAP_STACKS];
+  uint64_t stack_pcs[INF_CAP_STACK_PCS];
+  uint64_t calls;           /* compact call records made */
+  uint64_t stacks_interned; /* stack definitions sent */
+  uint64_t stack_resets;    /* times the stack table was full and started again */
+  uint64_t raw_windows;     /* entries sent with a raw stack window for the host to unwind */
 };
 
 struct inferior {
@@ -196,8 +214,37 @@ void inf_cap_consume(struct inferior *inf, size_t n);
 /* Whether some thread waits for room in the record buffer. */
 int inf_cap_waiting(const struct inferior *inf);
 
-/* Between inferior.c and inf-capture.c (the process-control layer's own use). */
 enum inf_cap_result { INF_CAP_NOT_MINE, INF_CAP_DONE, INF_CAP_NO_ROOM };
+
+/* One complete captured call whose stack is already unwound (an agent walk, or a call the in-process recorder
+ * saw), for inf_cap_emit_call. Pointers are borrowed for the call only. */
+struct inf_cap_call {
+  pid_t tid;
+  uint32_t id;            /* the client's breakpoint id (QRsprofCapture ID) */
+  uint64_t ns;            /* CLOCK_MONOTONIC at the entry */
+  uint64_t regmask;       /* which registers regs[] holds, by gdb number, ascending (the arguments) */
+  const uint64_t *regs;   /* one value per set bit of regmask, packed */
+  const uint64_t *pcs;    /* the stack, innermost first: pcs[0] the function's entry, then return addresses - 1 */
+  size_t npcs;            /* 1..CAPC_MAX_FRAMES */
+  int truncated;          /* the walk ended before the outermost frame */
+  int has_ret;            /* the call has returned: ret_ns, retval and ret_mem are valid */
+  uint64_t ret_ns, retval;
+  const uint8_t *ret_mem; /* memory at the return (posix_memalign's *memptr), ret_mem_len bytes */
+  uint32_t ret_mem_len;
+  /* Optional (zero when not known): */
+  uint64_t sp;            /* the stack pointer at the entry (orders nested calls of a thread) */
+  uint64_t ra;            /* the return address, when the stack has fewer than two frames */
+  const uint8_t *mem;     /* memory at the entry (QRsprofCapture's m: item), mem_len bytes */
+  uint32_t mem_len;
+  int mem_fault;          /* some of the memory asked for was unreadable */
+};
+/* Appends the records of call c — a stack definition first when its stack is new, a reset first when the
+ * stack table is full (it then starts again) — to inf->cap's buffer when they fit below limit bytes. Returns
+ * INF_CAP_DONE, or INF_CAP_NO_ROOM with nothing written (also for a call the records cannot hold: no frame,
+ * more than CAPC_MAX_FRAMES frames or CAPC_MAX_MEM bytes of memory). */
+enum inf_cap_result inf_cap_emit_call(struct inferior *inf, const struct inf_cap_call *c, size_t limit);
+
+/* Between inferior.c and inf-capture.c (the process-control layer's own use). */
 /* Thread t stands on breakpoint b (its registers valid): records what the agent captures there (an entry, or
  * the return of a watched call) into inf->cap.buf when it fits below limit bytes. INF_CAP_DONE: recorded, or
  * an agent-owned return breakpoint hit by another call (nothing to record); the thread is to step over and

@@ -6,9 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "capture-codec.h"
 #include "capture-records.h"
 #include "errors.h"
 #include "hex.h"
+#include "log.h"
 #include "signals.h"
 
 void agent_send_raw(struct agent_server *s, const void *data, size_t len)
@@ -53,7 +55,12 @@ int agent_flush_events(struct agent_server *s, int force)
   while (c->len > 0 && (force || !s->hold)) {
     size_t n = 0;
     while (n < c->len) {
-      uint32_t l = cap_get32(c->buf + n + 4);
+      size_t l = cap_record_len(c->buf + n, c->len - n);
+      if (l == 0) { /* cannot happen: the buffer holds whole records */
+        LOG_ERR("capture: a damaged record in the buffer; %zu bytes dropped", c->len - n);
+        c->len = n;
+        break;
+      }
       if (n > 0 && n + l > AGENT_EVENT_BATCH)
         break;
       n += l;
@@ -76,6 +83,10 @@ static void send_capture_stats(struct agent_server *s)
   cap_put64(rec + CAP_REC_HEADER + 8, held);
   cap_put64(rec + CAP_REC_HEADER + 16, c->parked);
   cap_put64(rec + CAP_REC_HEADER + 24, c->watch_overflows);
+  cap_put64(rec + CAP_REC_HEADER + 32, c->calls);
+  cap_put64(rec + CAP_REC_HEADER + 40, c->stacks_interned);
+  cap_put64(rec + CAP_REC_HEADER + 48, c->raw_windows);
+  cap_put64(rec + CAP_REC_HEADER + 56, c->stack_resets);
   send_events(s, rec, sizeof rec);
 }
 

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "capture-codec.h"
 #include "errors.h"
 
 static const char batch_name[] = "RsprofEvents:";
@@ -49,6 +50,15 @@ int rspc_next_event(const uint8_t **p, const uint8_t *end, struct rspc_event *ev
   const uint8_t *r = *p;
   if (r >= end)
     return 0;
+  if (capc_is_compact(r[0])) { /* read with capc_get, which keeps the stream's state: here only skipped */
+    size_t l = cap_record_len(r, (size_t)(end - r));
+    if (l == 0)
+      return RS_E_PROTO;
+    memset(ev, 0, offsetof(struct rspc_event, regs));
+    ev->kind = r[0];
+    *p = r + l;
+    return 1;
+  }
   if ((size_t)(end - r) < CAP_REC_HEADER)
     return RS_E_PROTO;
   uint32_t len = cap_get32(r + 4);
@@ -83,7 +93,7 @@ int rspc_next_event(const uint8_t **p, const uint8_t *end, struct rspc_event *ev
   case CAP_REC_STATS:
     if (blen < 32)
       return RS_E_PROTO;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < CAP_STATS_N && (size_t)(8 * i + 8) <= blen; i++)
       ev->stats[i] = cap_get64(b + 8 * i);
     break;
   default:

@@ -20,7 +20,7 @@ struct rspc_event {
   uint64_t pc, sp, retval; /* RETURN */
   const uint8_t *mem, *stack; /* ENTRY: memory and stack window; RETURN: memory */
   size_t mem_len, stack_len;
-  uint64_t stats[4];  /* STATS: events, held_ns, parked, watch_overflows */
+  uint64_t stats[CAP_STATS_N]; /* STATS: events, held_ns, parked, watch_overflows, calls, stacks, raw, resets */
 };
 
 /* Whether a notification payload is an event batch; *records then points past its name. */

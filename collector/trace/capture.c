@@ -325,6 +325,12 @@ int trace_read_stack(struct trace *tr, const struct trace_hit *hit, uint64_t add
  * bytes of stack the unwind had. */
 static size_t unwind_hit(struct trace *tr, const struct trace_hit *hit, size_t *n, enum unw_end *end)
 {
+  if (tr->given_pcs) { /* a compact call: the agent unwound it */
+    *n = tr->given_npcs < tr->opt->max_frames ? tr->given_npcs : tr->opt->max_frames;
+    memcpy(tr->pcs, tr->given_pcs, *n * sizeof tr->pcs[0]);
+    *end = *n < tr->given_npcs ? UNW_END_MAX_FRAMES : tr->given_truncated ? UNW_END_TRUNCATED : UNW_END_OUTERMOST;
+    return 0;
+  }
   uint64_t sp;
   size_t got = hit_stack(tr, hit, &sp);
   struct unw_snapshot snap = {.base = sp, .data = tr->stack_buf, .len = got};

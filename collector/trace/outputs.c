@@ -119,7 +119,11 @@ static void capture_json(struct trace *tr, struct json_out *j)
   json_kv_uint(j, "stream_bytes", tr->stream_bytes);
   json_kv_uint(j, "wire_bytes", tr->c ? rspc_bytes_received(tr->c) - tr->rx_at_start : 0);
   json_kv_uint(j, "host_unwound", tr->stream_unwound);
-  json_kv_uint(j, "agent_unwound", 0);
+  json_kv_uint(j, "agent_unwound", tr->stream_agent_unwound);
+  json_kv_uint(j, "compact_calls", tr->stream_calls);
+  json_kv_uint(j, "stacks_interned", tr->stream_stack_defs);
+  json_kv_uint(j, "stack_table_resets", tr->stream_resets);
+  json_kv_uint(j, "agent_raw_windows", tr->agent_raw);
   json_kv_uint(j, "capture_stack", tr->agent_capture ? tr->capture_stack : 0);
   json_key(j, "held_ms"), json_double(j, (double)tr->agent_held_ns / 1e6);
   json_kv_uint(j, "held_hits", tr->agent_parked);

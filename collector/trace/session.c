@@ -188,6 +188,7 @@ static void trace_destroy(struct trace *tr)
   u64map_free(&tr->stack_end);
   u64map_free(&tr->capture_addr);
   u64map_free(&tr->ret_mem_addr);
+  trace_stream_free(tr);
   free(tr->deferred);
   free(tr->bps);
   free(tr->free_slots);

@@ -13,4 +13,7 @@ int trace_stream_init(struct trace *tr);
  * transport error. */
 int trace_stream_before_resume(struct trace *tr);
 
+/* Frees what the compact records left (stacks, per-call maps). */
+void trace_stream_free(struct trace *tr);
+
 #endif

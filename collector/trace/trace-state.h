@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 
+#include "capture-codec.h"
+
 #include "profile-write.h"
 #include "trace.h"
 #include "u64map.h"
@@ -141,6 +143,19 @@ struct trace {
   uint64_t stream_entries, stream_returns, stream_batches, stream_bytes, stream_unwound;
   uint64_t stream_batches_seen; /* batches when the event loop last looked (proof of life) */
   uint64_t agent_events, agent_held_ns, agent_parked; /* from the agent's last stats record */
+  uint64_t agent_calls, agent_stacks, agent_raw, agent_resets; /* ... compact calls, stacks, raw windows, resets */
+  /* Compact records (common/capture-codec.h): the reader's delta state, the interned stacks, and per paired
+   * call (by seq) where its return goes. */
+  struct capc_state codec;
+  uint64_t *sd_pcs;          /* the stacks' PCs end to end */
+  size_t sd_npcs, sd_pcs_cap;
+  struct trace_stack_def { size_t off, n; int truncated; } *sd;
+  size_t nsd, sd_cap;
+  struct u64map ret_addr_of, ret_sp_of; /* compact paired call seq -> return address, stack pointer after it */
+  const uint64_t *given_pcs; /* the current hit's stack as the agent unwound it (compact call), or NULL */
+  size_t given_npcs;
+  int given_truncated;
+  uint64_t stream_calls, stream_agent_unwound, stream_stack_defs, stream_resets;
   uint64_t rx_at_start;      /* bytes received before tracing started */
 };
 
