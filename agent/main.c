@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "errors.h"
@@ -36,6 +37,8 @@ static void usage(FILE *out)
           "      --tls-no-client-auth  certificate TLS without --tls-ca on purpose (no warning)\n"
           "      --tls-psk-file FILE  pre-shared key (hex) instead of certificates\n"
           "      --tls-psk-identity ID  identity expected with the pre-shared key\n"
+          "      --recorder PATH      the in-process recorder (librsprof_recorder.so) for --capture inprocess\n"
+          "                           (default: found next to the agent, in ../lib or ../lib/<multiarch>)\n"
           "      --log-level LEVEL    error, warn, info, debug or trace\n"
           "  -h, --help               show this help\n"
           "  -V, --version            print the version\n"
@@ -43,7 +46,38 @@ static void usage(FILE *out)
           "with client authentication (--tls-ca, or a pre-shared key).\n");
 }
 
-enum { OPT_MULTI = 256, OPT_ONCE, OPT_PORT_FILE, OPT_CERT, OPT_KEY, OPT_CA, OPT_PSK, OPT_PSK_ID, OPT_LOG, OPT_ENV, OPT_IDLE, OPT_NO_CLIENT_AUTH };
+/* The in-process recorder installed with the agent: ../lib/ (or ../lib/<multiarch>/) from the agent's own
+ * executable, or beside it (a build tree keeps it in ../stub/). NULL when there is none. */
+static const char *find_recorder(void)
+{
+  static char found[4096];
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0)
+    return NULL;
+  exe[n] = 0;
+  char *slash = strrchr(exe, '/');
+  if (!slash)
+    return NULL;
+  *slash = 0;
+  static const char *const rel[] = {
+      "/../lib/librsprof_recorder.so", "/../lib/" RSPROF_MULTIARCH "/librsprof_recorder.so",
+      "/librsprof_recorder.so", "/../stub/librsprof_recorder.so",
+  };
+  for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+    snprintf(found, sizeof found, "%s%s", exe, rel[i]);
+    char *real = realpath(found, NULL);
+    if (real && access(real, R_OK) == 0) {
+      snprintf(found, sizeof found, "%s", real);
+      free(real);
+      return found;
+    }
+    free(real);
+  }
+  return NULL;
+}
+
+enum { OPT_MULTI = 256, OPT_ONCE, OPT_PORT_FILE, OPT_CERT, OPT_KEY, OPT_CA, OPT_PSK, OPT_PSK_ID, OPT_LOG, OPT_ENV, OPT_IDLE, OPT_NO_CLIENT_AUTH, OPT_RECORDER };
 enum { MAX_ENV = 64 };
 
 int main(int argc, char **argv)
@@ -65,12 +99,14 @@ int main(int argc, char **argv)
       {"env", required_argument, NULL, OPT_ENV},
       {"idle-timeout", required_argument, NULL, OPT_IDLE},
       {"tls-no-client-auth", no_argument, NULL, OPT_NO_CLIENT_AUTH},
+      {"recorder", required_argument, NULL, OPT_RECORDER},
       {0},
   };
   struct agent_net_opts net;
   memset(&net, 0, sizeof net);
   net.idle_timeout = 10;
   const char *listen = NULL;
+  const char *recorder = NULL;
   long attach = 0;
   int multi = 0;
   static char *launch_env[MAX_ENV + 1];
@@ -106,6 +142,13 @@ int main(int argc, char **argv)
     case OPT_KEY: net.tls.key = optarg; break;
     case OPT_CA: net.tls.ca = optarg; break;
     case OPT_NO_CLIENT_AUTH: net.tls.no_client_auth = 1; break;
+    case OPT_RECORDER:
+      if (access(optarg, R_OK) != 0 || optarg[0] != '/') {
+        fprintf(stderr, "rsprof-agent: --recorder needs an absolute path to a readable file, not '%s'\n", optarg);
+        return CLI_EXIT_USAGE;
+      }
+      recorder = optarg;
+      break;
     case OPT_PSK: net.tls.psk_file = optarg; break;
     case OPT_PSK_ID: net.tls.psk_identity = optarg; break;
     case OPT_ENV:
@@ -164,6 +207,7 @@ int main(int argc, char **argv)
   }
   s.multi_mode = multi;
   s.inf.launch_env = launch_env;
+  s.inf.rec.lib = recorder ? recorder : find_recorder();
   int rc = 0;
   if (prog && !multi) {
     rc = inf_launch(&s.inf, prog, 0);

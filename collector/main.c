@@ -57,10 +57,12 @@ static void usage(FILE *out)
           "                             (rsprof-agent --multi, gdbserver --multi); the rest of the command\n"
           "                             line is its arguments. Without it, an agent that has no program\n"
           "                             running starts the one it was given (rsprof-agent --multi -- PROGRAM)\n"
-          "      --capture agent|roundtrip  who captures each event: agent (the default with an agent that\n"
-          "                             offers rsprof-capture) records and streams it, so the link's latency\n"
-          "                             costs nothing; roundtrip stops the program and reads it from here\n"
-          "                             (stock gdbserver's only way)\n"
+          "      --capture agent|roundtrip|inprocess  who captures each event: agent (the default with an\n"
+          "                             agent that offers rsprof-capture) records and streams it, so the\n"
+          "                             link's latency costs nothing; roundtrip stops the program and reads\n"
+          "                             it from here (stock gdbserver's only way); inprocess: the agent\n"
+          "                             preloads or injects its recorder and the memory module's calls are\n"
+          "                             recorded inside the program without a stop (other modules: agent)\n"
           "      --follow-fork no|yes   no (default): the program's child processes run untraced, our\n"
           "                             breakpoints removed from them; yes (trace them too) is not supported yet\n"
           "binaries:\n"
@@ -265,6 +267,8 @@ static int parse_args(int argc, char **argv, struct col_options *o)
         o->capture = COL_CAPTURE_AGENT;
       else if (!strcmp(optarg, "roundtrip"))
         o->capture = COL_CAPTURE_ROUNDTRIP;
+      else if (!strcmp(optarg, "inprocess"))
+        o->capture = COL_CAPTURE_INPROCESS;
       else
         return bad_value("--capture", optarg);
       break;

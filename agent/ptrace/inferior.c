@@ -37,6 +37,7 @@ void inf_init(struct inferior *inf)
   memset(inf, 0, sizeof *inf);
   inf->memfd = -1;
   inf->arch = ptarch_desc();
+  inf_rec_init(&inf->rec);
 }
 
 struct inf_thread *inf_thread(struct inferior *inf, pid_t tid)
@@ -945,6 +946,7 @@ int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struc
 {
   if (inf->pid == 0)
     return RS_E_NO_PROCESS;
+  inf->ran = 1;
   /* Refused before anything moves: once some threads run, a PTRACE_CONT failing on a bad signal
    * would leave the others stopped while the process counts as running. */
   for (int i = 0; i < n; i++)
@@ -1062,6 +1064,7 @@ int inf_launch(struct inferior *inf, char *const argv[], int disable_aslr)
       personality(ADDR_NO_RANDOMIZE);
     for (char **e = inf->launch_env; e && *e; e++)
       putenv(*e);
+    inf_rec_child_env(inf);
     execvp(argv[0], argv);
     int e = errno;
     while (write(report[1], &e, sizeof e) < 0 && errno == EINTR)
@@ -1070,6 +1073,7 @@ int inf_launch(struct inferior *inf, char *const argv[], int disable_aslr)
   }
   close(gate[0]);
   close(report[1]);
+  inf_rec_launched(inf, pid); /* before the gate opens: the recorder checks the ring's pid */
   int rc = 0;
   if (ptrace(PTRACE_SEIZE, pid, NULL, (void *)(long)(OPTS_COMMON | PTRACE_O_EXITKILL)) < 0) {
     rc = -errno;
@@ -1105,6 +1109,7 @@ int inf_launch(struct inferior *inf, char *const argv[], int disable_aslr)
   }
   close(report[0]);
   inf->pid = pid;
+  inf->ran = 0;
   inf->nquiet = 0;
   inf_cap_reset(inf);
   inf->attached = 0;
@@ -1166,6 +1171,7 @@ static int seize_tasks(struct inferior *inf, pid_t pid)
 int inf_attach(struct inferior *inf, pid_t pid)
 {
   inf->pid = pid;
+  inf->ran = 0;
   inf->nquiet = 0;
   inf_cap_reset(inf);
   inf->attached = 1;
@@ -1240,6 +1246,7 @@ int inf_detach(struct inferior *inf)
   if (inf->running)
     stop_all(inf);
   remove_all_bps(inf);
+  inf_rec_disable(inf); /* the recorder stays loaded and only forwards from now on */
   for (int i = 0; i < inf->nth; i++) {
     struct inf_thread *t = &inf->th[i];
     if (t->pending != INF_EV_SIGNAL && !deliver_sig[i])

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "capture-codec.h"
+#include "inf-recorder.h"
 #include "ptrace-arch.h"
 #include "stack-intern.h"
 
@@ -153,6 +154,8 @@ struct inferior {
   pid_t early_child[64];      /* forked processes whose first stop came before their parent's event */
   int nearly_child;
   struct inf_capture cap;
+  struct inf_recorder rec; /* in-process capture: the recorder's ring (inf-recorder.c) */
+  int ran;                 /* the process has been resumed since the launch or attach */
 };
 
 /* Prepares an empty inferior. */

@@ -33,6 +33,35 @@ uint64_t ptarch_sp(const struct ptarch_gregs *r) { return UC(r)->sp; }
 uint64_t ptarch_retval(const struct ptarch_gregs *r) { return UC(r)->regs[0]; }
 void ptarch_set_pc(struct ptarch_gregs *r, uint64_t pc) { U(r)->pc = pc; }
 
+int ptarch_prepare_call(pid_t tid, struct ptarch_gregs *r, uint64_t fn, const uint64_t *args, int nargs, uint64_t sp,
+                        ptarch_write_fn wr, void *ctx, long *sys_state)
+{
+  (void)wr;
+  (void)ctx;
+  if (nargs > 6)
+    return -EINVAL;
+  for (int i = 0; i < nargs; i++)
+    U(r)->regs[i] = args[i];
+  U(r)->regs[30] = 0; /* the return address: the call ends with a fault at 0 */
+  U(r)->sp = sp;
+  U(r)->pc = fn;
+  int nr = -1; /* not in a system call: nothing to restart */
+  struct iovec io = {&nr, sizeof nr};
+  if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_ARM_SYSTEM_CALL, &io) < 0)
+    return -errno;
+  *sys_state = nr;
+  nr = -1;
+  io.iov_len = sizeof nr;
+  return ptrace(PTRACE_SETREGSET, tid, (void *)NT_ARM_SYSTEM_CALL, &io) < 0 ? -errno : 0;
+}
+
+int ptarch_finish_call(pid_t tid, long sys_state)
+{
+  int nr = (int)sys_state;
+  struct iovec io = {&nr, sizeof nr};
+  return ptrace(PTRACE_SETREGSET, tid, (void *)NT_ARM_SYSTEM_CALL, &io) < 0 ? -errno : 0;
+}
+
 /* The 'g' image: x0..x30, sp, pc (8 bytes each), cpsr 4, v0..v31 16 each, fpsr 4, fpcr 4. */
 #define OFF_CPSR (33 * 8)
 #define OFF_V (OFF_CPSR + 4)

@@ -43,6 +43,15 @@ uint64_t ptarch_sp(const struct ptarch_gregs *r);
 uint64_t ptarch_retval(const struct ptarch_gregs *r); /* the integer return-value register (rax, x0) */
 void ptarch_set_pc(struct ptarch_gregs *r, uint64_t pc);
 
+/* Sets r up for a call of fn(args[0..nargs)) (nargs at most 6) with the stack pointer at sp (16-byte aligned,
+ * below anything in use) that returns to address 0, where the thread faults and the caller takes it back, and
+ * keeps the kernel from restarting a system call the thread was stopped in (what it was goes to *sys_state). x86_64 writes the return address
+ * at sp - 8 through wr. Returns 0 or -errno. */
+int ptarch_prepare_call(pid_t tid, struct ptarch_gregs *r, uint64_t fn, const uint64_t *args, int nargs, uint64_t sp,
+                        ptarch_write_fn wr, void *ctx, long *sys_state);
+/* Restores the system-call state prepare_call saved (aarch64 keeps it outside the register set). */
+int ptarch_finish_call(pid_t tid, long sys_state);
+
 /* Writes the core integer registers up to and including the PC and SP, in 'g' layout, into out
  * (no system call: for expedited registers in stop replies). */
 void ptarch_fill_core(const struct ptarch_gregs *r, uint8_t *out);

@@ -30,6 +30,38 @@ uint64_t ptarch_sp(const struct ptarch_gregs *r) { return UC(r)->rsp; }
 uint64_t ptarch_retval(const struct ptarch_gregs *r) { return UC(r)->rax; }
 void ptarch_set_pc(struct ptarch_gregs *r, uint64_t pc) { U(r)->rip = pc; }
 
+int ptarch_prepare_call(pid_t tid, struct ptarch_gregs *r, uint64_t fn, const uint64_t *args, int nargs, uint64_t sp,
+                        ptarch_write_fn wr, void *ctx, long *sys_state)
+{
+  (void)tid;
+  *sys_state = 0;
+  static const size_t arg_off[6] = {
+      offsetof(struct user_regs_struct, rdi), offsetof(struct user_regs_struct, rsi),
+      offsetof(struct user_regs_struct, rdx), offsetof(struct user_regs_struct, rcx),
+      offsetof(struct user_regs_struct, r8),  offsetof(struct user_regs_struct, r9),
+  };
+  if (nargs > 6)
+    return -EINVAL;
+  for (int i = 0; i < nargs; i++)
+    memcpy((uint8_t *)U(r) + arg_off[i], &args[i], 8);
+  uint64_t zero = 0;
+  int rc = wr(ctx, sp - 8, &zero, 8); /* the return address: the call ends with a fault at 0 */
+  if (rc)
+    return rc;
+  U(r)->rsp = sp - 8; /* as after a call: rsp + 8 is 16-byte aligned */
+  U(r)->rip = fn;
+  U(r)->rax = 0;
+  U(r)->orig_rax = (unsigned long long)-1; /* not in a system call: nothing to restart */
+  return 0;
+}
+
+int ptarch_finish_call(pid_t tid, long sys_state)
+{
+  (void)tid;
+  (void)sys_state;
+  return 0; /* orig_rax travels with the register set */
+}
+
 /* Offsets of rax..rip in user_regs_struct, in gdb's order. */
 static const size_t gpr_off[17] = {
     offsetof(struct user_regs_struct, rax), offsetof(struct user_regs_struct, rbx),

@@ -1,11 +1,16 @@
 /* The rsprof-capture packets: QRsprofCapture turns an inserted breakpoint into one whose hits the agent records
- * and streams itself, and qRsprofStats reports the stream's counters. */
+ * and streams itself, qRsprofStats reports the stream's counters, and QRsprofInprocess / QRsprofRecord set up
+ * in-process capture (the recorder in the program, its calls streamed as breakpoints' events). */
 #include "capture-packets.h"
 
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "errors.h"
 #include "hex.h"
+#include "log.h"
 
 /* ";m:REG,OFF,LEN" / ";M:REG,OFF,LEN": memory at a register's value plus an offset. */
 static int parse_mem(const char **q, int *reg, uint64_t *off, uint32_t *len)
@@ -80,4 +85,95 @@ void agent_handle_capture_stats(struct agent_server *s)
   rs_buf_printf(&s->reply, "events:%llx;held_ns:%llx;parked:%llx;watches:%x;watch_overflows:%llx;queued:%zx",
                 (unsigned long long)c->events, (unsigned long long)held, (unsigned long long)c->parked, c->nw,
                 (unsigned long long)c->watch_overflows, c->len);
+}
+
+/* Starts the agent's own program again, this time with the recorder preloaded: it is still stopped at its
+ * first instruction, so nothing of it has run and nothing the client knows of it changes but the pid. */
+static int relaunch(struct agent_server *s)
+{
+  char exe[64], path[4096];
+  snprintf(exe, sizeof exe, "/proc/%d/exe", (int)s->inf.pid);
+  ssize_t n = readlink(exe, path, sizeof path - 1);
+  if (n <= 0)
+    return RS_E_NOT_FOUND;
+  path[n] = 0;
+  int rc = inf_rec_check_program(path);
+  if (rc) {
+    LOG_WARN("recorder: %s is statically linked (or not an ELF program): no in-process capture", path);
+    return rc;
+  }
+  rc = inf_rec_create_ring(&s->inf);
+  if (rc)
+    return rc;
+  inf_kill(&s->inf);
+  s->inf.rec.want = 1;
+  rc = inf_launch(&s->inf, s->argv, s->disable_aslr);
+  if (rc) {
+    LOG_ERR("recorder: cannot start %s again with the recorder: %s", s->argv[0], rs_strerror(rc));
+    return rc;
+  }
+  s->last = (struct inf_stop){INF_STOP_SIGNAL, SIGTRAP, s->inf.pid, 0};
+  s->gthread = s->cthread = s->inf.pid;
+  LOG_INFO("started %s again as process %d with the recorder preloaded", s->argv[0], (int)s->inf.pid);
+  return 0;
+}
+
+/* QRsprofInprocess:1 — in-process capture: the recorder is preloaded into the program (started again when it
+ * has not run yet, or at the next vRun), or injected into an attached one. OK, or E03 when it cannot be (no
+ * recorder on this machine, a static program, a process without dlopen, a launched program that already ran). */
+void agent_handle_inprocess(struct agent_server *s, const char *args)
+{
+  struct inferior *inf = &s->inf;
+  if (strcmp(args, "1") != 0) {
+    agent_reply_err(s, 1);
+    return;
+  }
+  int rc = 0;
+  if (!inf->rec.lib) {
+    LOG_WARN("recorder: librsprof_recorder.so not found next to the agent (give --recorder PATH)");
+    rc = RS_E_NOT_FOUND;
+  } else if (inf->rec.injected) {
+    rc = 0;
+  } else if (!inf->pid) {
+    inf->rec.want = 1; /* the next vRun preloads it */
+    rc = inf_rec_create_ring(inf);
+  } else if (inf->ran) {
+    LOG_WARN("recorder: the program has already run; in-process capture needs it from its start or attached");
+    rc = RS_E_UNSUPPORTED;
+  } else if (inf->attached) {
+    rc = inf_rec_inject(inf);
+  } else if (s->argv && s->argv[0]) {
+    rc = relaunch(s);
+  } else {
+    rc = RS_E_UNSUPPORTED;
+  }
+  if (rc)
+    agent_reply_str(s, "E03");
+  else
+    agent_reply_str(s, "OK");
+}
+
+/* QRsprofRecord:FUNC,ADDR,ID,REGMASK — the recorder's calls of function FUNC (enum rring_func) that went to
+ * the real function at ADDR are events of breakpoint ID with the registers of REGMASK. OK, E01 (malformed),
+ * E03 (no recorder in this process: the client places a capture breakpoint instead). */
+void agent_handle_record(struct agent_server *s, const char *args)
+{
+  const char *q = args;
+  uint64_t func, addr, id, mask;
+  if (hex_parse_u64_until(&q, &func, ',') || hex_parse_u64_until(&q, &addr, ',') ||
+      hex_parse_u64_until(&q, &id, ',') || hex_parse_u64(&q, &mask) || *q || id > 0xffffffffu ||
+      func >= RRING_NFUNCS) {
+    agent_reply_err(s, 1);
+    return;
+  }
+  if (!s->inf.rec.injected || !inf_rec_loaded(&s->inf)) {
+    agent_reply_str(s, "E03");
+    return;
+  }
+  if (inf_rec_set_target(&s->inf, (unsigned)func, addr, (uint32_t)id, mask)) {
+    agent_reply_err(s, 1);
+    return;
+  }
+  s->capture_used = 1;
+  agent_reply_str(s, "OK");
 }

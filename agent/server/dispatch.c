@@ -396,8 +396,8 @@ static void h_qsupported(struct agent_server *s, struct packet *p)
                 "qXfer:libraries-svr4:read+;qXfer:exec-file:read+;qXfer:threads:read+;"
                 "swbreak+;vContSupported+;binary-upload+;QPassSignals+;QDisableRandomization+;rsprof-stepover+;"
                 "rsprof-stopstack+;rsprof-quietbreak+;rsprof-stoptime+;rsprof-detachfork+;rsprof-capture+;"
-                "rsprof-version=" RSPROF_VERSION "%s%s",
-                AGENT_PACKET_SIZE, s->multiprocess ? ";multiprocess+" : "", s->inf.report_exec ? ";exec-events+" : "");
+                "rsprof-version=" RSPROF_VERSION "%s%s%s",
+                AGENT_PACKET_SIZE, s->inf.rec.lib ? ";rsprof-inprocess+" : "", s->multiprocess ? ";multiprocess+" : "", s->inf.report_exec ? ";exec-events+" : "");
 }
 
 static void h_current_thread(struct agent_server *s, struct packet *p)
@@ -502,6 +502,10 @@ static void h_quiet(struct agent_server *s, struct packet *p)
 static void h_capture(struct agent_server *s, struct packet *p) { agent_handle_capture(s, p->args); }
 
 static void h_capture_stats(struct agent_server *s, struct packet *p) { agent_handle_capture_stats(s); }
+
+static void h_inprocess(struct agent_server *s, struct packet *p) { agent_handle_inprocess(s, p->args); }
+
+static void h_record(struct agent_server *s, struct packet *p) { agent_handle_record(s, p->args); }
 
 static void h_disable_aslr(struct agent_server *s, struct packet *p)
 {
@@ -625,6 +629,8 @@ static const struct packet_handler packets[] = {
     PK("QRsprofQuiet:", h_quiet, 0),
     PK("QRsprofCapture:", h_capture, PK_PROCESS),
     PK("qRsprofStats", h_capture_stats, PK_EXACT),
+    PK("QRsprofInprocess:", h_inprocess, 0),
+    PK("QRsprofRecord:", h_record, PK_PROCESS),
     PK("QDisableRandomization:", h_disable_aslr, 0),
     PK("vFile:", h_vfile, 0),
     PK("vRun;", h_vrun, 0),

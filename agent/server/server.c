@@ -177,6 +177,11 @@ static int poll_child(struct agent_server *s)
  * room in the record buffer go on once sending freed some. */
 static void pump_events(struct agent_server *s, size_t min)
 {
+  /* The recorder's ring first: its calls join the records the agent made itself. */
+  if (inf_rec_active(&s->inf) && s->send)
+    for (int round = 0; round < 64 && !s->hold; round++)
+      if (inf_rec_drain(&s->inf, INF_CAP_SOFT) == 0 || !agent_flush_events(s, 0))
+        break;
   for (int round = 0; round < 8; round++) {
     int freed = s->inf.cap.len >= min && s->inf.cap.len > 0 && agent_flush_events(s, 0);
     if (!freed || !inf_cap_waiting(&s->inf) || !s->inf.running || poll_child(s))
@@ -199,6 +204,9 @@ void agent_server_child_event(struct agent_server *s)
     pump_events(s, AGENT_EVENT_BATCH);
 }
 
-int agent_server_events_waiting(const struct agent_server *s) { return s->inf.cap.len > 0; }
+int agent_server_events_waiting(const struct agent_server *s)
+{
+  return s->inf.cap.len > 0 || (s->send && inf_rec_active(&s->inf));
+}
 
 void agent_server_flush_events(struct agent_server *s) { pump_events(s, 1); }

@@ -204,6 +204,8 @@ void agent_report_stop(struct agent_server *s, const struct inf_stop *st)
 {
   s->last = *st;
   if (s->capture_used) { /* every event recorded before the stop reaches the client before the stop itself */
+    while (inf_rec_drain(&s->inf, INF_CAP_BUF) > 0)
+      agent_flush_events(s, 1);
     agent_flush_events(s, 1);
     send_capture_stats(s);
   }

@@ -377,6 +377,8 @@ static void on_events_due(uv_timer_t *h)
   agent_server_flush_events(n->s);
   flow(n);
   maybe_finish(n);
+  if (n->have_client && !n->closing_client)
+    arm_event_flush(n); /* the in-process recorder's ring is drained as long as it runs */
 }
 
 static void arm_event_flush(struct net *n)

@@ -14,13 +14,15 @@
 
 #include "heap.h"
 #include "log.h"
+#include "module.h"
+#include "recorder-ring.h"
 #include "retwatch.h"
 #include "summary.h"
 #include "trace-funcs.h"
 #include "tracer-modules.h"
 
 enum alloc_kind {
-  K_MALLOC, K_CALLOC, K_REALLOC, K_FREE, K_POSIX_MEMALIGN, K_ALIGNED_ALLOC, K_MEMALIGN, K_VALLOC,
+  K_MALLOC, K_CALLOC, K_REALLOC, K_FREE, K_POSIX_MEMALIGN, K_ALIGNED_ALLOC, K_MEMALIGN, K_VALLOC, K_PVALLOC,
   K_RUST_ALLOC, K_RUST_ALLOC_ZEROED, K_RUST_REALLOC, K_RUST_DEALLOC, K_COUNT
 };
 
@@ -37,6 +39,7 @@ static const struct {
     [K_ALIGNED_ALLOC] = {"aligned_alloc", 0},
     [K_MEMALIGN] = {"memalign", 0},
     [K_VALLOC] = {"valloc", 0},
+    [K_PVALLOC] = {"pvalloc", 0},
     [K_RUST_ALLOC] = {"__rust_alloc", 1},
     [K_RUST_ALLOC_ZEROED] = {"__rust_alloc_zeroed", 1},
     [K_RUST_REALLOC] = {"__rust_realloc", 1},
@@ -55,10 +58,19 @@ static const struct trace_capture_spec capture_specs[K_COUNT] = {
     [K_ALIGNED_ALLOC] = {.nargs = 2, .stack = 1, .ret = 1},
     [K_MEMALIGN] = {.nargs = 2, .stack = 1, .ret = 1},
     [K_VALLOC] = {.nargs = 1, .stack = 1, .ret = 1},
+    [K_PVALLOC] = {.nargs = 1, .stack = 1, .ret = 1},
     [K_RUST_ALLOC] = {.nargs = 2, .stack = 1, .ret = 1},
     [K_RUST_ALLOC_ZEROED] = {.nargs = 2, .stack = 1, .ret = 1},
     [K_RUST_REALLOC] = {.nargs = 4, .stack = 1, .ret = 1},
     [K_RUST_DEALLOC] = {.nargs = 3, .stack = 1},
+};
+
+/* The in-process recorder's number for each libc entry point (--capture inprocess); -1: not one it wraps. */
+static const int recorder_func[K_COUNT] = {
+    [K_MALLOC] = RRING_MALLOC, [K_CALLOC] = RRING_CALLOC, [K_REALLOC] = RRING_REALLOC, [K_FREE] = RRING_FREE,
+    [K_POSIX_MEMALIGN] = RRING_POSIX_MEMALIGN, [K_ALIGNED_ALLOC] = RRING_ALIGNED_ALLOC,
+    [K_MEMALIGN] = RRING_MEMALIGN, [K_VALLOC] = RRING_VALLOC, [K_PVALLOC] = RRING_PVALLOC,
+    [K_RUST_ALLOC] = -1, [K_RUST_ALLOC_ZEROED] = -1, [K_RUST_REALLOC] = -1, [K_RUST_DEALLOC] = -1,
 };
 
 #define RUST_VIA_LIBC_EVIDENCE 32
@@ -214,15 +226,30 @@ static int memory_init(struct trace *tr, void **state)
 static int memory_module_loaded(struct trace *tr, void *state, struct col_module *m, uint64_t bias)
 {
   struct memory_state *s = state;
+  uint64_t at, size;
+  if (trace_inprocess(tr) && col_module_find_symbol(m, "rsprof_recorder_attach", &at, &size) == 0)
+    return 0; /* the recorder's own wrappers: its calls are reported at the functions they forward to */
   for (int k = 0; k < K_COUNT; k++) {
     uint64_t addrs[8];
     size_t n = trace_funcs_named(m, entry_names[k].name, entry_names[k].rust, addrs, 8);
     for (size_t i = 0; i < n; i++) {
       LOG_DEBUG("memory: %s at 0x%llx", entry_names[k].name, (unsigned long long)(addrs[i] + bias));
       if (is_rust_kind(k)) {
+        s->rust_entries_placed = 1;
+        if (trace_inprocess(tr) && !s->rust_entries_removed) {
+          /* The recorder sees the libc calls Rust's System allocator makes; a trap per Rust call would cost
+           * what in-process capture saves. */
+          s->rust_entries_removed = 1;
+          LOG_INFO("memory: in-process capture counts Rust allocations at libc's entry points");
+        }
         if (s->rust_entries_removed)
           continue; /* a library loaded later uses the same global allocator */
-        s->rust_entries_placed = 1;
+      }
+      if (trace_inprocess(tr) && recorder_func[k] >= 0) {
+        if (trace_break_inprocess(tr, addrs[i] + bias, recorder_func[k], on_entry, &s->tags[k], &capture_specs[k]) ==
+            0)
+          trace_note_inprocess(tr, "memory");
+        continue;
       }
       trace_break_capture(tr, addrs[i] + bias, on_entry, &s->tags[k], &capture_specs[k]);
     }

@@ -165,10 +165,10 @@ static int update_capture(struct trace *tr, struct trace_bp *bp)
 }
 
 static int break_at(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data, int quiet,
-                    const struct trace_capture_spec *spec)
+                    const struct trace_capture_spec *spec, int inprocess)
 {
   /* The return of a call the agent pairs with its entry: the return record comes without a breakpoint of ours. */
-  int virt = tr->in_stream_event && tr->stream_entry_paired && addr == tr->stream_ret_addr;
+  int virt = inprocess || (tr->in_stream_event && tr->stream_entry_paired && addr == tr->stream_ret_addr);
   struct trace_bp *bp = trace_bp_lookup(tr, addr);
   int fresh = !bp || bp->nowners == 0;
   if (bp && bp->nowners == 0) {
@@ -238,18 +238,82 @@ static int break_at(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data,
 
 int trace_break(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
 {
-  return break_at(tr, addr, fn, data, 0, NULL);
+  return break_at(tr, addr, fn, data, 0, NULL, 0);
 }
 
 int trace_break_quiet(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)
 {
-  return break_at(tr, addr, fn, data, 1, NULL);
+  return break_at(tr, addr, fn, data, 1, NULL, 0);
 }
 
 int trace_break_capture(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data,
                         const struct trace_capture_spec *spec)
 {
-  return break_at(tr, addr, fn, data, 0, tr->agent_capture ? spec : NULL);
+  return break_at(tr, addr, fn, data, 0, tr->agent_capture ? spec : NULL, 0);
+}
+
+/* Tells the agent which breakpoint the recorder's calls of func through addr stand for: the arguments come in
+ * their registers, the stack pointer with them. */
+static int arm_record(struct trace *tr, struct trace_bp *bp, int func)
+{
+  const struct arch_desc *a = tr->arch;
+  uint64_t mask = 1ull << a->sp_reg;
+  for (int i = 0; i < bp->cspec.nargs && i < a->narg_regs; i++)
+    mask |= 1ull << a->arg_regs[i];
+  return rspc_request_ok(tr->c, "QRsprofRecord:%x,%llx,%x,%llx", (unsigned)func, (unsigned long long)bp->addr,
+                         (unsigned)bp->capture_id, (unsigned long long)mask);
+}
+
+int trace_break_inprocess(struct trace *tr, uint64_t addr, int func, trace_bp_fn fn, void *data,
+                          const struct trace_capture_spec *spec)
+{
+  struct trace_bp *bp = trace_bp_lookup(tr, addr);
+  if (!tr->inprocess || func < 0 || tr->in_stream_event || (bp && !bp->inprocess))
+    return trace_break_capture(tr, addr, fn, data, spec);
+  int fresh = !bp;
+  int rc = break_at(tr, addr, fn, data, 0, NULL, 1);
+  if (rc)
+    return rc;
+  bp = trace_bp_lookup(tr, addr);
+  if (!fresh) /* another name for the same function (glibc's aligned_alloc is memalign): the recorder's calls
+                 of this one stand for the same breakpoint */
+    return arm_record(tr, bp, func) == RS_E_DISCONNECTED ? RS_E_DISCONNECTED : 0;
+  bp->inprocess = 1;
+  bp->capture = 1;
+  bp->cspec = *spec;
+  bp->owners[0].capture = 1;
+  bp->owners[0].spec = *spec;
+  bp->capture_id = ++tr->next_capture_id;
+  rc = u64map_put(&tr->capture_addr, bp->capture_id, bp->addr);
+  if (rc)
+    return rc;
+  rc = arm_record(tr, bp, func);
+  if (rc == 0)
+    return 0;
+  if (rc == RS_E_DISCONNECTED || rc == RS_E_TIMEOUT)
+    return rc;
+  /* No recorder in this process after all (a static program, a libc that could not load it): a capture
+   * breakpoint then, as without --capture inprocess. */
+  tr->inprocess_fallbacks++;
+  LOG_DEBUG("in-process capture refused at 0x%llx: a capture breakpoint instead", (unsigned long long)addr);
+  bp->inprocess = 0;
+  bp->capture = 0;
+  rc = target_op(tr, addr, OP_INSERT);
+  if (rc)
+    return rc;
+  bp->virtual_bp = 0;
+  return update_capture(tr, bp);
+}
+
+int trace_inprocess(const struct trace *tr) { return tr->inprocess; }
+
+void trace_note_inprocess(struct trace *tr, const char *name)
+{
+  for (size_t i = 0; i < tr->ninprocess_mods; i++)
+    if (!strcmp(tr->inprocess_mods[i], name))
+      return;
+  if (tr->ninprocess_mods < TRACE_MAX_TRACERS)
+    tr->inprocess_mods[tr->ninprocess_mods++] = name;
 }
 
 int trace_unbreak(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data)

@@ -24,6 +24,7 @@ enum col_capture {
   COL_CAPTURE_AUTO = 0,  /* the agent when it offers rsprof-capture, else round trips */
   COL_CAPTURE_AGENT,     /* the agent records each event and streams it (falls back, with a warning) */
   COL_CAPTURE_ROUNDTRIP, /* every event is a stop the collector handles (stock gdbserver's only way) */
+  COL_CAPTURE_INPROCESS, /* the recorder inside the program for the memory module, the agent for the rest */
 };
 
 struct col_options {

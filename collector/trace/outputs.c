@@ -106,12 +106,28 @@ int trace_check_outputs(const struct col_options *o)
   return first;
 }
 
+/* The engine that captured a module's events: the in-process recorder, the agent, or round trips. */
+static const char *trace_module_engine(const struct trace *tr, const char *name)
+{
+  for (size_t i = 0; i < tr->ninprocess_mods; i++)
+    if (!strcmp(tr->inprocess_mods[i], name))
+      return "inprocess";
+  return tr->agent_capture ? "agent" : "roundtrip";
+}
+
 /* How events were captured: round trips, or streamed by the agent (rsprof-capture), with what it cost. */
 static void capture_json(struct trace *tr, struct json_out *j)
 {
   json_key(j, "capture");
   json_begin_object(j);
-  json_kv_string(j, "mode", tr->agent_capture ? "agent" : "roundtrip");
+  const char *base = tr->agent_capture ? "agent" : "roundtrip";
+  json_kv_string(j, "mode", tr->ninprocess_mods ? "inprocess" : base);
+  json_key(j, "engines"); /* which engine captured each module's events */
+  json_begin_object(j);
+  for (size_t k = 0; k < tr->nmods; k++)
+    json_kv_string(j, tr->mods[k].mod->name, trace_module_engine(tr, tr->mods[k].mod->name));
+  json_end_object(j);
+  json_kv_uint(j, "inprocess_fallbacks", tr->inprocess_fallbacks);
   json_kv_uint(j, "events_streamed", tr->stream_entries + tr->stream_returns);
   json_kv_uint(j, "entries_streamed", tr->stream_entries);
   json_kv_uint(j, "returns_streamed", tr->stream_returns);
@@ -188,6 +204,10 @@ static int write_text(struct trace *tr, const char *path)
   else
     fprintf(f, "still running when tracing stopped\n");
   fprintf(f, "events: %llu in %.1f ms\n", (unsigned long long)tr->events, trace_elapsed_ms(tr));
+  fprintf(f, "captured by:");
+  for (size_t k = 0; k < tr->nmods; k++)
+    fprintf(f, "%s %s: %s", k ? "," : "", tr->mods[k].mod->name, trace_module_engine(tr, tr->mods[k].mod->name));
+  fprintf(f, "\n");
   fprintf(f, "truncated stacks: %llu of %llu", (unsigned long long)tr->truncated_stacks,
           (unsigned long long)tr->unwound_stacks);
   if (tr->truncated_stacks > tr->truncated_frames)

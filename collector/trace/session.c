@@ -110,6 +110,18 @@ static int connect_and_load(struct trace *tr)
     LOG_ERR("cannot connect to %s:%u: %s", o->host, o->port, rs_strerror(rc));
     return rc;
   }
+  if (o->capture == COL_CAPTURE_INPROCESS) {
+    /* Before anything else: the agent may start its program again with the recorder preloaded. */
+    if (!rspc_features(tr->c)->inprocess)
+      LOG_WARN("--capture inprocess: the server has no in-process recorder (rsprof-agent --recorder PATH); "
+               "the memory module uses agent-side capture");
+    else if (rspc_request_ok(tr->c, "QRsprofInprocess:1") == 0)
+      tr->inprocess = 1;
+    else
+      LOG_WARN("--capture inprocess: the agent cannot load its recorder into this program (statically linked, "
+               "a libc that cannot load it, or a program that has already run: the agent's log says which); "
+               "the memory module uses agent-side capture");
+  }
   struct rspc_stop st;
   if (o->run_argc) {
     rc = start_program(tr, &st);

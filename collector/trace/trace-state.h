@@ -38,6 +38,7 @@ struct trace_bp {
   int quiet;          /* the agent records its hits without stopping (rsprof-quietbreak) */
   int used_stack;     /* its last hit's handlers read the stack: fetch the window with the registers */
   int virtual_bp;     /* a return the agent watches itself (rsprof-capture): in the table, not in the target */
+  int inprocess;      /* a function the recorder in the program reports (QRsprofRecord): virtual too */
   int capture;        /* armed as a capture breakpoint in the agent */
   uint32_t capture_id;
   struct trace_capture_spec cspec; /* what it is armed with (the owners' specs merged) */
@@ -126,6 +127,10 @@ struct trace {
 
   /* Agent-side capture (rsprof-capture, stream.c). */
   int agent_capture;         /* capture breakpoints' events stream from the agent */
+  int inprocess;             /* the agent's recorder runs in the program (--capture inprocess) */
+  const char *inprocess_mods[TRACE_MAX_TRACERS]; /* modules whose events the recorder captured */
+  size_t ninprocess_mods;
+  uint64_t inprocess_fallbacks; /* functions the recorder could not stand for: capture breakpoints instead */
   int in_stream_event;       /* running a streamed event's handlers: the program has gone on */
   int stream_entry_paired;   /* ... an entry whose return the agent watches: a break at stream_ret_addr is virtual */
   uint64_t stream_ret_addr;

@@ -72,6 +72,16 @@ struct trace_capture_spec {
  * trip; otherwise, or when another owner of the address needs ordinary stops, it is trace_break. */
 int trace_break_capture(struct trace *tr, uint64_t addr, trace_bp_fn fn, void *data,
                         const struct trace_capture_spec *spec);
+/* trace_break_capture for the entry of a function the in-process recorder wraps (func: its enum rring_func
+ * number): with --capture inprocess and the recorder in the program, nothing goes into the target and the
+ * recorder's calls arrive as the breakpoint's events (QRsprofRecord); otherwise, or when the agent refuses,
+ * it is trace_break_capture. Returns 0 or a negative code. */
+int trace_break_inprocess(struct trace *tr, uint64_t addr, int func, trace_bp_fn fn, void *data,
+                          const struct trace_capture_spec *spec);
+/* Whether the in-process recorder runs in the program (--capture inprocess accepted by the agent). */
+int trace_inprocess(const struct trace *tr);
+/* Notes that module name's events are captured in-process (for the summary). */
+void trace_note_inprocess(struct trace *tr, const char *name);
 /* Removes one registration of fn/data at addr. With none left the breakpoint stays inserted, parked: its hits
  * are resumed at once, and the next trace_break there costs no round trip (parked ones are removed in bulk
  * past a bound, and all at the end). */

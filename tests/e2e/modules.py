@@ -625,7 +625,7 @@ def main():
                     help="heap, Rust over libc's allocator: also bound the breakpoint stops per allocator call")
     ap.add_argument("--bind-now", action="store_true",
                     help="calls-ifunc on a program linked with -z now: the program's own count is the reference")
-    ap.add_argument("--capture", choices=["agent", "roundtrip"], help="passed on to the collector")
+    ap.add_argument("--capture", choices=["agent", "roundtrip", "inprocess"], help="passed on to the collector")
     ap.add_argument("--both-modes", action="store_true",
                     help="run the check with --capture agent, then roundtrip, and compare the first runs' profiles "
                     "and summaries (unless --no-compare: the mutex module's contention depends on timing)")
