@@ -3,6 +3,7 @@
  * into the shared-memory ring the agent drains (common/recorder-ring.h). Preloaded at launch or injected by
  * the agent with dlopen; it never calls the allocator it wraps while recording. */
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
@@ -163,11 +164,139 @@ static void *map_file(const char *path, int writable, size_t *len)
   return p;
 }
 
-/* Starts recording into the ring at ring_path, unwinding with the tables at arena_path (NULL: frame pointers
- * only). The agent calls it through ptrace after injecting the recorder; a preloaded recorder calls it from
- * its constructor with the paths in RSPROF_RECORDER_RING and RSPROF_RECORDER_ARENA. Returns 0, or -1 when
- * the ring cannot be mapped (the recorder then only forwards). */
+/* ---- injection: point the loaded modules' GOT entries at the wrappers ---- */
+
+/* A process the recorder was injected into resolved its malloc calls long ago: each module's GOT holds libc's
+ * functions. As heaptrack does, every module's relocated slots for the wrapped names are rewritten to the
+ * wrappers (mprotect'ing read-only RELRO pages for the write); a preloaded recorder needs none of this. */
+static const struct {
+  const char *name;
+  void *wrapper;
+} wrapped[] = {
+    {"malloc", (void *)malloc},   {"calloc", (void *)calloc},         {"realloc", (void *)realloc},
+    {"free", (void *)free},       {"posix_memalign", (void *)posix_memalign},
+    {"aligned_alloc", (void *)aligned_alloc}, {"memalign", (void *)memalign},
+    {"valloc", (void *)valloc},   {"pvalloc", (void *)pvalloc},
+};
+
+#if defined(__x86_64__)
+#define R_SLOT R_X86_64_JUMP_SLOT
+#define R_GLOB R_X86_64_GLOB_DAT
+#else
+#define R_SLOT R_AARCH64_JUMP_SLOT
+#define R_GLOB R_AARCH64_GLOB_DAT
+#endif
+
+static void *wrapper_of(const char *name)
+{
+  for (size_t i = 0; i < sizeof wrapped / sizeof wrapped[0]; i++)
+    if (!strcmp(wrapped[i].name, name))
+      return wrapped[i].wrapper;
+  return NULL;
+}
+
+static void patch_slot(uint64_t addr, void *value)
+{
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t lo = (uintptr_t)addr & ~(uintptr_t)(page - 1);
+  void *cur;
+  memcpy(&cur, (void *)(uintptr_t)addr, sizeof cur);
+  if (cur == value)
+    return;
+  /* RELRO pages are read-only; our own store makes them writable for a moment. Leaving them writable
+   * afterwards would weaken the program, so they go back to read-only (a page that was writable stays so:
+   * mprotect of a writable .got.plt page to read-write changes nothing). */
+  int ro = mprotect((void *)lo, (size_t)page, PROT_READ | PROT_WRITE) == 0;
+  memcpy((void *)(uintptr_t)addr, &value, sizeof value);
+  (void)ro;
+}
+
+static void patch_relocs(uint64_t base, const ElfW(Rela) *rel, size_t n, const ElfW(Sym) *syms, const char *strs)
+{
+  for (size_t i = 0; i < n; i++) {
+    unsigned type = (unsigned)ELF64_R_TYPE(rel[i].r_info), si = (unsigned)ELF64_R_SYM(rel[i].r_info);
+    if ((type != R_SLOT && type != R_GLOB) || si == 0)
+      continue;
+    void *w = wrapper_of(strs + syms[si].st_name);
+    if (w)
+      patch_slot(base + rel[i].r_offset, w);
+  }
+}
+
+/* Addresses in a module's dynamic section: glibc relocates some in place, others stay link-time. */
+static uint64_t dyn_addr(uint64_t base, uint64_t v) { return v < base ? v + base : v; }
+
+static int patch_module(struct dl_phdr_info *info, size_t size, void *data)
+{
+  (void)size;
+  (void)data;
+  uint64_t base = info->dlpi_addr;
+  const ElfW(Dyn) *dyn = NULL;
+  int relro = 0;
+  uint64_t relro_lo = 0, relro_len = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type == PT_DYNAMIC)
+      dyn = (const ElfW(Dyn) *)(uintptr_t)(base + ph->p_vaddr);
+    if (ph->p_type == PT_GNU_RELRO) {
+      relro = 1;
+      relro_lo = base + ph->p_vaddr;
+      relro_len = ph->p_memsz;
+    }
+    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && self_lo >= base + ph->p_vaddr &&
+        self_lo < base + ph->p_vaddr + ph->p_memsz)
+      return 0; /* the recorder itself */
+  }
+  const char *name = info->dlpi_name ? info->dlpi_name : "";
+  if (!dyn || strstr(name, "linux-vdso") || strstr(name, "ld-linux"))
+    return 0;
+  const ElfW(Sym) *syms = NULL;
+  const char *strs = NULL;
+  const ElfW(Rela) *jmprel = NULL, *rela = NULL;
+  size_t jmprel_sz = 0, rela_sz = 0;
+  for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++) {
+    switch (d->d_tag) {
+    case DT_SYMTAB: syms = (const ElfW(Sym) *)(uintptr_t)dyn_addr(base, d->d_un.d_ptr); break;
+    case DT_STRTAB: strs = (const char *)(uintptr_t)dyn_addr(base, d->d_un.d_ptr); break;
+    case DT_JMPREL: jmprel = (const ElfW(Rela) *)(uintptr_t)dyn_addr(base, d->d_un.d_ptr); break;
+    case DT_PLTRELSZ: jmprel_sz = d->d_un.d_val; break;
+    case DT_RELA: rela = (const ElfW(Rela) *)(uintptr_t)dyn_addr(base, d->d_un.d_ptr); break;
+    case DT_RELASZ: rela_sz = d->d_un.d_val; break;
+    default: break;
+    }
+  }
+  if (!syms || !strs)
+    return 0;
+  if (jmprel)
+    patch_relocs(base, jmprel, jmprel_sz / sizeof *jmprel, syms, strs);
+  if (rela)
+    patch_relocs(base, rela, rela_sz / sizeof *rela, syms, strs);
+  if (relro && relro_len) {
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)relro_lo & ~(uintptr_t)(page - 1);
+    uintptr_t hi = ((uintptr_t)relro_lo + relro_len) & ~(uintptr_t)(page - 1); /* ld.so rounds down too */
+    if (hi > lo)
+      mprotect((void *)lo, hi - lo, PROT_READ);
+  }
+  return 0;
+}
+
+static int start(const char *ring_path, const char *arena_path);
+
+/* The agent's entry point after injecting the recorder: starts recording (see start) and points every loaded
+ * module's calls of the wrapped functions at the wrappers. Returns 0 or -1. */
 EXPORT int rsprof_recorder_attach(const char *ring_path, const char *arena_path)
+{
+  int rc = start(ring_path, arena_path);
+  if (rc == 0)
+    dl_iterate_phdr(patch_module, NULL);
+  return rc;
+}
+
+/* Starts recording into the ring at ring_path, unwinding with the tables at arena_path (NULL: frame pointers
+ * only). A preloaded recorder calls it from its constructor with the paths in RSPROF_RECORDER_RING and
+ * RSPROF_RECORDER_ARENA. Returns 0, or -1 when the ring cannot be mapped (the recorder then only forwards). */
+static int start(const char *ring_path, const char *arena_path)
 {
   if (__atomic_load_n(&ring_mapped, __ATOMIC_ACQUIRE))
     return 0;
@@ -183,7 +312,7 @@ EXPORT int rsprof_recorder_attach(const char *ring_path, const char *arena_path)
   }
   if (arena_path && *arena_path)
     rec_tables_open(arena_path);
-  dl_iterate_phdr(find_self, (void *)(uintptr_t)&rsprof_recorder_attach);
+  dl_iterate_phdr(find_self, (void *)(uintptr_t)&start);
   own_pid = (int32_t)getpid();
   ring = r;
   for (int i = 0; i < RRING_NFUNCS; i++) {
@@ -211,7 +340,7 @@ __attribute__((constructor)) static void recorder_init(void)
   resolve();
   const char *ring_path = getenv("RSPROF_RECORDER_RING");
   if (ring_path && *ring_path)
-    rsprof_recorder_attach(ring_path, getenv("RSPROF_RECORDER_ARENA"));
+    start(ring_path, getenv("RSPROF_RECORDER_ARENA"));
 }
 
 /* ---- one record ---- */
