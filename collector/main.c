@@ -61,6 +61,9 @@ static void usage(FILE *out)
           "                             offers rsprof-capture) records and streams it, so the link's latency\n"
           "                             costs nothing; roundtrip stops the program and reads it from here\n"
           "                             (stock gdbserver's only way)\n"
+          "      --agent-unwind yes|no  with --capture agent: yes (the default with an agent that offers\n"
+          "                             rsprof-tables) uploads compiled unwind tables so the agent unwinds and\n"
+          "                             each stack travels once; no sends every stack window to unwind here\n"
           "      --follow-fork no|yes   no (default): the program's child processes run untraced, our\n"
           "                             breakpoints removed from them; yes (trace them too) is not supported yet\n"
           "binaries:\n"
@@ -103,6 +106,7 @@ enum {
   OPT_RUN,
   OPT_FOLLOW_FORK,
   OPT_CAPTURE,
+  OPT_AGENT_UNWIND,
 };
 
 static const struct option long_opts[] = {
@@ -127,6 +131,7 @@ static const struct option long_opts[] = {
     {"run", required_argument, NULL, OPT_RUN},
     {"follow-fork", required_argument, NULL, OPT_FOLLOW_FORK},
     {"capture", required_argument, NULL, OPT_CAPTURE},
+    {"agent-unwind", required_argument, NULL, OPT_AGENT_UNWIND},
     {"sysroot", required_argument, NULL, OPT_SYSROOT},
     {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
     {"system-debug-dir", required_argument, NULL, OPT_SYSTEM_DEBUG_DIR},
@@ -267,6 +272,11 @@ static int parse_args(int argc, char **argv, struct col_options *o)
         o->capture = COL_CAPTURE_ROUNDTRIP;
       else
         return bad_value("--capture", optarg);
+      break;
+    case OPT_AGENT_UNWIND:
+      if (strcmp(optarg, "yes") && strcmp(optarg, "no"))
+        return bad_value("--agent-unwind", optarg);
+      o->no_agent_unwind = !strcmp(optarg, "no");
       break;
     case OPT_SYSROOT: o->sysroot = optarg; break;
     case OPT_DEBUG_DIR:

@@ -36,6 +36,7 @@ struct rspc_features {
   int startup_with_shell; /* QStartupWithShell: only gdbserver offers it (how the summary names the server) */
   char version[32];   /* rsprof-version=V: the agent's version ("" when the server did not say) */
   int capture;        /* rsprof-capture: QRsprofCapture breakpoints whose events stream as notifications */
+  int tables;         /* rsprof-tables: compiled unwind tables upload to the agent, which then unwinds */
 };
 
 struct rspc;
