@@ -63,6 +63,9 @@ static void usage(FILE *out)
           "                             it from here (stock gdbserver's only way); inprocess: the agent\n"
           "                             preloads or injects its recorder and the memory module's calls are\n"
           "                             recorded inside the program without a stop (other modules: agent)\n"
+          "      --agent-unwind yes|no  with --capture agent: yes (the default with an agent that offers\n"
+          "                             rsprof-tables) uploads compiled unwind tables so the agent unwinds and\n"
+          "                             each stack travels once; no sends every stack window to unwind here\n"
           "      --follow-fork no|yes   no (default): the program's child processes run untraced, our\n"
           "                             breakpoints removed from them; yes (trace them too) is not supported yet\n"
           "binaries:\n"
@@ -105,6 +108,7 @@ enum {
   OPT_RUN,
   OPT_FOLLOW_FORK,
   OPT_CAPTURE,
+  OPT_AGENT_UNWIND,
 };
 
 static const struct option long_opts[] = {
@@ -129,6 +133,7 @@ static const struct option long_opts[] = {
     {"run", required_argument, NULL, OPT_RUN},
     {"follow-fork", required_argument, NULL, OPT_FOLLOW_FORK},
     {"capture", required_argument, NULL, OPT_CAPTURE},
+    {"agent-unwind", required_argument, NULL, OPT_AGENT_UNWIND},
     {"sysroot", required_argument, NULL, OPT_SYSROOT},
     {"debug-dir", required_argument, NULL, OPT_DEBUG_DIR},
     {"system-debug-dir", required_argument, NULL, OPT_SYSTEM_DEBUG_DIR},
@@ -271,6 +276,11 @@ static int parse_args(int argc, char **argv, struct col_options *o)
         o->capture = COL_CAPTURE_INPROCESS;
       else
         return bad_value("--capture", optarg);
+      break;
+    case OPT_AGENT_UNWIND:
+      if (strcmp(optarg, "yes") && strcmp(optarg, "no"))
+        return bad_value("--agent-unwind", optarg);
+      o->no_agent_unwind = !strcmp(optarg, "no");
       break;
     case OPT_SYSROOT: o->sysroot = optarg; break;
     case OPT_DEBUG_DIR:

@@ -12,7 +12,7 @@
 
 #define CAPC_SLOTS 8      /* register-delta slots, chosen by breakpoint id & (CAPC_SLOTS - 1) */
 #define CAPC_SLOT_REGS 8  /* registers per slot with a delta reference (later ones are absolute) */
-#define CAPC_MAX_FRAMES 1024 /* the most PCs one stack definition holds */
+#define CAPC_MAX_FRAMES 4096 /* the most PCs one stack definition holds (the collector's default depth) */
 #define CAPC_MAX_MEM 256  /* the most memory bytes a call or return carries */
 
 /* Flags of a call (kind 3) and a return (kind 6) record. */

@@ -11,6 +11,7 @@
 
 #include "capture-records.h"
 #include "errors.h"
+#include "inf-tables.h"
 #include "inferior.h"
 #include "log.h"
 
@@ -214,6 +215,21 @@ static enum inf_cap_result record_return(struct inferior *inf, struct inf_thread
 {
   struct inf_capture *c = &inf->cap;
   struct inf_cap_watch w = c->w[wi];
+  if (w.compact) {
+    uint8_t mem[INF_CAP_MAX_MEM];
+    size_t got = read_some(inf, w.mem_addr, mem, w.mem_len);
+    struct capc_ret r = {.flags = got < w.mem_len ? CAPC_F_MEM_FAULT : 0, .tid = (uint32_t)t->tid, .seq = w.seq,
+                         .ns = t->stop_ns, .retval = retval, .mem = mem, .mem_len = (uint32_t)got};
+    if (w.mem_len)
+      r.flags |= CAPC_F_MEM;
+    size_t n = limit > c->len ? capc_put_ret(&c->codec, c->buf + c->len, limit - c->len, &r) : 0;
+    if (!n)
+      return INF_CAP_NO_ROOM;
+    c->len += n;
+    c->events++;
+    drop_watch(inf, wi);
+    return INF_CAP_DONE;
+  }
   size_t need = CAP_REC_RETURN_FIXED + w.mem_len;
   if (c->len + need > limit)
     return INF_CAP_NO_ROOM;
@@ -270,7 +286,138 @@ static int watch_return(struct inferior *inf, struct inf_thread *t, const struct
   w->seq = seq;
   w->mem_len = b->cap.rmem_len;
   w->mem_addr = b->cap.rmem_len ? reg_value(a, img, b->cap.rmem_reg) + b->cap.rmem_off : 0;
+  w->compact = 0;
   return 0;
+}
+
+/* The process's module map with its tables, refreshed from the arena when it changed. Returns the number of
+ * modules (0: nothing to walk with). */
+static size_t walk_modules(struct inferior *inf)
+{
+  struct inf_capture *c = &inf->cap;
+  size_t size;
+  void *arena = inf_tables_arena(&size);
+  if (!arena)
+    return 0;
+  uint32_t gen = tarena_generation(arena);
+  if (c->mods_valid && gen == c->mods_gen && c->mods_pid == inf->pid)
+    return c->nmods;
+  size_t n = 0;
+  int rc = tarena_snapshot(arena, size, (int)inf->pid, c->mods, c->tabs, TARENA_MAX_MODS, &n);
+  c->nmods = rc ? 0 : n;
+  c->mods_gen = gen;
+  c->mods_pid = inf->pid;
+  c->mods_valid = rc == 0 || rc == RS_E_NOT_FOUND;
+  return c->nmods;
+}
+
+/* A walk's memory: the thread's stack from sp, read into the capture's window once and widened (doubling) as
+ * the walk climbs; anything else, or past the window's room, read from /proc/PID/mem directly. */
+struct walk_mem {
+  struct inferior *inf;
+  uint64_t sp, end; /* the stack lies in [sp, end) (end 0: not known) */
+  uint8_t *win;
+  size_t have;
+  uint64_t limit;   /* a window smaller than the most the client asked for: the walk stays in [sp, limit) */
+};
+
+static int walk_read(void *ctx, uint64_t addr, void *buf, size_t len)
+{
+  struct walk_mem *m = ctx;
+  if (m->limit && (addr < m->sp || addr + len > m->limit))
+    return -1; /* the host unwinds it within the window it asked for, and says where it was cut */
+  if (addr >= m->sp && addr - m->sp + len > m->have && addr - m->sp + len <= INF_CAP_MAX_STACK &&
+      (!m->end || addr + len <= m->end)) {
+    size_t want = m->have * 2 > addr - m->sp + len ? m->have * 2 : addr - m->sp + len;
+    want = (want + 4095) & ~(size_t)4095;
+    if (want > INF_CAP_MAX_STACK)
+      want = INF_CAP_MAX_STACK;
+    if (m->end && m->end - m->sp < want)
+      want = (size_t)(m->end - m->sp);
+    m->have += read_some(m->inf, m->sp + m->have, m->win + m->have, want - m->have);
+  }
+  if (addr >= m->sp && addr - m->sp <= m->have && len <= m->have - (addr - m->sp)) {
+    memcpy(buf, m->win + (addr - m->sp), len);
+    return 0;
+  }
+  return inf_read(m->inf, addr, buf, len) == (long)len ? 0 : -1;
+}
+
+static enum inf_cap_result emit_call(struct inferior *inf, const struct inf_cap_call *c, uint64_t seq, size_t limit);
+
+#define WALK_FIRST_READ 4096 /* stack bytes read before the walk starts: most stacks need no more */
+
+/* A compact call for a hit on b: the stack walked with the tables (or only the function, without unwinding),
+ * interned and sent as kind 3. Returns INF_CAP_DONE, INF_CAP_NO_ROOM, or INF_CAP_NOT_MINE when the walk could
+ * not finish (the caller sends the raw window instead). */
+static enum inf_cap_result record_compact(struct inferior *inf, struct inf_thread *t, struct inf_bp *b,
+                                          const uint8_t *img, uint64_t sp, size_t limit)
+{
+  const struct arch_desc *a = inf->arch;
+  struct inf_capture *c = &inf->cap;
+  const struct inf_cap_spec *s = &b->cap;
+  struct walk_mem wm = {inf, sp, 0, c->win, 0, s->stack_len < INF_CAP_MAX_STACK ? sp + s->stack_len : 0};
+  size_t np = 1;
+  int truncated = 0;
+  c->walk_pcs[0] = b->addr;
+  if (s->unwind) {
+    size_t nmods = walk_modules(inf);
+    if (nmods == 0)
+      return INF_CAP_NOT_MINE;
+    wm.end = window_end(inf, t, sp);
+    size_t first = WALK_FIRST_READ;
+    if (wm.end > sp && wm.end - sp < first)
+      first = (size_t)(wm.end - sp);
+    wm.have = read_some(inf, sp, wm.win, first);
+    struct utab_regs regs = {.pc = b->addr, .sp = sp, .fp = reg_value(a, img, a->fp_reg),
+                             .have = UTAB_HAVE_SP | UTAB_HAVE_FP};
+    if (a->lr_reg >= 0) {
+      regs.lr = reg_value(a, img, a->lr_reg);
+      regs.have |= UTAB_HAVE_LR;
+    }
+    struct utab_memory mem = {walk_read, &wm};
+    int st = utab_walk(c->mods, nmods, &mem, &regs, c->walk_pcs, INF_CAP_FRAMES, &np, NULL);
+    if (st == UTAB_FULL)
+      truncated = 1;
+    else if (st != UTAB_END || np == 0) {
+      c->walk_fallbacks++;
+      return INF_CAP_NOT_MINE;
+    }
+  } else if (s->ret && a->lr_reg < 0) {
+    wm.have = read_some(inf, sp, wm.win, 8); /* the return address */
+  }
+  uint64_t seq = 0;
+  if (s->ret) {
+    if (watch_return(inf, t, b, img, sp, c->seq + 1, wm.win, wm.have) == 0)
+      seq = c->seq + 1;
+  }
+  uint64_t regs[64];
+  size_t nregs = 0;
+  uint64_t mask = s->argmask & core_mask(a);
+  for (int i = 0; i < 64; i++)
+    if (mask >> i & 1)
+      regs[nregs++] = reg_value(a, img, i);
+  uint8_t mem[INF_CAP_MAX_MEM];
+  size_t got = s->mem_len ? read_some(inf, reg_value(a, img, s->mem_reg) + s->mem_off, mem, s->mem_len) : 0;
+  struct inf_cap_call k = {.tid = t->tid, .id = s->id, .ns = t->stop_ns, .regmask = mask, .regs = regs,
+                           .pcs = c->walk_pcs, .npcs = np, .truncated = truncated, .sp = sp,
+                           .mem = mem, .mem_len = (uint32_t)got, .mem_fault = got < s->mem_len};
+  if (np < 2 && s->ret) {
+    if (a->lr_reg >= 0)
+      k.ra = reg_value(a, img, a->lr_reg);
+    else if (wm.have >= 8)
+      memcpy(&k.ra, wm.win, 8);
+  }
+  enum inf_cap_result rc = emit_call(inf, &k, seq, limit);
+  if (seq) {
+    if (rc == INF_CAP_DONE) {
+      c->seq = seq;
+      c->w[c->nw - 1].compact = 1;
+    } else {
+      drop_watch(inf, c->nw - 1);
+    }
+  }
+  return rc;
 }
 
 /* Writes call c (paired with a later return record by seq when seq is not 0) and whatever it needs first. */
@@ -388,6 +535,8 @@ static enum inf_cap_result record_entry(struct inferior *inf, struct inf_thread 
   cap_put_header(p, CAP_REC_ENTRY, flags, len, (uint32_t)t->tid, s->id, seq, t->stop_ns);
   c->len += len;
   c->events++;
+  if (s->stack_len > 8)
+    c->raw_windows++;
   return INF_CAP_DONE;
 }
 
@@ -416,5 +565,10 @@ enum inf_cap_result inf_cap_record(struct inferior *inf, struct inf_thread *t, s
     return INF_CAP_NOT_MINE;
   uint8_t img[1024];
   ptarch_fill_core(r, img);
+  if (b->cap.compact) {
+    enum inf_cap_result rc = record_compact(inf, t, b, img, sp, limit);
+    if (rc != INF_CAP_NOT_MINE)
+      return rc;
+  }
   return record_entry(inf, t, b, img, sp, limit);
 }

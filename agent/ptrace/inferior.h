@@ -11,6 +11,8 @@
 #include "inf-recorder.h"
 #include "ptrace-arch.h"
 #include "stack-intern.h"
+#include "table-arena.h"
+#include "unwind-table.h"
 
 #define INF_MAX_THREADS 1024
 #define INF_MAX_BPS 4096
@@ -60,6 +62,9 @@ struct inf_bp {
     int rmem_reg;         /* -1, or memory recorded at the return from (this register at entry) + rmem_off */
     uint64_t rmem_off;
     uint32_t rmem_len;
+    int compact;          /* the client reads compact records (rsprof-tables): send kind 3 */
+    uint64_t argmask;     /* ... with these registers (the arguments) */
+    int unwind;           /* ... and the stack unwound with the uploaded tables */
   } cap;
   int own_refs;     /* the agent's own one-shot return breakpoints here (capture), beside the client's refs */
 };
@@ -105,7 +110,7 @@ struct inf_cap_watch {
 #define INF_CAP_STACKS 16384      /* interned stacks before the table starts again (a reset record) */
 #define INF_CAP_STACK_SLOTS 32768
 #define INF_CAP_STACK_PCS 65536   /* their PCs, 512 KiB */
-#define INF_CAP_FRAMES 512        /* the most frames an agent walk records (deeper: marked truncated) */
+#define INF_CAP_FRAMES CAPC_MAX_FRAMES /* the most frames an agent walk records (deeper: marked truncated) */
 
 /* The capture state (rsprof-capture): records waiting to be sent and the calls whose return is watched. */
 struct inf_capture {
@@ -131,6 +136,16 @@ struct inf_capture {
   uint64_t stacks_interned; /* stack definitions sent */
   uint64_t stack_resets;    /* times the stack table was full and started again */
   uint64_t raw_windows;     /* entries sent with a raw stack window for the host to unwind */
+  uint64_t walk_fallbacks;  /* ... of which because the agent's walk could not finish */
+  /* The process's module map from the table arena, copied when its generation changes. */
+  struct utab_module mods[TARENA_MAX_MODS];
+  struct utab tabs[TARENA_MAX_MODS];
+  size_t nmods;
+  uint32_t mods_gen;
+  pid_t mods_pid;
+  int mods_valid;
+  uint8_t win[INF_CAP_MAX_STACK]; /* the stack window a walk reads from */
+  uint64_t walk_pcs[INF_CAP_FRAMES];
 };
 
 struct inferior {

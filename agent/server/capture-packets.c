@@ -1,6 +1,8 @@
 /* The rsprof-capture packets: QRsprofCapture turns an inserted breakpoint into one whose hits the agent records
- * and streams itself, qRsprofStats reports the stream's counters, and QRsprofInprocess / QRsprofRecord set up
- * in-process capture (the recorder in the program, its calls streamed as breakpoints' events). */
+ * and streams itself, qRsprofStats reports the stream's counters; the rsprof-tables packets, which upload
+ * compiled unwind tables and the process's module map into the table arena; and QRsprofInprocess /
+ * QRsprofRecord, which set up in-process capture (the recorder in the program, its calls streamed as
+ * breakpoints' events). */
 #include "capture-packets.h"
 
 #include <signal.h>
@@ -10,7 +12,9 @@
 
 #include "errors.h"
 #include "hex.h"
+#include "inf-tables.h"
 #include "log.h"
+#include "table-arena.h"
 
 /* ";m:REG,OFF,LEN" / ";M:REG,OFF,LEN": memory at a register's value plus an offset. */
 static int parse_mem(const char **q, int *reg, uint64_t *off, uint32_t *len)
@@ -62,6 +66,12 @@ void agent_handle_capture(struct agent_server *s, const char *args)
     } else if (q[0] == 'M' && q[1] == ':') {
       q += 2;
       rc = parse_mem(&q, &spec.rmem_reg, &spec.rmem_off, &spec.rmem_len);
+    } else if (q[0] == 'a' && q[1] == ':') { /* rsprof-tables: compact records, with these argument registers */
+      q += 2;
+      uint64_t unwind;
+      rc = hex_parse_u64_until(&q, &spec.argmask, ',') || hex_parse_u64(&q, &unwind) || unwind > 1 ? RS_E_BAD_ARG : 0;
+      spec.compact = rc == 0;
+      spec.unwind = rc == 0 && unwind;
     }
     if (rc) {
       agent_reply_err(s, 1);
@@ -153,6 +163,58 @@ void agent_handle_inprocess(struct agent_server *s, const char *args)
     agent_reply_str(s, "OK");
 }
 
+/* A hex build-id up to the next stop character (or the end); returns its length in bytes, or -1. */
+static long parse_build_id(const char **q, uint8_t *bid, char stop)
+{
+  const char *e = *q;
+  while (*e && *e != stop)
+    e++;
+  size_t digits = (size_t)(e - *q);
+  if (digits % 2 || digits / 2 > TARENA_BUILD_ID_MAX || hex_decode(bid, *q, digits / 2))
+    return -1;
+  *q = e;
+  return (long)(digits / 2);
+}
+
+void agent_handle_table_query(struct agent_server *s, const char *args)
+{
+  uint8_t bid[TARENA_BUILD_ID_MAX];
+  const char *q = args;
+  long n = parse_build_id(&q, bid, 0);
+  void *arena = inf_tables_arena(NULL);
+  int state = 0;
+  if (n <= 0 || !arena) {
+    agent_reply_err(s, 1);
+    return;
+  }
+  agent_reply_str(s, tarena_find(arena, bid, (size_t)n, &state) >= 0 && state == TARENA_READY ? "1" : "0");
+}
+
+void agent_handle_table_chunk(struct agent_server *s, const char *args, size_t len)
+{
+  uint8_t bid[TARENA_BUILD_ID_MAX];
+  const char *q = args, *end = args + len;
+  uint64_t off, total;
+  long n = parse_build_id(&q, bid, ',');
+  void *arena = inf_tables_arena(NULL);
+  if (n <= 0 || *q++ != ',' || hex_parse_u64_until(&q, &off, ',') || hex_parse_u64_until(&q, &total, ':') ||
+      q > end || total > 0xffffffffu || off > total || !arena) {
+    agent_reply_err(s, 1);
+    return;
+  }
+  /* The codec removed the framing escapes: the rest of the packet is the chunk's raw bytes. */
+  int rc = tarena_put_chunk(arena, bid, (size_t)n, (uint32_t)off, (uint32_t)total, (const uint8_t *)q,
+                            (size_t)(end - q));
+  if (rc == RS_E_LIMIT)
+    agent_reply_err(s, 2);
+  else if (rc == RS_E_FORMAT)
+    agent_reply_err(s, 3);
+  else if (rc < 0)
+    agent_reply_err(s, 1);
+  else
+    agent_reply_str(s, "OK");
+}
+
 /* QRsprofRecord:FUNC,ADDR,ID,REGMASK — the recorder's calls of function FUNC (enum rring_func) that went to
  * the real function at ADDR are events of breakpoint ID with the registers of REGMASK. OK, E01 (malformed),
  * E03 (no recorder in this process: the client places a capture breakpoint instead). */
@@ -176,4 +238,40 @@ void agent_handle_record(struct agent_server *s, const char *args)
   }
   s->capture_used = 1;
   agent_reply_str(s, "OK");
+}
+
+void agent_handle_module(struct agent_server *s, const char *args)
+{
+  uint8_t bid[TARENA_BUILD_ID_MAX];
+  const char *q = args;
+  uint64_t lo, hi, bias;
+  void *arena = inf_tables_arena(NULL);
+  long n = 0;
+  if (!arena || hex_parse_u64_until(&q, &lo, ',') || hex_parse_u64_until(&q, &hi, ',') ||
+      hex_parse_u64(&q, &bias) || lo >= hi) {
+    agent_reply_err(s, 1);
+    return;
+  }
+  if (*q == ',' && (q++, n = parse_build_id(&q, bid, 0)) < 0) {
+    agent_reply_err(s, 1);
+    return;
+  }
+  if (*q) {
+    agent_reply_err(s, 1);
+    return;
+  }
+  int rc = tarena_add_module(arena, (int)s->inf.pid, lo, hi, bias, bid, (size_t)n);
+  if (rc < 0)
+    agent_reply_err(s, 2);
+  else
+    agent_reply_str(s, rc ? "1" : "0");
+}
+
+void agent_handle_modules_clear(struct agent_server *s)
+{
+  void *arena = inf_tables_arena(NULL);
+  if (!arena || tarena_clear_modules(arena, (int)s->inf.pid))
+    agent_reply_err(s, 2);
+  else
+    agent_reply_str(s, "OK");
 }

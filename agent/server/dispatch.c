@@ -395,7 +395,7 @@ static void h_qsupported(struct agent_server *s, struct packet *p)
                 "PacketSize=%x;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
                 "qXfer:libraries-svr4:read+;qXfer:exec-file:read+;qXfer:threads:read+;"
                 "swbreak+;vContSupported+;binary-upload+;QPassSignals+;QDisableRandomization+;rsprof-stepover+;"
-                "rsprof-stopstack+;rsprof-quietbreak+;rsprof-stoptime+;rsprof-detachfork+;rsprof-capture+;"
+                "rsprof-stopstack+;rsprof-quietbreak+;rsprof-stoptime+;rsprof-detachfork+;rsprof-capture+;rsprof-tables+;"
                 "rsprof-version=" RSPROF_VERSION "%s%s%s",
                 AGENT_PACKET_SIZE, s->inf.rec.lib ? ";rsprof-inprocess+" : "", s->multiprocess ? ";multiprocess+" : "", s->inf.report_exec ? ";exec-events+" : "");
 }
@@ -506,6 +506,17 @@ static void h_capture_stats(struct agent_server *s, struct packet *p) { agent_ha
 static void h_inprocess(struct agent_server *s, struct packet *p) { agent_handle_inprocess(s, p->args); }
 
 static void h_record(struct agent_server *s, struct packet *p) { agent_handle_record(s, p->args); }
+
+static void h_table_query(struct agent_server *s, struct packet *p) { agent_handle_table_query(s, p->args); }
+
+static void h_table_chunk(struct agent_server *s, struct packet *p)
+{
+  agent_handle_table_chunk(s, p->args, p->len - (size_t)(p->args - p->data));
+}
+
+static void h_module(struct agent_server *s, struct packet *p) { agent_handle_module(s, p->args); }
+
+static void h_modules_clear(struct agent_server *s, struct packet *p) { agent_handle_modules_clear(s); }
 
 static void h_disable_aslr(struct agent_server *s, struct packet *p)
 {
@@ -631,6 +642,10 @@ static const struct packet_handler packets[] = {
     PK("qRsprofStats", h_capture_stats, PK_EXACT),
     PK("QRsprofInprocess:", h_inprocess, 0),
     PK("QRsprofRecord:", h_record, PK_PROCESS),
+    PK("qRsprofTable:", h_table_query, 0),
+    PK("QRsprofTable:", h_table_chunk, 0),
+    PK("QRsprofModule:", h_module, PK_PROCESS),
+    PK("QRsprofModules", h_modules_clear, PK_PROCESS | PK_EXACT),
     PK("QDisableRandomization:", h_disable_aslr, 0),
     PK("vFile:", h_vfile, 0),
     PK("vRun;", h_vrun, 0),

@@ -278,6 +278,7 @@ static const struct {
     {"rsprof-detachfork", offsetof(struct rspc_features, detach_fork)},
     {"rsprof-capture", offsetof(struct rspc_features, capture)},
     {"rsprof-inprocess", offsetof(struct rspc_features, inprocess)},
+    {"rsprof-tables", offsetof(struct rspc_features, tables)},
     {"fork-events", offsetof(struct rspc_features, fork_events)},
     {"vfork-events", offsetof(struct rspc_features, vfork_events)},
     {"exec-events", offsetof(struct rspc_features, exec_events)},

@@ -37,6 +37,7 @@ struct rspc_features {
   char version[32];   /* rsprof-version=V: the agent's version ("" when the server did not say) */
   int capture;        /* rsprof-capture: QRsprofCapture breakpoints whose events stream as notifications */
   int inprocess;      /* rsprof-inprocess: the agent has the in-process recorder (QRsprofInprocess, QRsprofRecord) */
+  int tables;         /* rsprof-tables: compiled unwind tables upload to the agent, which then unwinds */
 };
 
 struct rspc;

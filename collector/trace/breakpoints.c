@@ -52,15 +52,21 @@ static int arm_capture(struct trace *tr, struct trace_bp *bp)
   }
   /* Without a window an x86_64 return address still needs the word at sp. */
   size_t stack = s->stack ? tr->capture_stack : s->ret && a->lr_reg < 0 ? 8 : 0;
-  char m[64] = "", rm[64] = "";
+  char m[64] = "", rm[64] = "", am[64] = "";
+  if (tr->agent_tables) { /* compact records: the arguments only, and the stack unwound by the agent */
+    uint64_t args = 0;
+    for (int i = 0; i < s->nargs && i < a->narg_regs; i++)
+      args |= 1ull << a->arg_regs[i];
+    snprintf(am, sizeof am, ";a:%llx,%d", (unsigned long long)args, s->stack ? 1 : 0);
+  }
   if (s->mem_len)
     snprintf(m, sizeof m, ";m:%x,%llx,%x", (unsigned)a->arg_regs[s->mem_arg], (unsigned long long)s->mem_off,
              (unsigned)s->mem_len);
   if (s->rmem_len)
     snprintf(rm, sizeof rm, ";M:%x,%llx,%x", (unsigned)a->arg_regs[s->rmem_arg], (unsigned long long)s->rmem_off,
              (unsigned)s->rmem_len);
-  return rspc_request_ok(tr->c, "QRsprofCapture:%llx,%x,%llx,%zx,%d%s%s", (unsigned long long)bp->addr,
-                         (unsigned)bp->capture_id, (unsigned long long)mask, stack, s->ret ? 1 : 0, m, rm);
+  return rspc_request_ok(tr->c, "QRsprofCapture:%llx,%x,%llx,%zx,%d%s%s%s", (unsigned long long)bp->addr,
+                         (unsigned)bp->capture_id, (unsigned long long)mask, stack, s->ret ? 1 : 0, m, rm, am);
 }
 
 /* Sends one breakpoint operation, or, while a streamed event's handlers run (the program runs on, so no

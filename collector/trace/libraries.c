@@ -11,6 +11,7 @@
 #include "log.h"
 #include "modmap.h"
 #include "module.h"
+#include "table-upload.h"
 #include "target.h"
 
 int trace_find_function(struct col_module *m, const char *name, uint64_t *addr)
@@ -51,6 +52,10 @@ static int load_one_module(struct trace *tr, const char *remote_path, uint64_t b
   l->bias = bias;
   l->module = m;
   rc = col_modmap_add(tr->map, m, bias);
+  if (rc)
+    return rc;
+  /* Before the module's code runs (the linker's hook stops before its constructors), so the agent can walk it. */
+  rc = trace_tables_module(tr, m, bias, tr->nloaded == 1);
   if (rc)
     return rc;
   for (size_t k = 0; k < tr->nmods; k++) {

@@ -23,6 +23,7 @@
 #include "outputs.h"
 #include "rsp-client.h"
 #include "stream.h"
+#include "table-upload.h"
 #include "target.h"
 #include "trace-state.h"
 #include "u64map.h"
@@ -137,6 +138,7 @@ static int connect_and_load(struct trace *tr)
     return rc;
   trace_capture_init(tr);
   trace_stream_init(tr);
+  trace_tables_init(tr);
   /* Our agent can say when it saw each stop, so durations between stops leave out the trip to us. */
   if (rspc_features(tr->c)->stop_time && rspc_request_ok(tr->c, "QRsprofStopTime:1") == 0)
     tr->agent_times = 1;

@@ -207,8 +207,9 @@ static int on_stack_def(struct trace *tr, const struct capc_rec *rec, const uint
 static int on_compact(struct trace *tr, const uint8_t **p, const uint8_t *end)
 {
   struct capc_rec rec;
-  int rc = capc_get(&tr->codec, p, end, &rec, tr->pcs, tr->opt->max_frames < CAPC_MAX_FRAMES ?
-                                                           tr->opt->max_frames : CAPC_MAX_FRAMES);
+  if (!tr->sd_decode && !(tr->sd_decode = malloc(CAPC_MAX_FRAMES * sizeof *tr->sd_decode)))
+    return -ENOMEM;
+  int rc = capc_get(&tr->codec, p, end, &rec, tr->sd_decode, CAPC_MAX_FRAMES);
   if (rc < 0)
     return rc;
   switch (rec.kind) {
@@ -218,7 +219,7 @@ static int on_compact(struct trace *tr, const uint8_t **p, const uint8_t *end)
     on_ret(tr, &rec.ret);
     return 0;
   case CAP_REC_STACK_DEF:
-    return on_stack_def(tr, &rec, tr->pcs);
+    return on_stack_def(tr, &rec, tr->sd_decode);
   case CAP_REC_RESET:
     tr->nsd = tr->sd_npcs = 0;
     tr->stream_resets++;
@@ -232,6 +233,8 @@ void trace_stream_free(struct trace *tr)
 {
   free(tr->sd);
   free(tr->sd_pcs);
+  free(tr->sd_decode);
+  tr->sd_decode = NULL;
   tr->sd = NULL;
   tr->sd_pcs = NULL;
   u64map_free(&tr->ret_addr_of);

@@ -153,6 +153,7 @@ struct trace {
    * call (by seq) where its return goes. */
   struct capc_state codec;
   uint64_t *sd_pcs;          /* the stacks' PCs end to end */
+  uint64_t *sd_decode;       /* CAPC_MAX_FRAMES: a definition being read */
   size_t sd_npcs, sd_pcs_cap;
   struct trace_stack_def { size_t off, n; int truncated; } *sd;
   size_t nsd, sd_cap;
@@ -161,6 +162,8 @@ struct trace {
   size_t given_npcs;
   int given_truncated;
   uint64_t stream_calls, stream_agent_unwound, stream_stack_defs, stream_resets;
+  int agent_tables;          /* rsprof-tables: the agent unwinds with the tables uploaded (table-upload.c) */
+  uint64_t tables_uploaded, table_bytes, tables_refused, modules_walked;
   uint64_t rx_at_start;      /* bytes received before tracing started */
 };
 

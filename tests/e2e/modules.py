@@ -491,12 +491,15 @@ def agent_rss_kb(pid):
 def check_stall(a):
     """A collector that stops reading for 2 s (SIGSTOP, then SIGCONT) while the agent streams: the agent holds
     the program instead of buffering without bound (its RSS stays under 8 MB), and once the collector reads again
-    no event is lost: the counts still equal valgrind's, and the summary says how long the program was held."""
+    no event is lost: the counts still equal valgrind's, and the summary says how long the program was held.
+    The events carry raw stack windows (--agent-unwind no): compact records, some 14 bytes an event, would not
+    fill the agent's buffers and the socket's in 2 s of this workload."""
     srv = t.Server(a.server, a.agent, a.argv)
     prof = os.path.join(srv.tmp, "p.drcctprof")
     summ = os.path.join(srv.tmp, "s.json")
     proc = subprocess.Popen([a.collector, "--connect", f"127.0.0.1:{srv.port}", "--no-progress", "--module",
-                             a.module, "-o", prof, "--summary-json", summ], stdout=subprocess.PIPE,
+                             a.module, "--agent-unwind", "no", "-o", prof, "--summary-json", summ],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)  # connected, breakpoints placed, events streaming
     proc.send_signal(signal.SIGSTOP)
