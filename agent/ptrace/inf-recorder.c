@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "inf-tables.h"
 #include "inferior.h"
 #include "log.h"
 
@@ -28,9 +29,20 @@ void inf_rec_init(struct inf_recorder *r)
   r->fd = -1;
 }
 
+/* Where the recorder finds the table arena: the agent's memfd, opened through /proc. */
+static void set_arena_path(struct inf_recorder *r)
+{
+  int fd = inf_tables_memfd(NULL);
+  if (fd >= 0)
+    snprintf(r->arena_path, sizeof r->arena_path, "/proc/%d/fd/%d", (int)getpid(), fd);
+  else
+    r->arena_path[0] = 0;
+}
+
 int inf_rec_create_ring(struct inferior *inf)
 {
   struct inf_recorder *r = &inf->rec;
+  set_arena_path(r);
   if (r->map) { /* a fresh ring for a new process: nothing of the last one's may remain */
     memset(r->map, 0, r->map_len);
     rring_init(r->map, INF_REC_RING_CAP, 0);
@@ -91,6 +103,8 @@ void inf_rec_child_env(const struct inferior *inf)
     setenv("LD_PRELOAD", r->lib, 1);
   }
   setenv("RSPROF_RECORDER_RING", r->ring_path, 1);
+  if (r->arena_path[0])
+    setenv("RSPROF_RECORDER_ARENA", r->arena_path, 1);
 }
 
 void inf_rec_launched(struct inferior *inf, pid_t pid)
@@ -477,11 +491,12 @@ int inf_rec_inject(struct inferior *inf)
     return -errno;
   /* The strings go below the stack pointer, under the call's own frame area (remote_call starts 1 KiB down). */
   uint64_t strs = (ptarch_sp(&cur) - 1024 + 64) & ~(uint64_t)15;
-  size_t ll = strlen(r->lib) + 1, rl = strlen(r->ring_path) + 1;
-  if (ll + rl > 800) /* the strings end above the red zone below sp */
+  size_t ll = strlen(r->lib) + 1, rl = strlen(r->ring_path) + 1, al = strlen(r->arena_path) + 1;
+  if (ll + rl + al + 32 > 800) /* the strings end above the red zone below sp */
     return RS_E_LIMIT;
-  uint64_t lib_at = strs, ring_at = strs + ((ll + 15) & ~(size_t)15);
-  if (inf_write(inf, lib_at, r->lib, ll) || inf_write(inf, ring_at, r->ring_path, rl))
+  uint64_t lib_at = strs, ring_at = strs + ((ll + 15) & ~(size_t)15), arena_at = ring_at + ((rl + 15) & ~(size_t)15);
+  if (inf_write(inf, lib_at, r->lib, ll) || inf_write(inf, ring_at, r->ring_path, rl) ||
+      inf_write(inf, arena_at, r->arena_path, al))
     return RS_E_PROTO;
   uint64_t handle = 0, ok = 0, attach_addr;
   uint64_t args[2] = {lib_at, 2 /* RTLD_NOW */};
@@ -493,7 +508,7 @@ int inf_rec_inject(struct inferior *inf)
   if (!rc)
     rc = remote_func(inf->pid, "/librsprof_recorder.so", "rsprof_recorder_attach", &attach_addr);
   if (!rc) {
-    uint64_t a2[2] = {ring_at, 0};
+    uint64_t a2[2] = {ring_at, r->arena_path[0] ? arena_at : 0};
     rc = remote_call(inf, t, attach_addr, a2, 2, &ok);
   }
   if (!rc && (int)ok != 0) {

@@ -28,6 +28,7 @@ struct inf_recorder {
   size_t map_len;
   struct rring ring;
   char ring_path[64]; /* how the recorder opens the ring: /proc/AGENT/fd/N */
+  char arena_path[64]; /* and the table arena (inf-tables.h), read-only; empty when there is none */
   int injected;       /* the recorder runs in the current process (preloaded or injected) */
   struct inf_rec_target t[RRING_NFUNCS][INF_REC_TARGETS];
   int nt[RRING_NFUNCS];
