@@ -165,8 +165,23 @@ int inf_rec_active(const struct inferior *inf)
   return r->map && ((r->injected && inf->pid) || rring_used(&r->ring) > 0);
 }
 
+void inf_rec_log_stats(const struct inferior *inf)
+{
+  const struct inf_recorder *r = &inf->rec;
+  if (!r->map)
+    return;
+  const struct rring_shared *sh = r->ring.sh;
+  LOG_INFO("recorder: %llu records, %llu waited for room (%.1f ms in all), %llu lost; %llu drained, %llu of "
+           "functions no breakpoint stands for; %llu frames by frame pointers, %llu walks without a table",
+           (unsigned long long)sh->records, (unsigned long long)sh->waits, (double)sh->wait_ns / 1e6,
+           (unsigned long long)sh->lost, (unsigned long long)r->drained, (unsigned long long)r->unclaimed,
+           (unsigned long long)sh->fp_frames, (unsigned long long)sh->no_table);
+}
+
 void inf_rec_disable(struct inferior *inf)
 {
+  if (inf->rec.injected)
+    inf_rec_log_stats(inf);
   struct inf_recorder *r = &inf->rec;
   if (r->map)
     __atomic_store_n(&r->ring.sh->enabled, 0, __ATOMIC_RELEASE);

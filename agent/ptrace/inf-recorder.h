@@ -60,6 +60,8 @@ int inf_rec_check_program(const char *path);
 int inf_rec_inject(struct inferior *inf);
 /* Whether the recorder library is mapped in the process now (preloaded: from the first library load on). */
 int inf_rec_loaded(struct inferior *inf);
+/* Logs the ring's counters (records, writers that waited for room and for how long, records lost). */
+void inf_rec_log_stats(const struct inferior *inf);
 /* Turns recording off in the process (at detach): the recorder only forwards from then on. */
 void inf_rec_disable(struct inferior *inf);
 

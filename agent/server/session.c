@@ -213,6 +213,10 @@ void agent_report_stop(struct agent_server *s, const struct inf_stop *st)
     s->gthread = s->cthread = st->tid;
   agent_stop_reply(s, st);
   agent_send_reply(s);
+  if ((st->kind == INF_STOP_EXITED || st->kind == INF_STOP_KILLED) && s->inf.rec.injected) {
+    inf_rec_log_stats(&s->inf);
+    s->inf.rec.injected = 0;
+  }
   if (st->kind == INF_STOP_EXITED || st->kind == INF_STOP_KILLED) {
     s->exit_code = st->kind == INF_STOP_EXITED ? st->sig : 128 + st->sig;
     if (!s->extended && !s->multi_mode) {

@@ -118,10 +118,16 @@ static struct rring ring;
 static int ring_mapped;
 static int32_t own_pid;    /* the process that mapped the ring; 0 until then */
 static int forked_child;   /* set in a child after fork: it never writes to its parent's ring */
+static int start_state;    /* 0: not started yet, 1: a thread is starting, 2: decided (see lazy_start) */
+static int constructed;    /* the constructor has run: the environment is there */
 static uint64_t self_lo, self_hi; /* the recorder's executable segment */
+
+static void lazy_start(void);
 
 static int recording(void)
 {
+  if (__builtin_expect(!__atomic_load_n(&ring_mapped, __ATOMIC_ACQUIRE), 0))
+    lazy_start();
   return __atomic_load_n(&ring_mapped, __ATOMIC_ACQUIRE) && !__atomic_load_n(&forked_child, __ATOMIC_RELAXED) &&
          __atomic_load_n(&ring.sh->enabled, __ATOMIC_ACQUIRE) && ring.sh->pid == own_pid;
 }
@@ -287,6 +293,7 @@ static int start(const char *ring_path, const char *arena_path);
  * module's calls of the wrapped functions at the wrappers. Returns 0 or -1. */
 EXPORT int rsprof_recorder_attach(const char *ring_path, const char *arena_path)
 {
+  __atomic_store_n(&start_state, 2, __ATOMIC_RELEASE); /* injected: no environment to start from */
   int rc = start(ring_path, arena_path);
   if (rc == 0)
     dl_iterate_phdr(patch_module, NULL);
@@ -306,7 +313,9 @@ static int start(const char *ring_path, const char *arena_path)
   if (!mem)
     return -1;
   struct rring r;
-  if (rring_open(&r, mem, len) != 0) {
+  /* A ring that is not this process's (a child that inherited the environment, after an exec): nothing of it
+   * may change, not even the header. */
+  if (rring_open(&r, mem, len) != 0 || r.sh->pid != (int32_t)getpid()) {
     munmap(mem, len);
     return -1;
   }
@@ -335,12 +344,29 @@ static int start(const char *ring_path, const char *arena_path)
   return 0;
 }
 
+/* A preloaded recorder starts at the first call it wraps, or at its constructor: the constructors of the
+ * libraries it was loaded before run first, and their blocks count too. Until the environment is set up
+ * (ld.so's own early blocks) another try comes later; from the constructor on the first answer is final. */
+
+static void lazy_start(void)
+{
+  int expect = 0;
+  if (!__atomic_compare_exchange_n(&start_state, &expect, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+    return; /* decided, or another thread is starting: this call is forwarded */
+  const char *ring_path = getenv("RSPROF_RECORDER_RING");
+  if (!ring_path || !*ring_path) {
+    __atomic_store_n(&start_state, __atomic_load_n(&constructed, __ATOMIC_RELAXED) ? 2 : 0, __ATOMIC_RELEASE);
+    return;
+  }
+  start(ring_path, getenv("RSPROF_RECORDER_ARENA"));
+  __atomic_store_n(&start_state, 2, __ATOMIC_RELEASE);
+}
+
 __attribute__((constructor)) static void recorder_init(void)
 {
   resolve();
-  const char *ring_path = getenv("RSPROF_RECORDER_RING");
-  if (ring_path && *ring_path)
-    start(ring_path, getenv("RSPROF_RECORDER_ARENA"));
+  __atomic_store_n(&constructed, 1, __ATOMIC_RELAXED);
+  lazy_start();
 }
 
 /* ---- one record ---- */

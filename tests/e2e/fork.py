@@ -58,7 +58,8 @@ def traced_by_collector(a):
     srv, out_path = start(a)
     prof = os.path.join(srv.tmp, "p.drcctprof")
     summ = os.path.join(srv.tmp, "s.json")
-    col = t.collector(a.collector, srv.port, "--module", "memory", "-o", prof, "--summary-json", summ)
+    capture = ["--capture", a.capture] if a.capture else []
+    col = t.collector(a.collector, srv.port, "--module", "memory", "-o", prof, "--summary-json", summ, *capture)
     status = srv.wait()
     summary = json.load(open(summ))
     expect_eq("program exit code in the summary", summary["program"]["exit_code"], 0)
@@ -234,6 +235,7 @@ def main():
     p.add_argument("--agent", required=True)
     p.add_argument("--server", default="agent", choices=["agent", "gdbserver"])
     p.add_argument("--gdb", action="store_true")
+    p.add_argument("--capture", choices=["agent", "roundtrip", "inprocess"], help="passed on to the collector")
     p.add_argument("argv", nargs="+")
     a = p.parse_args()
     if a.check == "cli":

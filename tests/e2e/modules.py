@@ -4,7 +4,7 @@
 usage: modules.py CHECK --collector BIN --agent BIN [--server agent|gdbserver] [--module M] [--tls]
                   [--collector-option OPT] -- PROGRAM [ARGS...]
 CHECK is one of: heap, heap-own-allocator, leak, thresholds, crash, threads, mutex, calls, calls-ifunc,
-calls-ifunc-dlopen, stripped, clone, sigint, preload.
+calls-ifunc-dlopen, stripped, clone, sigint, preload, stall, mixed, attach, heap-attach.
 """
 import argparse
 import atexit
@@ -483,9 +483,9 @@ def check_clone(a):
         want[site] = want_count
 
 
-def agent_rss_kb(pid):
+def agent_rss_kb(pid, key="VmRSS:"):
     with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        return next(int(line.split()[1]) for line in f if line.startswith(key))
 
 
 def check_stall(a):
@@ -494,11 +494,14 @@ def check_stall(a):
     no event is lost: the counts still equal valgrind's, and the summary says how long the program was held.
     The events carry raw stack windows (--agent-unwind no): compact records, some 14 bytes an event, would not
     fill the agent's buffers and the socket's in 2 s of this workload."""
-    srv = t.Server(a.server, a.agent, a.argv)
+    inprocess = getattr(a, "capture", None) == "inprocess"
+    srv = t.Server(a.server, a.agent, a.argv, extra=["--log-level", "info"] if inprocess else [])
     prof = os.path.join(srv.tmp, "p.drcctprof")
     summ = os.path.join(srv.tmp, "s.json")
+    # In-process, the recorder's ring (8 MiB) fills behind the stalled stream and its writers wait.
+    mode = ["--capture", "inprocess"] if inprocess else ["--agent-unwind", "no"]
     proc = subprocess.Popen([a.collector, "--connect", f"127.0.0.1:{srv.port}", "--no-progress", "--module",
-                             a.module, "--agent-unwind", "no", "-o", prof, "--summary-json", summ],
+                             a.module, *mode, "-o", prof, "--summary-json", summ],
                             stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)  # connected, breakpoints placed, events streaming
@@ -508,7 +511,9 @@ def check_stall(a):
     rss = 0
     for _ in range(20):
         time.sleep(0.1)
-        rss = max(rss, agent_rss_kb(srv.proc.pid))
+        # In-process, the agent shares the recorder's ring and the table arena with the program: its own
+        # memory is what is not shared.
+        rss = max(rss, agent_rss_kb(srv.proc.pid, "RssAnon:" if inprocess else "VmRSS:"))
     proc.send_signal(signal.SIGCONT)
     out, err = proc.communicate(timeout=240)
     if proc.returncode != 0:
@@ -521,12 +526,126 @@ def check_stall(a):
         print("note: sanitizer build, RSS not compared")
     elif rss >= 8 * 1024:
         t.fail(f"the agent's RSS reached {rss} KiB while the collector did not read")
-    if s["capture"]["mode"] != "agent" or s["capture"]["held_ms"] <= 0:
+    if inprocess:
+        m = re.search(r"recorder: (\d+) records, (\d+) waited for room", srv.output())
+        if s["capture"]["mode"] != "inprocess" or not m or int(m.group(2)) == 0:
+            t.fail(f"the recorder's writers never waited while the collector did not read: {s['capture']}\n"
+                   + srv.output()[-2000:])
+        print(f"ok {m.group(2)} of {m.group(1)} records waited for room in the ring")
+    elif s["capture"]["mode"] != "agent" or s["capture"]["held_ms"] <= 0:
         t.fail(f"the program was not held while the collector did not read: {s['capture']}")
     va, vf, vb = t.valgrind_heap_totals(a.argv)
     expect_eq("allocs vs valgrind", s["memory"]["allocs"], va)
     expect_eq("frees vs valgrind", s["memory"]["frees"], vf)
     expect_eq("bytes allocated vs valgrind", s["memory"]["bytes_allocated"], vb)
+
+
+def check_mixed(a):
+    """--module memory,mutex --capture inprocess: the memory module's calls come from the recorder, mutex's from the
+    agent's capture breakpoints, in one run; the memory counts are valgrind's and the mutex module sees every
+    contended acquisition; the summary names each module's engine (JSON and text)."""
+    srv, prof, s, out, _ = run_traced(a, "--summary", "-")
+    expect_eq("engines", s["capture"]["engines"], {"memory": "inprocess", "mutex": "agent"})
+    if "captured by: memory: inprocess, mutex: agent" not in out.stdout:
+        t.fail("the text summary does not say which engine captured which module:\n" + out.stdout[:2000])
+    va, vf, vb = t.valgrind_heap_totals(a.argv)
+    expect_eq("allocs vs valgrind", s["memory"]["allocs"], va)
+    expect_eq("frees vs valgrind", s["memory"]["frees"], vf)
+    expect_eq("bytes allocated vs valgrind", s["memory"]["bytes_allocated"], vb)
+    rounds = fixture_counts(srv.output())["rounds"]
+    contended = folded(a, prof, "contended_locks")
+    at_waiter = sum(v for st, v in contended.items() if any("waiter_lock" in f for f in st))
+    if at_waiter < rounds:
+        t.fail(f"only {at_waiter} contended acquisitions at waiter_lock, expected at least {rounds}")
+    print(f"ok {at_waiter} contended acquisitions at waiter_lock (rounds={rounds})")
+
+
+def ring_records(pid):
+    """The recorder's committed-record counter in pid's ring (its shared mapping of the agent's memfd), or None."""
+    try:
+        maps = open(f"/proc/{pid}/maps").read()
+        m = re.search(r"^([0-9a-f]+)-[0-9a-f]+ \S+ \S+ \S+ \S+\s+/memfd:rsprof-ring", maps, re.M)
+        if not m:
+            return None
+        with open(f"/proc/{pid}/mem", "rb") as f:
+            f.seek(int(m.group(1), 16) + 384)  # struct rring_shared: records (common/recorder-ring.h)
+            return int.from_bytes(f.read(8), "little")
+    except OSError:
+        return None
+
+
+def attach_run(a, *collector_args):
+    """Starts the program, lets it run a moment, attaches the agent to it and traces with collector_args."""
+    prog = subprocess.Popen(a.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    srv = t.Server("agent", a.agent, [], extra=["--attach", str(prog.pid), "--log-level", "info"])
+    prof = os.path.join(srv.tmp, "p.drcctprof")
+    summ = os.path.join(srv.tmp, "s.json")
+    out = t.collector(a.collector, srv.port, "--module", a.module, "--capture", "inprocess", "-o", prof,
+                      "--summary-json", summ, *collector_args)
+    srv.wait()
+    return prog, srv, json.load(open(summ)), out
+
+
+def check_attach(a):
+    """The agent injects the recorder into a running program (dlopen through ptrace), traces it 2 s and detaches:
+    events were recorded in-process, the program goes on and ends with its own counts right, and the recorder
+    no longer records (its ring's record counter stands still)."""
+    prog, srv, s, out = attach_run(a, "--duration", "2s")
+    if "recorder loaded into process" not in srv.output():
+        t.fail("the agent did not load the recorder:\n" + srv.output()[-2000:])
+    expect_eq("capture mode", s["capture"]["mode"], "inprocess")
+    if s["memory"]["allocs"] < 1000:
+        t.fail(f"only {s['memory']['allocs']} allocations recorded in 2 s of an allocating program")
+    print(f"ok {s['memory']['allocs']} allocations recorded in-process in 2 s")
+    first = ring_records(prog.pid)
+    time.sleep(0.5)
+    second = ring_records(prog.pid)
+    if first is None:
+        print("note: the ring's counter cannot be read (no access to /proc/PID/mem)")
+    elif first != second:
+        t.fail(f"the recorder still records after the detach ({first} then {second} records)")
+    else:
+        print(f"ok the recorder records nothing after the detach ({first} records)")
+    stdout, stderr = prog.communicate(timeout=240)
+    expect_eq("program exit code after the detach", prog.returncode, 0)
+    counts = fixture_counts(stdout)
+    n = int(a.argv[1])
+    expect_eq("the program's own allocation count", counts.get("allocs"), 10 * n)
+    expect_eq("the program's own free count", counts.get("frees"), 10 * n)
+
+
+def check_heap_attach(a):
+    """Attached before its work (the fixture waits on FX_GATE_FD until the recorder is in): the injected recorder
+    counts exactly what valgrind counts, as a preloaded one does."""
+    va, vf, vb = t.valgrind_heap_totals(a.argv)
+    gate_r, gate_w = os.pipe()
+    prog = subprocess.Popen(a.argv, pass_fds=(gate_r,), stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "FX_GATE_FD": str(gate_r)})
+    os.close(gate_r)
+    time.sleep(0.2)
+    srv = t.Server("agent", a.agent, [], extra=["--attach", str(prog.pid), "--log-level", "info"])
+    prof = os.path.join(srv.tmp, "p.drcctprof")
+    summ = os.path.join(srv.tmp, "s.json")
+    col = subprocess.Popen([a.collector, "--connect", f"127.0.0.1:{srv.port}", "--no-progress", "--module",
+                            a.module, "--capture", "inprocess", "-o", prof, "--summary-json", summ],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while "recorder loaded into process" not in srv.output() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # the collector has placed its (virtual) breakpoints and resumed
+    os.write(gate_w, b"\n")
+    os.close(gate_w)
+    out, err = col.communicate(timeout=240)
+    if col.returncode != 0:
+        t.fail(f"collector exited {col.returncode}:\n{err[-3000:]}")
+    srv.wait()
+    prog.wait(timeout=60)
+    s = json.load(open(summ))
+    expect_eq("capture mode", s["capture"]["mode"], "inprocess")
+    expect_eq("allocs vs valgrind (attached)", s["memory"]["allocs"], va)
+    expect_eq("frees vs valgrind (attached)", s["memory"]["frees"], vf)
+    expect_eq("bytes allocated vs valgrind (attached)", s["memory"]["bytes_allocated"], vb)
 
 
 def check_sigint(a):
@@ -643,7 +762,8 @@ def main():
              "thresholds": check_thresholds, "crash": check_crash, "calls": check_calls,
              "calls-ifunc": check_calls_ifunc,
              "calls-ifunc-dlopen": check_calls_ifunc_dlopen, "stripped": check_stripped, "clone": check_clone, "sigint": check_sigint, "preload": check_preload,
-             "stall": check_stall}[a.check]
+             "stall": check_stall, "mixed": check_mixed, "attach": check_attach,
+             "heap-attach": check_heap_attach}[a.check]
     if not a.both_modes:
         check(a)
         return
