@@ -2,8 +2,6 @@
  * /proc/AGENT/fd), the environment that preloads the recorder at a launch, its injection into an attached
  * process (a stopped thread calls dlopen, then the recorder's attach function, and gets its registers back),
  * and the drain that turns each recorded call into a complete call of the event stream. */
-#include "inf-recorder.h"
-
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>

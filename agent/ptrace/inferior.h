@@ -8,8 +8,8 @@
 #include <sys/types.h>
 
 #include "capture-codec.h"
-#include "inf-recorder.h"
 #include "ptrace-arch.h"
+#include "rec-state.h"
 #include "stack-intern.h"
 #include "table-arena.h"
 #include "unwind-table.h"
@@ -280,5 +280,42 @@ uint64_t inf_monotonic_ns(void);
 /* Reads the start of a small /proc file (whatever fits in len - 1 bytes) into buf, NUL-terminated.
  * Returns the length read, or 0 when the file cannot be read (a task that is gone). */
 size_t inf_read_proc(const char *path, char *buf, size_t len);
+
+/* ---- in-process capture (inf-recorder.c) ---- */
+
+/* Prepares an empty recorder state (no ring). */
+void inf_rec_init(struct inf_recorder *r);
+/* Creates the ring (once) for a process that is to be launched or injected. Returns 0 or a negative code. */
+int inf_rec_create_ring(struct inferior *inf);
+/* Frees the ring (the process is gone or detached). */
+void inf_rec_close(struct inferior *inf);
+/* The child side of a launch (after fork, before exec): puts the recorder into LD_PRELOAD and the ring's path
+ * into the environment. */
+void inf_rec_child_env(const struct inferior *inf);
+/* The parent side of a launch: the ring belongs to pid now, and recording is on. */
+void inf_rec_launched(struct inferior *inf, pid_t pid);
+/* Whether the program at path can take a preloaded library (a dynamically linked ELF file): returns 0, or
+ * RS_E_UNSUPPORTED (static) or a negative errno. */
+int inf_rec_check_program(const char *path);
+
+/* Loads the recorder into the attached, stopped process: one of its threads calls dlopen and then the
+ * recorder's attach function, with registers restored afterwards. Returns 0, RS_E_UNSUPPORTED (no dlopen in
+ * the process: static, or a libc without it) or a negative code. */
+int inf_rec_inject(struct inferior *inf);
+/* Whether the recorder library is mapped in the process now (preloaded: from the first library load on). */
+int inf_rec_loaded(struct inferior *inf);
+/* Logs the ring's counters (records, writers that waited for room and for how long, records lost). */
+void inf_rec_log_stats(const struct inferior *inf);
+/* Turns recording off in the process (at detach): the recorder only forwards from then on. */
+void inf_rec_disable(struct inferior *inf);
+
+/* Calls of function func (enum rring_func) made through the real function at addr are events of the client's
+ * breakpoint id, with the registers of regmask. Returns 0, RS_E_BAD_ARG or RS_E_LIMIT. */
+int inf_rec_set_target(struct inferior *inf, unsigned func, uint64_t addr, uint32_t id, uint64_t regmask);
+/* Whether the ring may hold records (a recorder runs, or ran and left some). */
+int inf_rec_active(const struct inferior *inf);
+/* Moves records from the ring into the event stream while they fit below limit bytes of inf->cap. Returns the
+ * number of records taken. */
+size_t inf_rec_drain(struct inferior *inf, size_t limit);
 
 #endif
