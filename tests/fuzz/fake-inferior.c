@@ -644,3 +644,57 @@ uint64_t inf_monotonic_ns(void)
   static uint64_t now;
   return now += 1000; /* deterministic, so a crash replays the same way */
 }
+
+/* In-process capture: the fake has no recorder library (inf->rec.lib stays NULL), so QRsprofInprocess is refused
+ * and QRsprofRecord finds no recorder; the packets' parsing still runs. */
+int inf_rec_check_program(const char *path)
+{
+  (void)path;
+  return RS_E_UNSUPPORTED;
+}
+
+int inf_rec_create_ring(struct inferior *inf)
+{
+  (void)inf;
+  return RS_E_UNSUPPORTED;
+}
+
+int inf_rec_inject(struct inferior *inf)
+{
+  (void)inf;
+  return RS_E_UNSUPPORTED;
+}
+
+int inf_rec_loaded(struct inferior *inf)
+{
+  (void)inf;
+  return 0;
+}
+
+int inf_rec_set_target(struct inferior *inf, unsigned func, uint64_t addr, uint32_t id, uint64_t regmask)
+{
+  (void)inf;
+  (void)func;
+  (void)addr;
+  (void)id;
+  (void)regmask;
+  return RS_E_BAD_ARG;
+}
+
+int inf_rec_active(const struct inferior *inf)
+{
+  (void)inf;
+  return 0;
+}
+
+size_t inf_rec_drain(struct inferior *inf, size_t limit)
+{
+  (void)inf;
+  (void)limit;
+  return 0;
+}
+
+void inf_rec_log_stats(const struct inferior *inf)
+{
+  (void)inf;
+}
