@@ -648,6 +648,28 @@ def check_heap_attach(a):
     expect_eq("bytes allocated vs valgrind (attached)", s["memory"]["bytes_allocated"], vb)
 
 
+def check_static(a):
+    """A statically linked program under --capture inprocess: the agent refuses to load its recorder, the collector
+    says so clearly and counts with capture breakpoints, exactly the program's own counts (valgrind cannot see a
+    static program's malloc)."""
+    srv = t.Server(a.server, a.agent, a.argv)
+    prof = os.path.join(srv.tmp, "p.drcctprof")
+    summ = os.path.join(srv.tmp, "s.json")
+    out = t.collector(a.collector, srv.port, "--module", a.module, "--capture", "inprocess", "-o", prof,
+                      "--summary-json", summ)
+    srv.wait()
+    s = json.load(open(summ))
+    if "cannot load its recorder into this program (statically linked" not in out.stderr:
+        t.fail("no clear message about the static program:\n" + out.stderr[-2000:])
+    print("ok the collector says why the recorder was not loaded")
+    if "statically linked" not in srv.output():
+        t.fail("the agent did not say the program is statically linked:\n" + srv.output()[-2000:])
+    expect_eq("engines", s["capture"]["engines"], {"memory": "agent"})
+    counts = fixture_counts(srv.output())
+    expect_eq("allocs vs the program's own", s["memory"]["allocs"], counts["allocs"])
+    expect_eq("frees vs the program's own", s["memory"]["frees"], counts["frees"])
+
+
 def check_sigint(a):
     """SIGINT during a run still writes a valid profile and summary, exits 1 saying so, and leaves the program
     running."""
@@ -763,7 +785,7 @@ def main():
              "calls-ifunc": check_calls_ifunc,
              "calls-ifunc-dlopen": check_calls_ifunc_dlopen, "stripped": check_stripped, "clone": check_clone, "sigint": check_sigint, "preload": check_preload,
              "stall": check_stall, "mixed": check_mixed, "attach": check_attach,
-             "heap-attach": check_heap_attach}[a.check]
+             "heap-attach": check_heap_attach, "static": check_static}[a.check]
     if not a.both_modes:
         check(a)
         return
