@@ -815,6 +815,13 @@ static int emulate_displaced(struct inferior *inf, struct inf_thread *t, struct 
   if (b->code_len > 0 && ptarch_emulate(r, b->code, (size_t)b->code_len, emu_write, inf) == 1 &&
       ptarch_set_gregs(t->tid, r) == 0)
     return 1;
+  uint64_t slot, target;
+  if (b->code_len > 0 && ptarch_indirect_jump_slot(r, b->code, (size_t)b->code_len, &slot) &&
+      inf_read(inf, slot, &target, 8) == 8) {
+    ptarch_set_pc(r, target);
+    if (ptarch_set_gregs(t->tid, r) == 0)
+      return 1;
+  }
   t->regs_valid = 0;
   return 0;
 }

@@ -266,6 +266,17 @@ static int emulate_frame_store(struct user_regs_struct *u, const uint8_t *p, siz
   return 1;
 }
 
+int ptarch_indirect_jump_slot(const struct ptarch_gregs *r, const uint8_t *p, size_t n, uint64_t *slot)
+{
+  size_t len = n >= 1 && p[0] == 0xf2 ? 1 : 0; /* a bnd prefix, as in some PLTs */
+  if (n < len + 6 || p[len] != 0xff || p[len + 1] != 0x25)
+    return 0;
+  int32_t disp;
+  memcpy(&disp, p + len + 2, 4);
+  *slot = UC(r)->rip + len + 6 + (uint64_t)(int64_t)disp;
+  return 1;
+}
+
 int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *p, size_t n, ptarch_write_fn wr, void *ctx)
 {
   struct user_regs_struct *u = U(r);

@@ -242,3 +242,20 @@ TEST(other_instructions_are_left_to_single_step)
   ASSERT_EQ(ptarch_emulate(&r, sub_rax, sizeof sub_rax, fake_write, NULL), 0);
   ASSERT_MEM_EQ(&r, &before, sizeof r);
 }
+
+TEST(jump_through_rip_relative_slot)
+{
+  struct ptarch_gregs r = base_regs();
+  uint64_t slot = 0;
+  /* Rust's __rdl_dealloc: jmp *0x2f4ca(%rip), the GOT slot of free. */
+  const uint8_t jmp[] = {0xff, 0x25, 0xca, 0xf4, 0x02, 0x00, 0xcc};
+  ASSERT_EQ(ptarch_indirect_jump_slot(&r, jmp, sizeof jmp, &slot), 1);
+  ASSERT_U64_EQ(slot, 0x1000 + 6 + 0x2f4ca);
+  const uint8_t bnd[] = {0xf2, 0xff, 0x25, 0xf0, 0xff, 0xff, 0xff}; /* bnd jmp *-0x10(%rip) */
+  ASSERT_EQ(ptarch_indirect_jump_slot(&r, bnd, sizeof bnd, &slot), 1);
+  ASSERT_U64_EQ(slot, 0x1000 + 7 - 0x10);
+  const uint8_t reg[] = {0xff, 0xe0, 0, 0, 0, 0}; /* jmp *%rax: not a slot */
+  ASSERT_EQ(ptarch_indirect_jump_slot(&r, reg, sizeof reg, &slot), 0);
+  const uint8_t cut[] = {0xff, 0x25, 0xca};
+  ASSERT_EQ(ptarch_indirect_jump_slot(&r, cut, sizeof cut, &slot), 0);
+}
