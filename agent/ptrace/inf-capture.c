@@ -119,6 +119,14 @@ void inf_cap_reset(struct inferior *inf)
     inf->th[i].cap_parked = 0;
 }
 
+void inf_cap_new_image(struct inferior *inf)
+{
+  void *arena = inf_tables_arena(NULL);
+  if (arena)
+    tarena_clear_modules(arena, (int)inf->pid);
+  inf->cap.mods_valid = 0;
+}
+
 void inf_cap_consume(struct inferior *inf, size_t n)
 {
   struct inf_capture *c = &inf->cap;

@@ -429,6 +429,7 @@ static void on_exec(struct inferior *inf, struct inf_thread *t)
   inf->vfork_lifts = 0;
   inf->nbp = 0;
   inf->cap.nw = 0; /* their return breakpoints went with the old image */
+  inf_cap_new_image(inf);
   if (inf->memfd >= 0)
     close(inf->memfd);
   int rc = open_mem(inf);

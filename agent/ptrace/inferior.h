@@ -266,6 +266,9 @@ enum inf_cap_result inf_cap_emit_call(struct inferior *inf, const struct inf_cap
  * go on. INF_CAP_NO_ROOM: nothing changed. INF_CAP_NOT_MINE: an ordinary or quiet breakpoint (a watched
  * return there is recorded first). */
 enum inf_cap_result inf_cap_record(struct inferior *inf, struct inf_thread *t, struct inf_bp *b, size_t limit);
+/* The process runs a new program (exec): its module map in the table arena is emptied until the client sends
+ * the new one, so no walk uses the old image's tables. */
+void inf_cap_new_image(struct inferior *inf);
 /* Whether a queued hit of t on b is the agent's to take (capture breakpoint, or an agent-owned return). */
 int inf_cap_owns(struct inferior *inf, struct inf_thread *t, const struct inf_bp *b);
 /* The agent's own references to a breakpoint (inserted when the first is taken, removed with the last and no

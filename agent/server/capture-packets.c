@@ -177,6 +177,7 @@ void agent_handle_module(struct agent_server *s, const char *args)
 void agent_handle_modules_clear(struct agent_server *s)
 {
   void *arena = inf_tables_arena(NULL);
+  inf_tables_forget_dead();
   if (!arena || tarena_clear_modules(arena, (int)s->inf.pid))
     agent_reply_err(s, 2);
   else
