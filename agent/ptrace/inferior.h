@@ -128,9 +128,7 @@ struct inf_capture {
   struct capc_state codec;
   int need_reset;           /* the reader's state may differ (a reset of ours): send a reset record first */
   struct sintern stacks;
-  uint32_t stack_slots[INF_CAP_STACK_SLOTS];
-  struct sintern_stack stack_list[INF_CAP_STACKS];
-  uint64_t stack_pcs[INF_CAP_STACK_PCS];
+  struct inf_cap_store *store; /* the stack table's storage and the walk's buffers, mapped at first use */
   uint64_t calls;           /* compact call records made */
   uint64_t stacks_interned; /* stack definitions sent */
   uint64_t stack_resets;    /* times the stack table was full and started again */
@@ -143,6 +141,14 @@ struct inf_capture {
   uint32_t mods_gen;
   pid_t mods_pid;
   int mods_valid;
+};
+
+/* Mapped when capture first needs it (inf_init's memset of struct inferior would otherwise make all of it
+ * resident in every session); its pages become resident as they are used. */
+struct inf_cap_store {
+  uint32_t stack_slots[INF_CAP_STACK_SLOTS];
+  struct sintern_stack stack_list[INF_CAP_STACKS];
+  uint64_t stack_pcs[INF_CAP_STACK_PCS];
   uint8_t win[INF_CAP_MAX_STACK]; /* the stack window a walk reads from */
   uint64_t walk_pcs[INF_CAP_FRAMES];
 };
