@@ -288,6 +288,16 @@ int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *p, size_t n, ptarch_wr
     u->rip += 1;
     return 1;
   }
+  if (n >= 5 && p[0] == 0xe9) { /* jmp rel32: a tail call (Rust's __rust_alloc to __rdl_alloc) */
+    int32_t rel;
+    memcpy(&rel, p + 1, 4);
+    u->rip += 5 + (uint64_t)(int64_t)rel;
+    return 1;
+  }
+  if (n >= 2 && p[0] == 0xeb) { /* jmp rel8 */
+    u->rip += 2 + (uint64_t)(int64_t)(int8_t)p[1];
+    return 1;
+  }
   unsigned rex_b = 0, len = 0;
   if (n >= 2 && p[0] == 0x41 && p[1] >= 0x50 && p[1] <= 0x57) {
     rex_b = 8;

@@ -259,3 +259,25 @@ TEST(jump_through_rip_relative_slot)
   const uint8_t cut[] = {0xff, 0x25, 0xca};
   ASSERT_EQ(ptarch_indirect_jump_slot(&r, cut, sizeof cut, &slot), 0);
 }
+
+TEST(direct_jumps_move_the_pc_only)
+{
+  struct ptarch_gregs r = base_regs(), before = r;
+  struct fake_mem m = {0};
+  const uint8_t jmp32[] = {0xe9, 0x4b, 0x5e, 0x01, 0x00}; /* __rust_alloc: jmp __rdl_alloc */
+  ASSERT_EQ(ptarch_emulate(&r, jmp32, sizeof jmp32, fake_write, &m), 1);
+  ASSERT_U64_EQ(r.k.rip, before.k.rip + 5 + 0x15e4b);
+  r = before;
+  const uint8_t back[] = {0xe9, 0xf0, 0xff, 0xff, 0xff}; /* backwards */
+  ASSERT_EQ(ptarch_emulate(&r, back, sizeof back, fake_write, &m), 1);
+  ASSERT_U64_EQ(r.k.rip, before.k.rip + 5 - 0x10);
+  r = before;
+  const uint8_t jmp8[] = {0xeb, 0xfe};
+  ASSERT_EQ(ptarch_emulate(&r, jmp8, sizeof jmp8, fake_write, &m), 1);
+  ASSERT_U64_EQ(r.k.rip, before.k.rip);
+  ASSERT_U64_EQ(r.k.rsp, before.k.rsp);
+  ASSERT_U64_EQ(r.k.eflags, before.k.eflags);
+  ASSERT_EQ((int)m.len, 0);
+  const uint8_t cut[] = {0xe9, 0x01};
+  ASSERT_EQ(ptarch_emulate(&r, cut, sizeof cut, fake_write, &m), 0);
+}
