@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,13 +95,23 @@ static int find_watch(const struct inf_capture *c, pid_t tid, uint64_t addr, uin
   return -1;
 }
 
-/* The stack table lives in inf->cap itself; inf_init's memset leaves it unset until first used. */
-static struct sintern *stack_table(struct inf_capture *c)
+/* The stack table and the walk's buffers, mapped at first use (anonymous memory: zero, and resident only as
+ * it is touched). NULL when the mapping fails (logged once): events then carry raw windows. */
+static struct inf_cap_store *cap_store(struct inf_capture *c)
 {
-  if (!c->stacks.slots)
-    sintern_init(&c->stacks, c->stack_slots, INF_CAP_STACK_SLOTS, c->stack_list, INF_CAP_STACKS, c->stack_pcs,
-                 INF_CAP_STACK_PCS);
-  return &c->stacks;
+  static int failed;
+  if (c->store || failed)
+    return c->store;
+  void *p = mmap(NULL, sizeof *c->store, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    failed = 1;
+    LOG_WARN("capture: no memory for the stack table (%s); events carry raw stack windows", strerror(errno));
+    return NULL;
+  }
+  c->store = p;
+  sintern_init(&c->stacks, c->store->stack_slots, INF_CAP_STACK_SLOTS, c->store->stack_list, INF_CAP_STACKS,
+               c->store->stack_pcs, INF_CAP_STACK_PCS);
+  return c->store;
 }
 
 void inf_cap_reset(struct inferior *inf)
@@ -111,12 +122,21 @@ void inf_cap_reset(struct inferior *inf)
   c->len = 0;
   c->events = c->parked = c->held_ns = c->watch_overflows = 0;
   c->calls = c->stacks_interned = c->stack_resets = c->raw_windows = 0;
-  sintern_reset(stack_table(c));
+  if (c->store && c->stacks.nstacks)
+    sintern_reset(&c->stacks);
   capc_reset(&c->codec);
   c->need_reset = 1; /* records of the old state may have been dropped with the buffer */
   c->nparked = 0;
   for (int i = 0; i < inf->nth; i++)
     inf->th[i].cap_parked = 0;
+}
+
+void inf_cap_new_image(struct inferior *inf)
+{
+  void *arena = inf_tables_arena(NULL);
+  if (arena)
+    tarena_clear_modules(arena, (int)inf->pid);
+  inf->cap.mods_valid = 0;
 }
 
 void inf_cap_consume(struct inferior *inf, size_t n)
@@ -356,10 +376,14 @@ static enum inf_cap_result record_compact(struct inferior *inf, struct inf_threa
   const struct arch_desc *a = inf->arch;
   struct inf_capture *c = &inf->cap;
   const struct inf_cap_spec *s = &b->cap;
-  struct walk_mem wm = {inf, sp, 0, c->win, 0, s->stack_len < INF_CAP_MAX_STACK ? sp + s->stack_len : 0};
+  struct inf_cap_store *st = cap_store(c);
+  if (!st)
+    return INF_CAP_NOT_MINE;
+  struct walk_mem wm = {inf, sp, 0, st->win, 0, s->stack_len < INF_CAP_MAX_STACK ? sp + s->stack_len : 0};
+  uint64_t *pcs = st->walk_pcs;
   size_t np = 1;
   int truncated = 0;
-  c->walk_pcs[0] = b->addr;
+  pcs[0] = b->addr;
   if (s->unwind) {
     size_t nmods = walk_modules(inf);
     if (nmods == 0)
@@ -376,10 +400,10 @@ static enum inf_cap_result record_compact(struct inferior *inf, struct inf_threa
       regs.have |= UTAB_HAVE_LR;
     }
     struct utab_memory mem = {walk_read, &wm};
-    int st = utab_walk(c->mods, nmods, &mem, &regs, c->walk_pcs, INF_CAP_FRAMES, &np, NULL);
-    if (st == UTAB_FULL)
+    int rc = utab_walk(c->mods, nmods, &mem, &regs, pcs, INF_CAP_FRAMES, &np, NULL);
+    if (rc == UTAB_FULL)
       truncated = 1;
-    else if (st != UTAB_END || np == 0) {
+    else if (rc != UTAB_END || np == 0) {
       c->walk_fallbacks++;
       return INF_CAP_NOT_MINE;
     }
@@ -400,7 +424,7 @@ static enum inf_cap_result record_compact(struct inferior *inf, struct inf_threa
   uint8_t mem[INF_CAP_MAX_MEM];
   size_t got = s->mem_len ? read_some(inf, reg_value(a, img, s->mem_reg) + s->mem_off, mem, s->mem_len) : 0;
   struct inf_cap_call k = {.tid = t->tid, .id = s->id, .ns = t->stop_ns, .regmask = mask, .regs = regs,
-                           .pcs = c->walk_pcs, .npcs = np, .truncated = truncated, .sp = sp,
+                           .pcs = pcs, .npcs = np, .truncated = truncated, .sp = sp,
                            .mem = mem, .mem_len = (uint32_t)got, .mem_fault = got < s->mem_len};
   if (np < 2 && s->ret) {
     if (a->lr_reg >= 0)
@@ -424,8 +448,8 @@ static enum inf_cap_result record_compact(struct inferior *inf, struct inf_threa
 static enum inf_cap_result emit_call(struct inferior *inf, const struct inf_cap_call *c, uint64_t seq, size_t limit)
 {
   struct inf_capture *cap = &inf->cap;
-  struct sintern *tab = stack_table(cap);
-  if (c->npcs == 0 || c->npcs > CAPC_MAX_FRAMES || c->mem_len > CAPC_MAX_MEM || c->ret_mem_len > CAPC_MAX_MEM ||
+  struct sintern *tab = &cap->stacks;
+  if (!cap_store(cap) || c->npcs == 0 || c->npcs > CAPC_MAX_FRAMES || c->mem_len > CAPC_MAX_MEM || c->ret_mem_len > CAPC_MAX_MEM ||
       limit <= cap->len)
     return INF_CAP_NO_ROOM;
   uint8_t *out = cap->buf + cap->len;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -59,4 +60,16 @@ int inf_tables_memfd(size_t *size)
   if (!inf_tables_arena(size))
     return RS_E_UNSUPPORTED;
   return arena_fd;
+}
+
+void inf_tables_forget_dead(void)
+{
+  if (!arena)
+    return;
+  const struct tarena_proc *p =
+      (const struct tarena_proc *)((const uint8_t *)arena + sizeof(struct tarena_header) +
+                                   TARENA_MAX_TABLES * sizeof(struct tarena_table));
+  for (int i = 0; i < TARENA_MAX_PROCS; i++)
+    if (p[i].pid > 0 && kill(p[i].pid, 0) < 0 && errno == ESRCH)
+      tarena_drop_process(arena, p[i].pid);
 }

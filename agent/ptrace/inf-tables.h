@@ -16,4 +16,8 @@ void *inf_tables_arena(size_t *size);
  * is no arena. The descriptor stays the agent's: callers dup or pass it, never close it. */
 int inf_tables_memfd(size_t *size);
 
+/* Drops the module maps of processes that no longer exist, so that a long-lived agent (--multi) never runs out
+ * of the arena's process entries. */
+void inf_tables_forget_dead(void);
+
 #endif

@@ -430,6 +430,7 @@ static void on_exec(struct inferior *inf, struct inf_thread *t)
   inf->vfork_lifts = 0;
   inf->nbp = 0;
   inf->cap.nw = 0; /* their return breakpoints went with the old image */
+  inf_cap_new_image(inf);
   if (inf->memfd >= 0)
     close(inf->memfd);
   int rc = open_mem(inf);
@@ -816,6 +817,13 @@ static int emulate_displaced(struct inferior *inf, struct inf_thread *t, struct 
   if (b->code_len > 0 && ptarch_emulate(r, b->code, (size_t)b->code_len, emu_write, inf) == 1 &&
       ptarch_set_gregs(t->tid, r) == 0)
     return 1;
+  uint64_t slot, target;
+  if (b->code_len > 0 && ptarch_indirect_jump_slot(r, b->code, (size_t)b->code_len, &slot) &&
+      inf_read(inf, slot, &target, 8) == 8) {
+    ptarch_set_pc(r, target);
+    if (ptarch_set_gregs(t->tid, r) == 0)
+      return 1;
+  }
   t->regs_valid = 0;
   return 0;
 }

@@ -129,9 +129,7 @@ struct inf_capture {
   struct capc_state codec;
   int need_reset;           /* the reader's state may differ (a reset of ours): send a reset record first */
   struct sintern stacks;
-  uint32_t stack_slots[INF_CAP_STACK_SLOTS];
-  struct sintern_stack stack_list[INF_CAP_STACKS];
-  uint64_t stack_pcs[INF_CAP_STACK_PCS];
+  struct inf_cap_store *store; /* the stack table's storage and the walk's buffers, mapped at first use */
   uint64_t calls;           /* compact call records made */
   uint64_t stacks_interned; /* stack definitions sent */
   uint64_t stack_resets;    /* times the stack table was full and started again */
@@ -144,6 +142,14 @@ struct inf_capture {
   uint32_t mods_gen;
   pid_t mods_pid;
   int mods_valid;
+};
+
+/* Mapped when capture first needs it (inf_init's memset of struct inferior would otherwise make all of it
+ * resident in every session); its pages become resident as they are used. */
+struct inf_cap_store {
+  uint32_t stack_slots[INF_CAP_STACK_SLOTS];
+  struct sintern_stack stack_list[INF_CAP_STACKS];
+  uint64_t stack_pcs[INF_CAP_STACK_PCS];
   uint8_t win[INF_CAP_MAX_STACK]; /* the stack window a walk reads from */
   uint64_t walk_pcs[INF_CAP_FRAMES];
 };
@@ -269,6 +275,9 @@ enum inf_cap_result inf_cap_emit_call(struct inferior *inf, const struct inf_cap
  * go on. INF_CAP_NO_ROOM: nothing changed. INF_CAP_NOT_MINE: an ordinary or quiet breakpoint (a watched
  * return there is recorded first). */
 enum inf_cap_result inf_cap_record(struct inferior *inf, struct inf_thread *t, struct inf_bp *b, size_t limit);
+/* The process runs a new program (exec): its module map in the table arena is emptied until the client sends
+ * the new one, so no walk uses the old image's tables. */
+void inf_cap_new_image(struct inferior *inf);
 /* Whether a queued hit of t on b is the agent's to take (capture breakpoint, or an agent-owned return). */
 int inf_cap_owns(struct inferior *inf, struct inf_thread *t, const struct inf_bp *b);
 /* The agent's own references to a breakpoint (inserted when the first is taken, removed with the last and no

@@ -110,6 +110,12 @@ int ptarch_store_all(pid_t tid, struct ptarch_gregs *r, const uint8_t *in)
   return ptrace(PTRACE_SETREGSET, tid, (void *)NT_FPREGSET, &io) < 0 ? -errno : 0;
 }
 
+int ptarch_indirect_jump_slot(const struct ptarch_gregs *r, const uint8_t *p, size_t n, uint64_t *slot)
+{
+  (void)r, (void)p, (void)n, (void)slot;
+  return 0; /* a load and a br are two instructions: nothing to take at once */
+}
+
 int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *p, size_t n, ptarch_write_fn wr, void *ctx)
 {
   if (n < 4)

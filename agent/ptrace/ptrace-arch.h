@@ -67,5 +67,9 @@ int ptarch_store_all(pid_t tid, struct ptarch_gregs *r, const uint8_t *in);
  * prologue or return-site instructions we know, updating *r and writing memory through wr. Returns 1 when emulated,
  * 0 when the caller must single-step instead, or -errno when a memory write failed. */
 int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *insn, size_t n, ptarch_write_fn wr, void *ctx);
+/* Whether insn at the PC of r is a jump through a memory slot whose address it names without other registers
+ * (x86_64 `jmp *disp32(%rip)`, a tail call through the GOT, as Rust's allocator shims make): then *slot gets
+ * the slot's address, and emulating it is reading the slot into the PC. Returns 1 or 0. */
+int ptarch_indirect_jump_slot(const struct ptarch_gregs *r, const uint8_t *insn, size_t n, uint64_t *slot);
 
 #endif

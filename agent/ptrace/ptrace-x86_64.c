@@ -298,6 +298,17 @@ static int emulate_frame_store(struct user_regs_struct *u, const uint8_t *p, siz
   return 1;
 }
 
+int ptarch_indirect_jump_slot(const struct ptarch_gregs *r, const uint8_t *p, size_t n, uint64_t *slot)
+{
+  size_t len = n >= 1 && p[0] == 0xf2 ? 1 : 0; /* a bnd prefix, as in some PLTs */
+  if (n < len + 6 || p[len] != 0xff || p[len + 1] != 0x25)
+    return 0;
+  int32_t disp;
+  memcpy(&disp, p + len + 2, 4);
+  *slot = UC(r)->rip + len + 6 + (uint64_t)(int64_t)disp;
+  return 1;
+}
+
 int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *p, size_t n, ptarch_write_fn wr, void *ctx)
 {
   struct user_regs_struct *u = U(r);
@@ -307,6 +318,16 @@ int ptarch_emulate(struct ptarch_gregs *r, const uint8_t *p, size_t n, ptarch_wr
   }
   if (n >= 1 && p[0] == 0x90) { /* nop */
     u->rip += 1;
+    return 1;
+  }
+  if (n >= 5 && p[0] == 0xe9) { /* jmp rel32: a tail call (Rust's __rust_alloc to __rdl_alloc) */
+    int32_t rel;
+    memcpy(&rel, p + 1, 4);
+    u->rip += 5 + (uint64_t)(int64_t)rel;
+    return 1;
+  }
+  if (n >= 2 && p[0] == 0xeb) { /* jmp rel8 */
+    u->rip += 2 + (uint64_t)(int64_t)(int8_t)p[1];
     return 1;
   }
   unsigned rex_b = 0, len = 0;

@@ -92,9 +92,13 @@ void agent_handle_capture_stats(struct agent_server *s)
   uint64_t held = c->held_ns;
   if (c->nparked > 0)
     held += inf_monotonic_ns() - c->held_since;
-  rs_buf_printf(&s->reply, "events:%llx;held_ns:%llx;parked:%llx;watches:%x;watch_overflows:%llx;queued:%zx",
+  rs_buf_printf(&s->reply,
+                "events:%llx;held_ns:%llx;parked:%llx;watches:%x;watch_overflows:%llx;queued:%zx;calls:%llx;"
+                "stacks:%llx;raw_windows:%llx;walk_fallbacks:%llx;stack_resets:%llx",
                 (unsigned long long)c->events, (unsigned long long)held, (unsigned long long)c->parked, c->nw,
-                (unsigned long long)c->watch_overflows, c->len);
+                (unsigned long long)c->watch_overflows, c->len, (unsigned long long)c->calls,
+                (unsigned long long)c->stacks_interned, (unsigned long long)c->raw_windows,
+                (unsigned long long)c->walk_fallbacks, (unsigned long long)c->stack_resets);
 }
 
 /* Starts the agent's own program again, this time with the recorder preloaded: it is still stopped at its
@@ -270,6 +274,7 @@ void agent_handle_module(struct agent_server *s, const char *args)
 void agent_handle_modules_clear(struct agent_server *s)
 {
   void *arena = inf_tables_arena(NULL);
+  inf_tables_forget_dead();
   if (!arena || tarena_clear_modules(arena, (int)s->inf.pid))
     agent_reply_err(s, 2);
   else

@@ -242,3 +242,42 @@ TEST(other_instructions_are_left_to_single_step)
   ASSERT_EQ(ptarch_emulate(&r, sub_rax, sizeof sub_rax, fake_write, NULL), 0);
   ASSERT_MEM_EQ(&r, &before, sizeof r);
 }
+
+TEST(jump_through_rip_relative_slot)
+{
+  struct ptarch_gregs r = base_regs();
+  uint64_t slot = 0;
+  /* Rust's __rdl_dealloc: jmp *0x2f4ca(%rip), the GOT slot of free. */
+  const uint8_t jmp[] = {0xff, 0x25, 0xca, 0xf4, 0x02, 0x00, 0xcc};
+  ASSERT_EQ(ptarch_indirect_jump_slot(&r, jmp, sizeof jmp, &slot), 1);
+  ASSERT_U64_EQ(slot, 0x1000 + 6 + 0x2f4ca);
+  const uint8_t bnd[] = {0xf2, 0xff, 0x25, 0xf0, 0xff, 0xff, 0xff}; /* bnd jmp *-0x10(%rip) */
+  ASSERT_EQ(ptarch_indirect_jump_slot(&r, bnd, sizeof bnd, &slot), 1);
+  ASSERT_U64_EQ(slot, 0x1000 + 7 - 0x10);
+  const uint8_t reg[] = {0xff, 0xe0, 0, 0, 0, 0}; /* jmp *%rax: not a slot */
+  ASSERT_EQ(ptarch_indirect_jump_slot(&r, reg, sizeof reg, &slot), 0);
+  const uint8_t cut[] = {0xff, 0x25, 0xca};
+  ASSERT_EQ(ptarch_indirect_jump_slot(&r, cut, sizeof cut, &slot), 0);
+}
+
+TEST(direct_jumps_move_the_pc_only)
+{
+  struct ptarch_gregs r = base_regs(), before = r;
+  struct fake_mem m = {0};
+  const uint8_t jmp32[] = {0xe9, 0x4b, 0x5e, 0x01, 0x00}; /* __rust_alloc: jmp __rdl_alloc */
+  ASSERT_EQ(ptarch_emulate(&r, jmp32, sizeof jmp32, fake_write, &m), 1);
+  ASSERT_U64_EQ(r.k.rip, before.k.rip + 5 + 0x15e4b);
+  r = before;
+  const uint8_t back[] = {0xe9, 0xf0, 0xff, 0xff, 0xff}; /* backwards */
+  ASSERT_EQ(ptarch_emulate(&r, back, sizeof back, fake_write, &m), 1);
+  ASSERT_U64_EQ(r.k.rip, before.k.rip + 5 - 0x10);
+  r = before;
+  const uint8_t jmp8[] = {0xeb, 0xfe};
+  ASSERT_EQ(ptarch_emulate(&r, jmp8, sizeof jmp8, fake_write, &m), 1);
+  ASSERT_U64_EQ(r.k.rip, before.k.rip);
+  ASSERT_U64_EQ(r.k.rsp, before.k.rsp);
+  ASSERT_U64_EQ(r.k.eflags, before.k.eflags);
+  ASSERT_EQ((int)m.len, 0);
+  const uint8_t cut[] = {0xe9, 0x01};
+  ASSERT_EQ(ptarch_emulate(&r, cut, sizeof cut, fake_write, &m), 0);
+}

@@ -3,7 +3,8 @@
 statuses, truncated stacks, --print-stacks, unknown frees.
 
 usage: programs.py CHECK --collector BIN --agent BIN [options] -- PROGRAM [ARGS...]
-CHECK is one of: multi, exit-status, truncation, print-stacks, thread-exit.
+CHECK is one of: multi, exit-status, truncation, print-stacks, thread-exit, agent-deep, agent-nocfi,
+agent-dlopen.
 """
 import argparse
 import json
@@ -266,6 +267,83 @@ def check_thread_exit(a):
             t.fail("fewer thread-exit frees left out than threads: the cleanup was counted some other way")
 
 
+
+def traced_stacks(a, mode, *extra):
+    """One memory run (--capture mode): (the events' stacks from --print-stacks, the JSON summary)."""
+    srv = t.Server("agent", a.agent, a.argv)
+    stacks, summ = (os.path.join(srv.tmp, n) for n in ("stacks.txt", "s.json"))
+    t.collector(a.collector, srv.port, "--capture", mode, "--module", "memory", "--print-stacks", stacks,
+                "--summary-json", summ, "--system-debug-dir", "", *extra)
+    srv.wait()
+    return t.collector_stacks(stacks), json.load(open(summ))
+
+
+def expect_same_stacks(agent, roundtrip, pick, what):
+    """The picked events' stacks are equal in both modes, event by event, frame by frame."""
+    sa = [x for x in agent if pick(x)]
+    sr = [x for x in roundtrip if pick(x)]
+    expect_eq(f"{what}: events in both modes", len(sa), len(sr))
+    for i, (x, y) in enumerate(zip(sa, sr)):
+        if x != y:
+            t.fail(f"{what}: event {i} differs between --capture agent and roundtrip:\nagent: {x}\nround: {y}")
+    print(f"ok {what}: {len(sa)} stacks equal in both modes ({sum(len(x) for x in sa)} frames)")
+
+
+def check_agent_deep(a):
+    """fx-deep ROUNDS DEPTH PAD, deeper than the 128 KiB stack window the agent used to send: with the agent walking
+    (rsprof-tables) every deep allocation's stack is whole, none unwound on the host, and equal frame by frame
+    to a round-trip run's (which reads as much stack as it needs)."""
+    rounds, depth = int(a.argv[1]), int(a.argv[2])
+    agent, s = traced_stacks(a, "agent")
+    c = s["capture"]
+    print(f"capture: {c}")
+    deep = [st for st in agent if len(st) > 1 and st[1][0] == "deep_leaf"]
+    expect_eq("deep allocations", len(deep), rounds)
+    expect_eq("frames of deep() in each", sorted({sum(1 for f in st if f[0] == "deep") for st in deep}), [depth + 1])
+    expect_eq("truncated stacks", s["truncated_stacks"], 0)
+    expect_eq("stacks unwound on the host", c["host_unwound"], 0)
+    if c["agent_unwound"] < rounds or c["stacks_interned"] < 2:
+        t.fail(f"the agent did not unwind the events itself: {c}")
+    roundtrip, _ = traced_stacks(a, "roundtrip")
+    expect_same_stacks(agent, roundtrip, lambda st: len(st) > 1 and st[1][0] == "deep_leaf", "deep stacks")
+
+
+def check_agent_nocfi(a):
+    """fx-nocfi N, built without unwind tables: the agent's walk cannot step its frames, so those events carry
+    raw windows (counted: agent_raw_windows, host_unwound), and their stacks are still right: equal to a
+    round-trip run's, through nocfi_leaf, nocfi_mid and main."""
+    n = int(a.argv[1])
+    agent, s = traced_stacks(a, "agent")
+    c = s["capture"]
+    print(f"capture: {c}")
+    if c["agent_raw_windows"] < n or c["host_unwound"] < n:
+        t.fail(f"expected at least {n} raw windows unwound on the host: {c}")
+    leaf = [st for st in agent if len(st) > 1 and st[1][0] == "nocfi_leaf"]
+    expect_eq("allocations in nocfi_leaf", len(leaf), n)
+    expect_eq("their callers", {tuple(f[0] for f in st[1:4]) for st in leaf}, {("nocfi_leaf", "nocfi_mid", "main")})
+    roundtrip, _ = traced_stacks(a, "roundtrip")
+    expect_same_stacks(agent, roundtrip, lambda st: len(st) > 1 and st[1][0] == "nocfi_leaf", "no-CFI stacks")
+
+
+def check_agent_dlopen(a):
+    """fx-dlopen PLUGIN: the plugin (optimized, no frame pointers) is dlopen'ed mid-run and allocates 60 times;
+    its table is uploaded at the linker's hook, before its code runs, so the agent walks every one of those
+    events itself (no raw windows), and the stacks equal a round-trip run's."""
+    agent, s = traced_stacks(a, "agent")
+    c = s["capture"]
+    print(f"capture: {c}")
+    pick = lambda st: len(st) > 1 and st[1][0] == "plugin_alloc"  # noqa: E731
+    plug = [st for st in agent if pick(st)]
+    expect_eq("allocations in the plugin", len(plug), 60)
+    expect_eq("their callers", {tuple(f[0] for f in st[1:4]) for st in plug}, {("plugin_alloc", "plugin_entry", "main")})
+    expect_eq("raw windows", c["agent_raw_windows"], 0)
+    expect_eq("stacks unwound on the host", c["host_unwound"], 0)
+    if c["stacks_interned"] < 1 or c["agent_unwound"] < 60:
+        t.fail(f"the agent did not unwind the plugin's events: {c}")
+    roundtrip, _ = traced_stacks(a, "roundtrip")
+    expect_same_stacks(agent, roundtrip, pick, "plugin stacks")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("check")
@@ -274,7 +352,8 @@ def main():
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
-    {"multi": check_multi, "exit-status": check_exit_status, "truncation": check_truncation, "print-stacks": check_print_stacks, "thread-exit": check_thread_exit}[a.check](a)
+    {"multi": check_multi, "exit-status": check_exit_status, "truncation": check_truncation, "print-stacks": check_print_stacks, "thread-exit": check_thread_exit,
+     "agent-deep": check_agent_deep, "agent-nocfi": check_agent_nocfi, "agent-dlopen": check_agent_dlopen}[a.check](a)
 
 
 if __name__ == "__main__":
