@@ -14,6 +14,7 @@ enum cap_record_kind {
   CAP_REC_ENTRY_STACK_ID = 3, /* reserved: an entry whose stack the agent unwound, as an interned stack id */
   CAP_REC_STACK_DEF = 4,      /* reserved: defines an interned PC stack (id, frames) before its first use */
   CAP_REC_STATS = 5,          /* the agent's counters, before each stop reply */
+  CAP_REC_PROCESS = 6,        /* children followed: the batch's records after it are of process "thread id" */
 };
 
 /* Flags (byte 1). */

@@ -31,7 +31,7 @@ void agent_handle_capture(struct agent_server *s, const char *args)
     return;
   }
   if (*q == 0) {
-    if (inf_cap_set(&s->inf, addr, NULL))
+    if (inf_cap_set(s->inf, addr, NULL))
       agent_reply_err(s, 1);
     else
       agent_reply_str(s, "OK");
@@ -63,7 +63,7 @@ void agent_handle_capture(struct agent_server *s, const char *args)
       return;
     }
   }
-  if (*q || inf_cap_set(&s->inf, addr, &spec)) {
+  if (*q || inf_cap_set(s->inf, addr, &spec)) {
     agent_reply_err(s, 1);
     return;
   }
@@ -73,7 +73,7 @@ void agent_handle_capture(struct agent_server *s, const char *args)
 
 void agent_handle_capture_stats(struct agent_server *s)
 {
-  const struct inf_capture *c = &s->inf.cap;
+  const struct inf_capture *c = &s->inf->cap;
   uint64_t held = c->held_ns;
   if (c->nparked > 0)
     held += inf_monotonic_ns() - c->held_since;
