@@ -79,6 +79,8 @@ static void forget_process(struct inferior *inf)
   inf->memfd = -1;
   inf->nth = 0;
   inf->nbp = 0;
+  if (inf->pid)
+    inf->gone_pid = inf->pid;
   inf->pid = 0;
   inf->running = 0;
   inf->vfork_lifts = 0;
@@ -582,10 +584,18 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
   t->pending_sig = sig;
 }
 
+/* A vfork parent thread is blocked in the kernel until its child executes or exits: an interrupt does not stop
+ * it before. When children are followed the child may itself be stopped by us, so waiting for the parent
+ * could wait forever; it is left out (it stops at its PTRACE_EVENT_VFORK_DONE, which is then queued). */
+static int unstoppable(const struct inferior *inf, const struct inf_thread *t)
+{
+  return t->exiting || (t->in_vfork && inf->adopt);
+}
+
 static int any_running(struct inferior *inf)
 {
   for (int i = 0; i < inf->nth; i++)
-    if (inf->th[i].running && !inf->th[i].exiting)
+    if (inf->th[i].running && !unstoppable(inf, &inf->th[i]))
       return 1;
   return 0;
 }
@@ -595,7 +605,7 @@ static void stop_all(struct inferior *inf)
 {
   for (int i = 0; i < inf->nth; i++) {
     struct inf_thread *t = &inf->th[i];
-    if (t->running && !t->interrupted && !t->exiting) {
+    if (t->running && !t->interrupted && !unstoppable(inf, t)) {
       if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0)
         t->interrupted = 1;
     }
@@ -612,7 +622,7 @@ static void stop_all(struct inferior *inf)
     /* Threads born while stopping start stopped; interrupt only those still running. */
     for (int i = 0; i < inf->nth; i++) {
       struct inf_thread *t = &inf->th[i];
-      if (t->running && !t->interrupted && !t->exiting && ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0)
+      if (t->running && !t->interrupted && !unstoppable(inf, t) && ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0)
         t->interrupted = 1;
     }
   }

@@ -74,7 +74,7 @@ int agent_flush_events(struct agent_server *s, int force)
         n += l;
       }
       if (s->follow_fork) /* which process the records are of: the client keeps one image per process */
-        send_process_events(s, inf->pid, c->buf, n);
+        send_process_events(s, inf->pid ? inf->pid : inf->gone_pid, c->buf, n);
       else
         send_events(s, c->buf, n);
       inf_cap_consume(inf, n);
