@@ -1,6 +1,7 @@
 /* Heap accounting: which context allocated each live block, and the run's totals and peak. */
 #include "heap.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "summary.h"
@@ -131,4 +132,38 @@ int heap_verdict(const struct heap *h, const struct col_options *o)
       status = COL_EXIT_ALLOCS;
   }
   return status;
+}
+
+int heap_fork(struct heap *child, const struct heap *parent, uint64_t inherited[4])
+{
+  size_t pos = 0;
+  uint64_t k, v;
+  while (u64map_next(&parent->size_of, &pos, &k, &v))
+    if (u64map_put(&child->size_of, k, v) < 0)
+      return -ENOMEM;
+  pos = 0;
+  while (u64map_next(&parent->node_of, &pos, &k, &v))
+    if (u64map_put(&child->node_of, k, v) < 0)
+      return -ENOMEM;
+  child->live = parent->live;
+  inherited[0] = parent->allocs;
+  inherited[1] = parent->frees;
+  inherited[2] = parent->bytes_allocated;
+  inherited[3] = parent->bytes_freed;
+  return 0;
+}
+
+void heap_absorb(struct heap *h, const struct heap *other)
+{
+  h->allocs += other->allocs;
+  h->frees += other->frees;
+  h->bytes_allocated += other->bytes_allocated;
+  h->bytes_freed += other->bytes_freed;
+  h->unknown_frees += other->unknown_frees;
+  h->leaked_bytes += other->leaked_bytes;
+  h->leaked_blocks += other->leaked_blocks;
+  if (other->peak > h->peak) {
+    h->peak = other->peak;
+    h->peak_ms = other->peak_ms;
+  }
 }

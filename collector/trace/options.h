@@ -60,6 +60,7 @@ struct col_options {
   uint64_t max_allocs;       /* 0: no limit */
   int progress;              /* -1 auto (terminal), 0 off, 1 on */
   int capture;               /* --capture: enum col_capture */
+  int follow_fork;           /* --follow-fork: 1 yes (the default, when the server can), 0 no */
   char *const *run_argv;     /* --run PROGRAM ARGS...: start this through vRun (points into argv) */
   size_t run_argc;           /* 0: trace the server's process, or start its own program when it has none */
 };
