@@ -519,6 +519,7 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
       begin_vfork(inf, t);
     if (!collect_child(inf, child))
       return; /* gone already */
+    inf->fork_stack_top = t->stack_top;
     if (inf->adopt && inf->adopt(inf->procs_ctx, inf, child, ev == PTRACE_EVENT_VFORK) == 0) {
       t->pending = ev == PTRACE_EVENT_VFORK ? INF_EV_VFORK : INF_EV_FORK; /* reported: the client follows it */
       t->pending_child = child;
@@ -1357,8 +1358,9 @@ int inf_adopt_child(struct inferior *child, struct inferior *parent, pid_t pid, 
   struct inf_thread *t = add_thread(child, pid, 0);
   if (!t)
     return RS_E_LIMIT;
-  t->born = 1;
-  note_birth(child, t);
+  /* Its frames are the forking thread's, down to fork(): the same top bounds its stack windows. (A vfork child
+   * runs on the parent's stack until its exec, which sets a new top.) */
+  t->stack_top = parent->fork_stack_top;
   LOG_INFO("process %d started process %d: following it", (int)parent->pid, (int)pid);
   return 0;
 }

@@ -141,6 +141,7 @@ struct inferior {
   int vfork_lifts;            /* threads in a vfork: breakpoints are out of the shared memory meanwhile */
   pid_t vfork_parent;         /* a vfork child not yet past its exec: it runs in that process's memory */
   pid_t gone_pid;             /* the process id it had, once gone (its last records may still wait to be sent) */
+  uint64_t fork_stack_top;    /* the forking thread's stack_top, for the child's thread (its stack is a copy) */
   /* Children followed (processes.c sets these): route hands a wait status of a task this process does not
    * own to the process that does (1: taken); adopt makes a new process a traced one of its own, stopped
    * (0), else it is cleaned of the breakpoints and let go. */

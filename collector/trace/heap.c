@@ -11,6 +11,7 @@ int heap_init(struct heap *h, struct trace *tr)
   memset(h, 0, sizeof *h);
   u64map_init(&h->size_of);
   u64map_init(&h->node_of);
+  u64map_init(&h->inherited);
   h->m_allocs = trace_add_ranked_metric(tr, "allocations", "count", "MOST CALLS TO ALLOCATION FUNCTIONS");
   h->m_bytes = trace_add_ranked_metric(tr, "bytes_allocated", "bytes", "MOST BYTES ALLOCATED");
   h->m_frees = trace_add_metric(tr, "frees", "count");
@@ -25,6 +26,7 @@ void heap_destroy(struct heap *h)
 {
   u64map_free(&h->size_of);
   u64map_free(&h->node_of);
+  u64map_free(&h->inherited);
 }
 
 void heap_alloc(struct heap *h, struct trace *tr, uint32_t node, uint64_t ptr, uint64_t size)
@@ -73,7 +75,8 @@ void heap_finish(struct heap *h, struct trace *tr)
   size_t pos = 0;
   uint64_t ptr, size, node;
   while (u64map_next(&h->size_of, &pos, &ptr, &size)) {
-    if (!u64map_get(&h->node_of, ptr, &node))
+    uint64_t inh;
+    if (!u64map_get(&h->node_of, ptr, &node) || (u64map_get(&h->inherited, ptr, &inh) && inh == node))
       continue;
     trace_count(tr, (uint32_t)node, h->m_leaked, (int64_t)size);
     trace_count(tr, (uint32_t)node, h->m_leaked_blocks, 1);
@@ -143,7 +146,7 @@ int heap_fork(struct heap *child, const struct heap *parent, uint64_t inherited[
       return -ENOMEM;
   pos = 0;
   while (u64map_next(&parent->node_of, &pos, &k, &v))
-    if (u64map_put(&child->node_of, k, v) < 0)
+    if (u64map_put(&child->node_of, k, v) < 0 || u64map_put(&child->inherited, k, v) < 0)
       return -ENOMEM;
   child->live = parent->live;
   inherited[0] = parent->allocs;

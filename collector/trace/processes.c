@@ -282,7 +282,7 @@ void trace_procs_finish(struct trace *root)
 {
   for (size_t i = 0; i < root->nprocs; i++) {
     struct trace *s = root->procs[i];
-    for (size_t k = 0; k < s->nmods; k++)
+    for (size_t k = 0; k < s->nmods && s->ended != TRACE_PROC_EXECED; k++) /* an exec ends blocks, leaks none */
       if (s->mods[k].mod->finish)
         s->mods[k].mod->finish(s, s->mods[k].state);
     s->own_events = s->events;

@@ -201,7 +201,12 @@ def check_shell(a):
                 t.fail("the program the shell executed was not traced: " + json.dumps(summary.get("processes")))
             print(f"ok the exec'd program was traced ({execd[0]['allocs']} allocations)")
         if a.follow == "yes":
-            compare_with_valgrind(a, summary, skip_program=os.path.basename(os.path.realpath(a.argv[0])))
+            # Against valgrind, in the environment it gives its programs (see valgrind_environment).
+            argv = ["/usr/bin/env", "-i", *a.argv]
+            b = argparse.Namespace(**{**vars(a), "argv": ["/usr/bin/env", "-i", *valgrind_environment(), *a.argv]})
+            got2, summary2, _, _ = traced_by_collector(b)
+            expect_eq("the traced shell's output (valgrind's environment)", got2, untraced(argv))
+            compare_with_valgrind(argv, summary2)
     expect_eq("the traced shell's output", got, want)
 
 
@@ -213,14 +218,15 @@ def valgrind_per_process(argv):
                          capture_output=True, text=True, timeout=600)
     command, result = {}, []
     for line in out.stderr.splitlines():
+        m = re.match(r"==(\d+)== Parent PID: (\d+)", line)
+        if m and m.group(1) not in command and m.group(2) in command:
+            command[m.group(1)] = command[m.group(2)]  # forked, no exec (yet): its parent's program
         m = re.match(r"==(\d+)== Command: (\S+)", line)
         if m:
             command[m.group(1)] = os.path.basename(os.path.realpath(shutil.which(m.group(2)) or m.group(2)))
         m = re.match(r"==(\d+)== +total heap usage: ([\d,]+) allocs, ([\d,]+) frees, ([\d,]+) bytes allocated", line)
         if m:
-            # A forked child (no exec) has no Command line of its own: it runs its parent's program.
-            first = next(iter(command.values()), "?")
-            result.append((command.get(m.group(1), first), tuple(int(g.replace(",", "")) for g in m.groups()[1:])))
+            result.append((command.get(m.group(1), "?"), tuple(int(g.replace(",", "")) for g in m.groups()[1:])))
     if not result:
         t.fail("no heap totals from valgrind:\n" + out.stderr[-2000:])
     return result
@@ -234,19 +240,28 @@ def ours_per_process(summary):
             for p in summary["processes"] if p["ended"] in ("exited", "killed")]
 
 
-def compare_with_valgrind(a, summary, skip_program=None):
-    """Every exited process image's totals equal valgrind's for the same program (images of skip_program, the
-    shell, only by number: under valgrind every process the shell starts sees valgrind's LD_PRELOAD in its
-    environment, which the shell copies into its own variables, so its counts differ by design)."""
-    theirs, ours = valgrind_per_process(a.argv), ours_per_process(summary)
-    expect_eq("process images that exited (valgrind's count)", len(ours), len(theirs))
-    mine = sorted(x for x in ours if x[0] != skip_program)
-    ref = sorted(x for x in theirs if x[0] != skip_program)
-    expect_eq("allocs, frees and bytes allocated of each process vs valgrind --trace-children=yes", mine, ref)
-    shell = [x[1] for x in ours if x[0] == skip_program]
-    if shell:
-        print(f"shell images (not compared): ours {sorted(shell)}, valgrind's "
-              f"{sorted(x[1] for x in theirs if x[0] == skip_program)}")
+def compare_with_valgrind(argv, summary):
+    """Every exited process image's totals equal valgrind's for one of its processes (those that executed a
+    program say which: valgrind names no program for a forked child), and so do the sums."""
+    theirs, ours = sorted(valgrind_per_process(argv), key=lambda x: x[1]), sorted(ours_per_process(summary), key=lambda x: x[1])
+    expect_eq("allocs, frees and bytes allocated of each process vs valgrind --trace-children=yes",
+              [v for _, v in ours], [v for _, v in theirs])
+    named = {(p, v) for p, v in theirs if p != "?"}
+    expect_eq("the programs of those valgrind names", sorted(x for x in ours if x[1] in {v for _, v in named}),
+              sorted(named))
+    expect_eq("the totals summed over all processes", [sum(x) for x in zip(*(v for _, v in ours))],
+              [sum(x) for x in zip(*(v for _, v in theirs))])
+
+
+def valgrind_environment():
+    """The variables valgrind --trace-children=yes adds to the environment of every program it runs (its
+    LD_PRELOAD, VALGRIND_LIB), with LD_PRELOAD renamed to a name of the same length that loads nothing. A shell
+    copies its environment into its own variables, so it allocates for them: the traced shell gets the same
+    ones to count the same."""
+    out = subprocess.run(["valgrind", "-q", "--trace-children=yes", "/usr/bin/env", "-i", "/usr/bin/env"],
+                         capture_output=True, text=True, timeout=120).stdout
+    return [("LD_PRELOAX" + v[len("LD_PRELOAD"):]) if v.startswith("LD_PRELOAD=") else v
+            for v in out.splitlines() if "=" in v]
 
 
 def check_workers_followed(a):
@@ -280,7 +295,7 @@ def check_workers_followed(a):
               [per_round * (w + 1) * n for w in range(4)])
     expect_eq("worker threads are the worker processes", sorted(per), sorted(f"THREAD[{p['pid']}]" for p in workers))
     if mode == "fork":
-        compare_with_valgrind(a, summary)
+        compare_with_valgrind(a.argv, summary)
     if a.capture:
         expect_eq("capture mode", summary["capture"]["mode"], a.capture)
 
