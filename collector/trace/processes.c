@@ -333,8 +333,8 @@ static const char *image_path(const struct trace *s)
 
 void trace_procs_summary_json(struct trace *root, struct json_out *j)
 {
-  if (!root->follow && root->nprocs < 2)
-    return;
+  if (root->nprocs < 2)
+    return; /* one process: the summary's program is all there is */
   json_key(j, "processes");
   json_begin_array(j);
   for (size_t i = 0; i < root->nprocs; i++) {
