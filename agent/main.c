@@ -206,34 +206,34 @@ int main(int argc, char **argv)
     return 1;
   }
   s.multi_mode = multi;
-  s.inf.launch_env = launch_env;
-  s.inf.rec.lib = recorder ? recorder : find_recorder();
+  s.inf->launch_env = launch_env;
+  s.inf->rec.lib = recorder ? recorder : find_recorder();
   int rc = 0;
   if (prog && !multi) {
-    rc = inf_launch(&s.inf, prog, 0);
+    rc = inf_launch(s.inf, prog, 0);
     if (rc) {
       fprintf(stderr, "rsprof-agent: cannot start %s: %s\n", prog[0], rs_strerror(rc));
       agent_server_free(&s);
       return 1;
     }
-    s.last = (struct inf_stop){INF_STOP_SIGNAL, 5, s.inf.pid, 0};
-    fprintf(stderr, "Process %s created; pid = %d\n", prog[0], (int)s.inf.pid);
+    s.last = (struct inf_stop){INF_STOP_SIGNAL, 5, s.inf->pid, 0, 0};
+    fprintf(stderr, "Process %s created; pid = %d\n", prog[0], (int)s.inf->pid);
   } else if (attach) {
-    rc = inf_attach(&s.inf, (pid_t)attach);
+    rc = inf_attach(s.inf, (pid_t)attach);
     if (rc) {
       fprintf(stderr, "rsprof-agent: cannot attach to process %ld: %s\n", attach, rs_strerror(rc));
       agent_server_free(&s);
       return 1;
     }
-    s.last = (struct inf_stop){INF_STOP_SIGNAL, 0, (pid_t)attach, 0};
+    s.last = (struct inf_stop){INF_STOP_SIGNAL, 0, (pid_t)attach, 0, 0};
     fprintf(stderr, "Attached; pid = %ld\n", attach);
   }
   rc = agent_net_run(&s, &net);
-  if (s.inf.pid) {
-    if (s.inf.attached) {
-      inf_detach(&s.inf);
+  if (s.inf->pid) {
+    if (s.inf->attached) {
+      inf_detach(s.inf);
     } else {
-      inf_kill(&s.inf);
+      inf_kill(s.inf);
       s.exit_code = 128 + SIGKILL;
     }
   }

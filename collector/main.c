@@ -66,8 +66,9 @@ static void usage(FILE *out)
           "      --agent-unwind yes|no  with --capture agent: yes (the default with an agent that offers\n"
           "                             rsprof-tables) uploads compiled unwind tables so the agent unwinds and\n"
           "                             each stack travels once; no sends every stack window to unwind here\n"
-          "      --follow-fork no|yes   no (default): the program's child processes run untraced, our\n"
-          "                             breakpoints removed from them; yes (trace them too) is not supported yet\n"
+          "      --follow-fork yes|no   yes (default): the program's child processes are traced too, each\n"
+          "                             under its own PROCESS[pid] root (a server without fork events: a\n"
+          "                             warning, and no); no: they run untraced, our breakpoints removed\n"
           "binaries:\n"
           "      --sysroot DIR          look for the target's files under DIR first\n"
           "      --debug-dir DIR        extra directory of separate debug files (repeatable)\n"
@@ -183,6 +184,7 @@ static int parse_args(int argc, char **argv, struct col_options *o)
   o->connect_timeout_ms = 5000;
   o->reply_timeout_ms = 10000;
   o->poll_us = 200;
+  o->follow_fork = 1;
   o->stack_bytes = COL_STACK_SIZE_MAX; /* reads stop at the end of the thread's stack anyway */
   o->max_frames = 4096;
   o->progress = -1;
@@ -259,12 +261,9 @@ static int parse_args(int argc, char **argv, struct col_options *o)
       optind = argc;
       break;
     case OPT_FOLLOW_FORK:
-      if (!strcmp(optarg, "yes")) {
-        fprintf(stderr, "%s: --follow-fork yes is not supported yet: child processes run untraced (--follow-fork no)\n",
-                prog);
-        return COL_EXIT_USAGE;
-      }
-      if (strcmp(optarg, "no"))
+      if (!strcmp(optarg, "yes") || !strcmp(optarg, "no"))
+        o->follow_fork = !strcmp(optarg, "yes");
+      else
         return bad_value("--follow-fork", optarg);
       break;
     case OPT_CAPTURE:

@@ -52,7 +52,10 @@ static size_t uleb_len(uint64_t v)
 
 void capc_reset(struct capc_state *s) { memset(s, 0, sizeof *s); }
 
-int capc_is_compact(int kind) { return kind != CAP_REC_ENTRY && kind != CAP_REC_RETURN && kind != CAP_REC_STATS; }
+int capc_is_compact(int kind)
+{
+  return kind != CAP_REC_ENTRY && kind != CAP_REC_RETURN && kind != CAP_REC_STATS && kind != CAP_REC_PROCESS;
+}
 
 static int get_u(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {

@@ -16,6 +16,7 @@ enum cap_record_kind {
   CAP_REC_STATS = 5,          /* the agent's counters, before each stop reply */
   CAP_REC_RET = 6,            /* compact: the return of a kind 3 call marked paired */
   CAP_REC_RESET = 7,          /* compact: the stack table and the delta state start again empty */
+  CAP_REC_PROCESS = 8,        /* children followed: the batch's records after it are of process "thread id" */
 };
 /* Kinds 1, 2 and 5 have the fixed header below; the compact kinds (common/capture-codec.h) are the kind byte,
  * the body's length as a varint, and the body. */

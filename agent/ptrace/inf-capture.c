@@ -137,6 +137,11 @@ void inf_cap_new_image(struct inferior *inf)
   if (arena)
     tarena_clear_modules(arena, (int)inf->pid);
   inf->cap.mods_valid = 0;
+  /* A client that follows processes reads the new image's records afresh: they start with a reset. */
+  if (inf->cap.store && inf->cap.stacks.nstacks)
+    sintern_reset(&inf->cap.stacks);
+  capc_reset(&inf->cap.codec);
+  inf->cap.need_reset = 1;
 }
 
 void inf_cap_consume(struct inferior *inf, size_t n)

@@ -26,11 +26,11 @@
   (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | \
    PTRACE_O_TRACEVFORKDONE)
 
-/* Per-thread state that inf_resume() hands to the poll loop: the client wants this thread running. */
-static unsigned char want_run[INF_MAX_THREADS];
-static int deliver_sig[INF_MAX_THREADS];
-static unsigned char sig_sent[INF_MAX_THREADS]; /* during inf_resume: signal already delivered */
 static unsigned report_rotor;
+/* New processes whose first stop was collected before their parent's fork event (by whichever process's wait
+ * loop met it: the agent has one thread and one waitpid(-1) stream). */
+static pid_t early_child[64];
+static int nearly_child;
 
 void inf_init(struct inferior *inf)
 {
@@ -60,8 +60,7 @@ static struct inf_thread *add_thread(struct inferior *inf, pid_t tid, int runnin
   memset(t, 0, sizeof *t);
   t->tid = tid;
   t->running = running;
-  want_run[inf->nth] = (unsigned char)inf->running;
-  deliver_sig[inf->nth] = 0;
+  t->want_run = (unsigned char)inf->running;
   inf->nth++;
   return t;
 }
@@ -69,11 +68,8 @@ static struct inf_thread *add_thread(struct inferior *inf, pid_t tid, int runnin
 static void remove_thread(struct inferior *inf, struct inf_thread *t)
 {
   int i = tindex(inf, t), last = inf->nth - 1;
-  if (i != last) {
+  if (i != last)
     inf->th[i] = inf->th[last];
-    want_run[i] = want_run[last];
-    deliver_sig[i] = deliver_sig[last];
-  }
   inf->nth--;
 }
 
@@ -84,10 +80,12 @@ static void forget_process(struct inferior *inf)
   inf->memfd = -1;
   inf->nth = 0;
   inf->nbp = 0;
+  if (inf->pid)
+    inf->gone_pid = inf->pid;
   inf->pid = 0;
   inf->running = 0;
   inf->vfork_lifts = 0;
-  inf->nearly_child = 0;
+  inf->vfork_parent = 0;
   inf->cap.nw = 0;
   inf->cap.nparked = 0;
 }
@@ -332,9 +330,9 @@ static int same_memory(pid_t a, pid_t b)
 /* Removes child from the list of new processes whose first stop was already collected; 1 if it was there. */
 static int take_early_child(struct inferior *inf, pid_t child)
 {
-  for (int i = 0; i < inf->nearly_child; i++)
-    if (inf->early_child[i] == child) {
-      inf->early_child[i] = inf->early_child[--inf->nearly_child];
+  for (int i = 0; i < nearly_child; i++)
+    if (early_child[i] == child) {
+      early_child[i] = early_child[--nearly_child];
       return 1;
     }
   return 0;
@@ -342,18 +340,22 @@ static int take_early_child(struct inferior *inf, pid_t child)
 
 /* Lets the new process child run untraced. Unless it shares its parent's memory (vfork), the breakpoints
  * are first taken out of its copy of that memory, through its own /proc/PID/mem. */
+/* Collects the first stop of the new process child; 0 when it is gone already. */
+static int collect_child(struct inferior *inf, pid_t child)
+{
+  if (take_early_child(inf, child))
+    return 1;
+  /* Its first stop follows the parent's event at once; nothing else can be collected from it before. */
+  int status;
+  pid_t w;
+  do
+    w = waitpid(child, &status, __WALL);
+  while (w < 0 && errno == EINTR);
+  return w == child && WIFSTOPPED(status);
+}
+
 static void release_child(struct inferior *inf, pid_t child, int shares_memory)
 {
-  if (!take_early_child(inf, child)) {
-    /* Its first stop follows the parent's event at once; nothing else can be collected from it before. */
-    int status;
-    pid_t w;
-    do
-      w = waitpid(child, &status, __WALL);
-    while (w < 0 && errno == EINTR);
-    if (w < 0 || !WIFSTOPPED(status))
-      return; /* gone already */
-  }
   int cleaned = 0;
   if (!shares_memory && inf->nbp > 0) {
     char path[64];
@@ -428,6 +430,7 @@ static void on_exec(struct inferior *inf, struct inf_thread *t)
   note_birth(inf, t);
   t->pending = inf->report_exec ? INF_EV_EXEC : INF_EV_NONE;
   inf->vfork_lifts = 0;
+  inf->vfork_parent = 0;
   inf->nbp = 0;
   inf->cap.nw = 0; /* their return breakpoints went with the old image */
   inf_cap_new_image(inf);
@@ -455,6 +458,8 @@ static void note_birth(struct inferior *inf, struct inf_thread *t)
 static void on_status(struct inferior *inf, pid_t tid, int status)
 {
   struct inf_thread *t = inf_thread(inf, tid);
+  if (!t && inf->route && inf->route(inf->procs_ctx, tid, status))
+    return; /* another traced process's */
   if (WIFEXITED(status) || WIFSIGNALED(status)) {
     if (tid == inf->pid) {
       inf->exited = 1;
@@ -475,8 +480,8 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
     if (tgid != inf->pid) {
       if (tgid == 0)
         return;
-      if (inf->nearly_child < (int)(sizeof inf->early_child / sizeof inf->early_child[0]))
-        inf->early_child[inf->nearly_child++] = tid;
+      if (nearly_child < (int)(sizeof early_child / sizeof early_child[0]))
+        early_child[nearly_child++] = tid;
       else
         LOG_WARN("too many new processes at once; process %d keeps its breakpoints", (int)tid);
       return;
@@ -514,11 +519,21 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
     }
     if (ev == PTRACE_EVENT_VFORK)
       begin_vfork(inf, t);
+    if (!collect_child(inf, child))
+      return; /* gone already */
+    inf->fork_stack_top = t->stack_top;
+    if (inf->adopt && inf->adopt(inf->procs_ctx, inf, child, ev == PTRACE_EVENT_VFORK) == 0) {
+      t->pending = ev == PTRACE_EVENT_VFORK ? INF_EV_VFORK : INF_EV_FORK; /* reported: the client follows it */
+      t->pending_child = child;
+      return;
+    }
     release_child(inf, child, ev == PTRACE_EVENT_VFORK);
     return;
   }
   case PTRACE_EVENT_VFORK_DONE:
     end_vfork(inf, t);
+    if (inf->adopt)
+      t->pending = INF_EV_VFORK_DONE;
     return;
   case PTRACE_EVENT_STOP:
     return;
@@ -565,17 +580,25 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
     }
   }
   if (sig > 0 && sig < 65 && inf->pass_sig[sig]) {
-    deliver_sig[tindex(inf, t)] = sig;
+    inf->th[tindex(inf, t)].deliver_sig = sig;
     return;
   }
   t->pending = INF_EV_SIGNAL;
   t->pending_sig = sig;
 }
 
+/* A vfork parent thread is blocked in the kernel until its child executes or exits: an interrupt does not stop
+ * it before. When children are followed the child may itself be stopped by us, so waiting for the parent
+ * could wait forever; it is left out (it stops at its PTRACE_EVENT_VFORK_DONE, which is then queued). */
+static int unstoppable(const struct inferior *inf, const struct inf_thread *t)
+{
+  return t->exiting || (t->in_vfork && inf->adopt);
+}
+
 static int any_running(struct inferior *inf)
 {
   for (int i = 0; i < inf->nth; i++)
-    if (inf->th[i].running && !inf->th[i].exiting)
+    if (inf->th[i].running && !unstoppable(inf, &inf->th[i]))
       return 1;
   return 0;
 }
@@ -585,7 +608,7 @@ static void stop_all(struct inferior *inf)
 {
   for (int i = 0; i < inf->nth; i++) {
     struct inf_thread *t = &inf->th[i];
-    if (t->running && !t->interrupted && !t->exiting) {
+    if (t->running && !t->interrupted && !unstoppable(inf, t)) {
       if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0)
         t->interrupted = 1;
     }
@@ -602,7 +625,7 @@ static void stop_all(struct inferior *inf)
     /* Threads born while stopping start stopped; interrupt only those still running. */
     for (int i = 0; i < inf->nth; i++) {
       struct inf_thread *t = &inf->th[i];
-      if (t->running && !t->interrupted && !t->exiting && ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0)
+      if (t->running && !t->interrupted && !unstoppable(inf, t) && ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0)
         t->interrupted = 1;
     }
   }
@@ -658,6 +681,10 @@ static void report(struct inferior *inf, struct inf_thread *t, struct inf_stop *
       take_quiet_hit(inf, i, b, 0);
   }
   st->kind = t->pending == INF_EV_EXEC ? INF_STOP_EXEC : INF_STOP_SIGNAL;
+  if (t->pending == INF_EV_FORK || t->pending == INF_EV_VFORK || t->pending == INF_EV_VFORK_DONE)
+    st->kind = t->pending == INF_EV_FORK ? INF_STOP_FORK : t->pending == INF_EV_VFORK ? INF_STOP_VFORK
+                                                                                      : INF_STOP_VFORK_DONE;
+  st->child = t->pending_child;
   st->tid = t->tid;
   st->swbreak = t->pending == INF_EV_BKPT;
   st->sig = t->pending == INF_EV_SIGNAL ? t->pending_sig : SIGTRAP;
@@ -674,7 +701,7 @@ static struct inf_thread *pick_pending(struct inferior *inf, int only_wanted)
     for (int k = 0; k < inf->nth; k++) {
       int i = (int)((report_rotor + (unsigned)k) % (unsigned)inf->nth);
       struct inf_thread *t = &inf->th[i];
-      if (!t->pending || (only_wanted && !want_run[i]) || t->cap_parked || agent_hit_of(inf, t))
+      if (!t->pending || (only_wanted && !inf->th[i].want_run) || t->cap_parked || agent_hit_of(inf, t))
         continue; /* the agent's own hits are taken by take_agent_hits, never reported */
       /* A hit on a breakpoint the client removed meanwhile is void; the PC already points back at it. */
       if (t->pending == INF_EV_BKPT && !bp_find(inf, t->pending_addr)) {
@@ -701,7 +728,7 @@ int inf_poll(struct inferior *inf, struct inf_stop *st)
   /* Hits on quiet breakpoints: recorded, stepped over and resumed at once, no stop. (A single step can
    * meet the process's end, so the exit check comes after.) */
   for (int i = 0; i < inf->nth; i++) {
-    struct inf_bp *b = want_run[i] ? quiet_hit_of(inf, &inf->th[i]) : NULL;
+    struct inf_bp *b = inf->th[i].want_run ? quiet_hit_of(inf, &inf->th[i]) : NULL;
     if (b)
       take_quiet_hit(inf, i, b, 1);
   }
@@ -728,10 +755,10 @@ int inf_poll(struct inferior *inf, struct inf_stop *st)
   /* Quiet stops (clone, thread birth, exit events, late interrupts, passed signals): keep going. */
   for (int i = 0; i < inf->nth; i++) {
     struct inf_thread *q = &inf->th[i];
-    if (q->running || q->pending || !want_run[i])
+    if (q->running || q->pending || !inf->th[i].want_run)
       continue;
-    int sig = deliver_sig[i];
-    deliver_sig[i] = 0;
+    int sig = inf->th[i].deliver_sig;
+    inf->th[i].deliver_sig = 0;
     if (ptrace(q->stepping ? PTRACE_SINGLESTEP : PTRACE_CONT, q->tid, NULL, (void *)(long)sig) == 0) {
       q->running = 1;
       q->regs_valid = 0;
@@ -846,12 +873,12 @@ static int take_quiet_hit(struct inferior *inf, int i, struct inf_bp *b, int res
     inf->nquiet++;
     return 1;
   }
-  int sig = deliver_sig[i]; /* a signal to pass on goes in with the step or the continue */
+  int sig = inf->th[i].deliver_sig; /* a signal to pass on goes in with the step or the continue */
   if (emulate_displaced(inf, t, b)) {
     t->pending = INF_EV_NONE;
   } else if (inf->nth == 1) {
     t->pending = INF_EV_NONE;
-    deliver_sig[i] = 0;
+    inf->th[i].deliver_sig = 0;
     int stepped = step_over(inf, t, b->addr, sig) == 0;
     sig = 0;
     if (!stepped) {
@@ -861,7 +888,7 @@ static int take_quiet_hit(struct inferior *inf, int i, struct inf_bp *b, int res
   } else {
     return 0;
   }
-  deliver_sig[i] = 0;
+  inf->th[i].deliver_sig = 0;
   t->regs_valid = 0;
   if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)sig) == 0)
     t->running = 1;
@@ -908,8 +935,8 @@ static int take_agent_hit(struct inferior *inf, int i, struct inf_bp *b, int res
     t->reported_bp = b ? addr : 0;
     return 1;
   }
-  int sig = deliver_sig[i];
-  deliver_sig[i] = 0;
+  int sig = inf->th[i].deliver_sig;
+  inf->th[i].deliver_sig = 0;
   if (b && !emulate_displaced(inf, t, b)) {
     pid_t tid = t->tid;
     if (inf->nth > 1) {
@@ -934,7 +961,7 @@ static void take_agent_hits(struct inferior *inf)
   for (int progress = 1; progress && !inf->exited;) {
     progress = 0;
     for (int i = 0; i < inf->nth && !inf->exited; i++) {
-      struct inf_bp *b = want_run[i] ? agent_hit_of(inf, &inf->th[i]) : NULL;
+      struct inf_bp *b = inf->th[i].want_run ? agent_hit_of(inf, &inf->th[i]) : NULL;
       if (b && !inf->th[i].running && take_agent_hit(inf, i, b, 1))
         progress = 1;
     }
@@ -962,8 +989,8 @@ int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struc
       return RS_E_BAD_ARG;
   for (int i = 0; i < inf->nth; i++) {
     const struct inf_resume *a = action_for(acts, n, inf->th[i].tid);
-    want_run[i] = a && a->act != INF_ACT_STOP;
-    sig_sent[i] = 0;
+    inf->th[i].want_run = a && a->act != INF_ACT_STOP;
+    inf->th[i].sig_sent = 0;
   }
   /* A queued event of a thread being resumed is reported now, without running anything. */
   struct inf_thread *t = pick_pending(inf, 1);
@@ -973,7 +1000,7 @@ int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struc
   }
   for (int i = 0; i < inf->nth; i++) {
     t = &inf->th[i];
-    if (!want_run[i] || !t->reported_bp)
+    if (!inf->th[i].want_run || !t->reported_bp)
       continue;
     uint64_t addr = t->reported_bp;
     t->reported_bp = 0;
@@ -997,16 +1024,16 @@ int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struc
       return 1;
     }
     /* The signal went in with the step; it must not be delivered a second time below. */
-    deliver_sig[i] = 0;
-    sig_sent[i] = 1;
+    inf->th[i].deliver_sig = 0;
+    inf->th[i].sig_sent = 1;
   }
   for (int i = 0; i < inf->nth; i++) {
     t = &inf->th[i];
-    if (!want_run[i] || t->running)
+    if (!inf->th[i].want_run || t->running)
       continue;
     const struct inf_resume *a = action_for(acts, n, t->tid);
-    int sig = sig_sent[i] ? 0 : a->sig ? a->sig : deliver_sig[i];
-    deliver_sig[i] = 0;
+    int sig = inf->th[i].sig_sent ? 0 : a->sig ? a->sig : inf->th[i].deliver_sig;
+    inf->th[i].deliver_sig = 0;
     t->stepping = a->act == INF_ACT_STEP;
     t->regs_valid = 0;
     if (ptrace(t->stepping ? PTRACE_SINGLESTEP : PTRACE_CONT, t->tid, NULL, (void *)(long)sig) == 0)
@@ -1257,10 +1284,10 @@ int inf_detach(struct inferior *inf)
   inf_rec_disable(inf); /* the recorder stays loaded and only forwards from now on */
   for (int i = 0; i < inf->nth; i++) {
     struct inf_thread *t = &inf->th[i];
-    if (t->pending != INF_EV_SIGNAL && !deliver_sig[i])
+    if (t->pending != INF_EV_SIGNAL && !inf->th[i].deliver_sig)
       take_queued_trap(inf, t);
     /* Signals the program was about to receive are handed back to it, not swallowed. */
-    int sig = t->pending == INF_EV_SIGNAL ? t->pending_sig : deliver_sig[i];
+    int sig = t->pending == INF_EV_SIGNAL ? t->pending_sig : inf->th[i].deliver_sig;
     ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)sig);
   }
   LOG_INFO("detached from process %d", (int)inf->pid);
@@ -1287,9 +1314,70 @@ void inf_kill(struct inferior *inf)
       inf->exit_status = status;
       break;
     }
+    if (!inf_thread(inf, w) && w != pid && inf->route && inf->route(inf->procs_ctx, w, status))
+      continue; /* another traced process's */
     if (WIFSTOPPED(status))
       ptrace(PTRACE_CONT, w, NULL, NULL);
   }
   inf->exited = 1;
   forget_process(inf);
 }
+
+void inf_on_status(struct inferior *inf, pid_t tid, int status) { on_status(inf, tid, status); }
+
+void inf_stop_all(struct inferior *inf)
+{
+  if (inf->pid == 0)
+    return;
+  stop_all(inf);
+  inf->running = 0;
+}
+
+int inf_adopt_child(struct inferior *child, struct inferior *parent, pid_t pid, int vfork)
+{
+  child->memfd = -1;
+  child->arch = parent->arch;
+  child->launch_env = parent->launch_env;
+  child->pid = pid;
+  child->attached = parent->attached;
+  child->report_exec = parent->report_exec;
+  memcpy(child->pass_sig, parent->pass_sig, sizeof child->pass_sig);
+  child->route = parent->route;
+  child->adopt = parent->adopt;
+  child->procs_ctx = parent->procs_ctx;
+  /* Call numbers of the child's records must not meet the parent's: the client pairs by them too. */
+  child->cap.seq = (uint64_t)pid << 40;
+  if (vfork) {
+    child->vfork_parent = parent->pid; /* its memory is the parent's, traps lifted: no table of its own */
+  } else {
+    memcpy(child->bp, parent->bp, sizeof parent->bp[0] * (size_t)parent->nbp);
+    child->nbp = parent->nbp;
+    for (int i = 0; i < child->nbp; i++)
+      child->bp[i].own_refs = 0; /* the parent's return watches stay the parent's */
+    /* The agent's own return breakpoints of the parent's calls are in the copy of the memory too: take out
+     * those no client breakpoint shares. */
+    int rc = open_mem(child);
+    if (rc)
+      return rc;
+    for (int i = child->nbp - 1; i >= 0; i--)
+      if (child->bp[i].refs == 0) {
+        raw_write(child, child->bp[i].addr, child->bp[i].orig, child->arch->bkpt_len);
+        child->bp[i] = child->bp[--child->nbp];
+      }
+  }
+  if (child->memfd < 0) {
+    int rc = open_mem(child);
+    if (rc)
+      return rc;
+  }
+  struct inf_thread *t = add_thread(child, pid, 0);
+  if (!t)
+    return RS_E_LIMIT;
+  /* Its frames are the forking thread's, down to fork(): the same top bounds its stack windows. (A vfork child
+   * runs on the parent's stack until its exec, which sets a new top.) */
+  t->stack_top = parent->fork_stack_top;
+  LOG_INFO("process %d started process %d: following it", (int)parent->pid, (int)pid);
+  return 0;
+}
+
+void inf_release(struct inferior *inf) { forget_process(inf); }

@@ -20,7 +20,8 @@
 #define INF_CAP_MAX_STACK (128u << 10) /* the largest stack window a capture breakpoint records */
 #define INF_CAP_MAX_MEM 256           /* the most memory bytes a capture breakpoint records */
 
-enum inf_event { INF_EV_NONE, INF_EV_BKPT, INF_EV_STEP, INF_EV_SIGNAL, INF_EV_EXEC };
+enum inf_event { INF_EV_NONE, INF_EV_BKPT, INF_EV_STEP, INF_EV_SIGNAL, INF_EV_EXEC,
+                 INF_EV_FORK, INF_EV_VFORK, INF_EV_VFORK_DONE /* only when children are followed (inf->adopt) */ };
 
 struct inf_thread {
   pid_t tid;
@@ -39,6 +40,10 @@ struct inf_thread {
   uint64_t stack_top;    /* its stack pointer when it began (exec, clone): its frames all lie below (0: unknown) */
   int born;              /* created while traced: its next stop is its first, which sets stack_top */
   int in_vfork;          /* reported PTRACE_EVENT_VFORK, PTRACE_EVENT_VFORK_DONE still to come */
+  pid_t pending_child;   /* the new process of a pending INF_EV_FORK / INF_EV_VFORK */
+  unsigned char want_run; /* inf_resume() hands this to the poll loop: the client wants the thread running */
+  unsigned char sig_sent; /* during inf_resume: its signal already went in with a step */
+  int deliver_sig;       /* a signal to pass on at its next resume (QPassSignals) */
   int regs_valid;
   struct ptarch_gregs regs;
 };
@@ -78,12 +83,14 @@ struct inf_quiet_hit {
 
 /* What the client is told after a stop. */
 enum inf_stop_kind { INF_STOP_NONE, INF_STOP_SIGNAL, INF_STOP_EXITED, INF_STOP_KILLED,
-                     INF_STOP_EXEC /* the process executed a new program (SIGTRAP; only with report_exec) */ };
+                     INF_STOP_EXEC /* the process executed a new program (SIGTRAP; only with report_exec) */,
+                     INF_STOP_FORK, INF_STOP_VFORK, INF_STOP_VFORK_DONE /* children followed (inf->adopt) */ };
 struct inf_stop {
   enum inf_stop_kind kind;
   int sig;      /* signal number, or the exit status for INF_STOP_EXITED */
   pid_t tid;    /* reporting thread */
   int swbreak;  /* stopped by one of our software breakpoints */
+  pid_t child;  /* INF_STOP_FORK, INF_STOP_VFORK: the new process */
 };
 
 /* One resume request: what a thread (or every other thread when tid is -1) does. */
@@ -172,8 +179,15 @@ struct inferior {
   int exited;
   int report_exec;            /* report an exec as INF_STOP_EXEC (the client asked for exec-events) */
   int vfork_lifts;            /* threads in a vfork: breakpoints are out of the shared memory meanwhile */
-  pid_t early_child[64];      /* forked processes whose first stop came before their parent's event */
-  int nearly_child;
+  pid_t vfork_parent;         /* a vfork child not yet past its exec: it runs in that process's memory */
+  pid_t gone_pid;             /* the process id it had, once gone (its last records may still wait to be sent) */
+  uint64_t fork_stack_top;    /* the forking thread's stack_top, for the child's thread (its stack is a copy) */
+  /* Children followed (processes.c sets these): route hands a wait status of a task this process does not
+   * own to the process that does (1: taken); adopt makes a new process a traced one of its own, stopped
+   * (0), else it is cleaned of the breakpoints and let go. */
+  int (*route)(void *ctx, pid_t tid, int status);
+  int (*adopt)(void *ctx, struct inferior *parent, pid_t child, int vfork);
+  void *procs_ctx;
   struct inf_capture cap;
   struct inf_recorder rec; /* in-process capture: the recorder's ring (inf-recorder.c) */
   int ran;                 /* the process has been resumed since the launch or attach */
@@ -206,6 +220,18 @@ int inf_poll(struct inferior *inf, struct inf_stop *st);
 
 /* Stops every thread (the client's interrupt) and describes the stop in *st. Returns 0 or a negative code. */
 int inf_interrupt(struct inferior *inf, struct inf_stop *st);
+
+/* Records one wait status of a task of this process (what inf_poll does with each). */
+void inf_on_status(struct inferior *inf, pid_t tid, int status);
+/* Stops every running thread without reporting anything: what they report stays queued for a later resume
+ * (another process's stop is being reported). */
+void inf_stop_all(struct inferior *inf);
+/* Makes child (calloc'd or inf_init'ed, empty) the traced process pid that parent just forked, stopped at its
+ * first stop: a copy of the parent's breakpoint table, capture specs included, as its memory is a copy — or,
+ * for a vfork child (which runs in the parent's memory until it execs), none. Returns 0 or a negative code. */
+int inf_adopt_child(struct inferior *child, struct inferior *parent, pid_t pid, int vfork);
+/* Frees a process's descriptors (after it exited, was killed or detached). */
+void inf_release(struct inferior *inf);
 
 /* Thread lookup by id, or NULL. */
 struct inf_thread *inf_thread(struct inferior *inf, pid_t tid);

@@ -40,7 +40,7 @@ void agent_handle_capture(struct agent_server *s, const char *args)
     return;
   }
   if (*q == 0) {
-    if (inf_cap_set(&s->inf, addr, NULL))
+    if (inf_cap_set(s->inf, addr, NULL))
       agent_reply_err(s, 1);
     else
       agent_reply_str(s, "OK");
@@ -78,7 +78,7 @@ void agent_handle_capture(struct agent_server *s, const char *args)
       return;
     }
   }
-  if (*q || inf_cap_set(&s->inf, addr, &spec)) {
+  if (*q || inf_cap_set(s->inf, addr, &spec)) {
     agent_reply_err(s, 1);
     return;
   }
@@ -88,7 +88,7 @@ void agent_handle_capture(struct agent_server *s, const char *args)
 
 void agent_handle_capture_stats(struct agent_server *s)
 {
-  const struct inf_capture *c = &s->inf.cap;
+  const struct inf_capture *c = &s->inf->cap;
   uint64_t held = c->held_ns;
   if (c->nparked > 0)
     held += inf_monotonic_ns() - c->held_since;
@@ -106,7 +106,7 @@ void agent_handle_capture_stats(struct agent_server *s)
 static int relaunch(struct agent_server *s)
 {
   char exe[64], path[4096];
-  snprintf(exe, sizeof exe, "/proc/%d/exe", (int)s->inf.pid);
+  snprintf(exe, sizeof exe, "/proc/%d/exe", (int)s->inf->pid);
   ssize_t n = readlink(exe, path, sizeof path - 1);
   if (n <= 0)
     return RS_E_NOT_FOUND;
@@ -116,19 +116,19 @@ static int relaunch(struct agent_server *s)
     LOG_WARN("recorder: %s is statically linked (or not an ELF program): no in-process capture", path);
     return rc;
   }
-  rc = inf_rec_create_ring(&s->inf);
+  rc = inf_rec_create_ring(s->inf);
   if (rc)
     return rc;
-  inf_kill(&s->inf);
-  s->inf.rec.want = 1;
-  rc = inf_launch(&s->inf, s->argv, s->disable_aslr);
+  inf_kill(s->inf);
+  s->inf->rec.want = 1;
+  rc = inf_launch(s->inf, s->argv, s->disable_aslr);
   if (rc) {
     LOG_ERR("recorder: cannot start %s again with the recorder: %s", s->argv[0], rs_strerror(rc));
     return rc;
   }
-  s->last = (struct inf_stop){INF_STOP_SIGNAL, SIGTRAP, s->inf.pid, 0};
-  s->gthread = s->cthread = s->inf.pid;
-  LOG_INFO("started %s again as process %d with the recorder preloaded", s->argv[0], (int)s->inf.pid);
+  s->last = (struct inf_stop){.kind = INF_STOP_SIGNAL, .sig = SIGTRAP, .tid = s->inf->pid};
+  s->gthread = s->cthread = s->inf->pid;
+  LOG_INFO("started %s again as process %d with the recorder preloaded", s->argv[0], (int)s->inf->pid);
   return 0;
 }
 
@@ -137,7 +137,7 @@ static int relaunch(struct agent_server *s)
  * recorder on this machine, a static program, a process without dlopen, a launched program that already ran). */
 void agent_handle_inprocess(struct agent_server *s, const char *args)
 {
-  struct inferior *inf = &s->inf;
+  struct inferior *inf = s->inf;
   if (strcmp(args, "1") != 0) {
     agent_reply_err(s, 1);
     return;
@@ -232,11 +232,11 @@ void agent_handle_record(struct agent_server *s, const char *args)
     agent_reply_err(s, 1);
     return;
   }
-  if (!s->inf.rec.injected || !inf_rec_loaded(&s->inf)) {
+  if (!s->inf->rec.injected || !inf_rec_loaded(s->inf)) {
     agent_reply_str(s, "E03");
     return;
   }
-  if (inf_rec_set_target(&s->inf, (unsigned)func, addr, (uint32_t)id, mask)) {
+  if (inf_rec_set_target(s->inf, (unsigned)func, addr, (uint32_t)id, mask)) {
     agent_reply_err(s, 1);
     return;
   }
@@ -264,7 +264,7 @@ void agent_handle_module(struct agent_server *s, const char *args)
     agent_reply_err(s, 1);
     return;
   }
-  int rc = tarena_add_module(arena, (int)s->inf.pid, lo, hi, bias, bid, (size_t)n);
+  int rc = tarena_add_module(arena, (int)s->inf->pid, lo, hi, bias, bid, (size_t)n);
   if (rc < 0)
     agent_reply_err(s, 2);
   else
@@ -275,7 +275,7 @@ void agent_handle_modules_clear(struct agent_server *s)
 {
   void *arena = inf_tables_arena(NULL);
   inf_tables_forget_dead();
-  if (!arena || tarena_clear_modules(arena, (int)s->inf.pid))
+  if (!arena || tarena_clear_modules(arena, (int)s->inf->pid))
     agent_reply_err(s, 2);
   else
     agent_reply_str(s, "OK");

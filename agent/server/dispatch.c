@@ -59,7 +59,7 @@ static void h_ok(struct agent_server *s, struct packet *p) { agent_reply_str(s, 
 
 static void h_stop_reason(struct agent_server *s, struct packet *p)
 {
-  if (s->inf.pid == 0)
+  if (procs_count(&s->procs) == 0)
     agent_reply_str(s, "W00");
   else
     agent_stop_reply(s, &s->last);
@@ -89,7 +89,7 @@ static void store_regs(struct agent_server *s, struct packet *p, const uint8_t *
 static int reg_number(struct agent_server *s, const char **q, char end)
 {
   uint64_t n;
-  if (hex_parse_u64(q, &n) || n >= (uint64_t)s->inf.arch->nregs || **q != end) {
+  if (hex_parse_u64(q, &n) || n >= (uint64_t)s->inf->arch->nregs || **q != end) {
     agent_reply_err(s, 1);
     return -1;
   }
@@ -104,13 +104,13 @@ static void h_read_regs(struct agent_server *s, struct packet *p)
     return;
   }
   if (regs_image(s, p, img) == 0)
-    rs_buf_put_hex(&s->reply, img, arch_regs_size(s->inf.arch));
+    rs_buf_put_hex(&s->reply, img, arch_regs_size(s->inf->arch));
 }
 
 static void h_write_regs(struct agent_server *s, struct packet *p)
 {
   uint8_t img[1024];
-  size_t size = arch_regs_size(s->inf.arch);
+  size_t size = arch_regs_size(s->inf->arch);
   if (regs_image(s, p, img))
     return;
   if (p->len - 1 != 2 * size || hex_decode(img, p->args, size)) {
@@ -122,7 +122,7 @@ static void h_write_regs(struct agent_server *s, struct packet *p)
 
 static void h_read_reg(struct agent_server *s, struct packet *p)
 {
-  const struct arch_desc *a = s->inf.arch;
+  const struct arch_desc *a = s->inf->arch;
   uint8_t img[1024];
   const char *q = p->args;
   int n;
@@ -133,7 +133,7 @@ static void h_read_reg(struct agent_server *s, struct packet *p)
 
 static void h_write_reg(struct agent_server *s, struct packet *p)
 {
-  const struct arch_desc *a = s->inf.arch;
+  const struct arch_desc *a = s->inf->arch;
   uint8_t img[1024];
   const char *q = p->args;
   int n;
@@ -164,7 +164,7 @@ static void h_read_mem(struct agent_server *s, struct packet *p)
     return;
   }
   uint8_t *buf = s->doc.data;
-  long got = n ? inf_read(&s->inf, addr, buf, n) : 0;
+  long got = n ? inf_read(s->inf, addr, buf, n) : 0;
   if (got < 0 || (got == 0 && n > 0)) {
     agent_reply_err(s, 1);
     return;
@@ -202,7 +202,7 @@ static void h_write_mem(struct agent_server *s, struct packet *p)
     agent_reply_str(s, "OK");
     return;
   }
-  agent_reply_str(s, inf_write(&s->inf, addr, data, n) ? "E01" : "OK");
+  agent_reply_str(s, inf_write(s->inf, addr, data, n) ? "E01" : "OK");
 }
 
 /* Z0/z0: software breakpoints (the only kind supported; other kinds get the empty reply). */
@@ -215,7 +215,7 @@ static void h_breakpoint(struct agent_server *s, struct packet *p)
     agent_reply_err(s, 1);
     return;
   }
-  int rc = p->data[0] == 'Z' ? inf_bp_insert(&s->inf, addr) : inf_bp_remove(&s->inf, addr);
+  int rc = p->data[0] == 'Z' ? inf_bp_insert(s->inf, addr) : inf_bp_remove(s->inf, addr);
   agent_reply_str(s, rc ? "E01" : "OK");
 }
 
@@ -223,7 +223,7 @@ static void h_breakpoint(struct agent_server *s, struct packet *p)
 static void do_resume(struct agent_server *s, struct inf_resume *acts, int n)
 {
   struct inf_stop st;
-  int rc = inf_resume(&s->inf, acts, n, &st);
+  int rc = procs_resume(&s->procs, acts, n, &st, &s->inf);
   if (rc == 1) {
     agent_report_stop(s, &st);
   } else if (rc < 0) {
@@ -259,7 +259,7 @@ static void h_resume(struct agent_server *s, struct packet *p)
     /* Resuming at another address: set the PC of the thread first. */
     uint64_t addr;
     struct inf_thread *t = agent_cur_thread(s, s->cthread);
-    struct ptarch_gregs *r = t ? inf_gregs(&s->inf, t) : NULL;
+    struct ptarch_gregs *r = t ? inf_gregs(s->inf, t) : NULL;
     if (hex_parse_u64(&q, &addr) || !r)
       return resume_error(s);
     ptarch_set_pc(r, addr);
@@ -319,12 +319,16 @@ static void h_vcont_query(struct agent_server *s, struct packet *p) { agent_repl
 static void h_set_thread(struct agent_server *s, struct packet *p)
 {
   const char *q = p->data + 2;
-  pid_t tid;
+  pid_t pid, tid;
   char which = p->data[1];
-  if ((which != 'g' && which != 'c') || agent_parse_tid(&q, &tid) || *q) {
+  if ((which != 'g' && which != 'c') || agent_parse_ptid(&q, &pid, &tid) || *q) {
     agent_reply_err(s, 1);
     return;
   }
+  /* The thread's process is the one later memory, register and breakpoint packets act on. */
+  struct inferior *owner = pid > 0 ? procs_by_pid(&s->procs, pid) : tid > 0 ? procs_by_tid(&s->procs, tid) : NULL;
+  if (owner)
+    s->inf = owner;
   if (which == 'g')
     s->gthread = tid;
   else
@@ -339,14 +343,15 @@ static void h_thread_alive(struct agent_server *s, struct packet *p)
   if (agent_parse_tid(&q, &tid) || *q)
     agent_reply_err(s, 1);
   else
-    agent_reply_str(s, inf_thread(&s->inf, tid) ? "OK" : "E01");
+    agent_reply_str(s, procs_by_tid(&s->procs, tid) ? "OK" : "E01");
 }
 
 /* 'k' has no reply; outside extended mode it ends the session. */
 static void h_kill(struct agent_server *s, struct packet *p)
 {
-  if (s->inf.pid) {
-    inf_kill(&s->inf);
+  if (procs_count(&s->procs)) {
+    procs_end_all(&s->procs, 1);
+    s->inf = &s->first;
     s->exit_code = 128 + SIGKILL;
   }
   if (!s->extended) {
@@ -357,8 +362,19 @@ static void h_kill(struct agent_server *s, struct packet *p)
 
 static void h_vkill(struct agent_server *s, struct packet *p)
 {
-  if (s->inf.pid) {
-    inf_kill(&s->inf);
+  const char *q = p->data + 5;
+  uint64_t pid = 0;
+  struct inferior *one = *q == ';' && (q++, hex_parse_u64(&q, &pid) == 0) ? procs_by_pid(&s->procs, (pid_t)pid) : NULL;
+  if (one && procs_count(&s->procs) > 1) { /* vKill;PID of one of several processes */
+    inf_kill(one);
+    procs_reap(&s->procs);
+    s->inf = procs_any(&s->procs);
+    agent_reply_str(s, "OK");
+    return;
+  }
+  if (procs_count(&s->procs)) {
+    procs_end_all(&s->procs, 1);
+    s->inf = &s->first;
     s->exit_code = 128 + SIGKILL; /* as for 'k': the killed program's status is the agent's */
   }
   agent_reply_str(s, "OK");
@@ -370,9 +386,22 @@ static void h_vkill(struct agent_server *s, struct packet *p)
 
 static void h_detach(struct agent_server *s, struct packet *p)
 {
-  if (!s->inf.attached)
-    s->detached_child = s->inf.pid;
-  inf_detach(&s->inf);
+  const char *q = p->data + 1;
+  uint64_t pid = 0;
+  struct inferior *one = *q == ';' && (q++, hex_parse_u64(&q, &pid) == 0) ? procs_by_pid(&s->procs, (pid_t)pid) : NULL;
+  if (one && procs_count(&s->procs) > 1) { /* D;PID of one of several processes: the others stay traced */
+    if (one == &s->first && !one->attached)
+      s->detached_child = one->pid;
+    inf_detach(one);
+    procs_reap(&s->procs);
+    s->inf = procs_any(&s->procs);
+    agent_reply_str(s, "OK");
+    return;
+  }
+  if (!s->first.attached && s->first.pid)
+    s->detached_child = s->first.pid;
+  procs_end_all(&s->procs, 0);
+  s->inf = &s->first;
   agent_reply_str(s, "OK");
   if (!s->extended) {
     s->done = 1;
@@ -390,14 +419,21 @@ static void h_qsupported(struct agent_server *s, struct packet *p)
 {
   s->multiprocess = strstr(p->data, "multiprocess+") != NULL;
   s->swbreak_ok = strstr(p->data, "swbreak+") != NULL;
-  s->inf.report_exec = strstr(p->data, "exec-events+") != NULL;
+  s->inf->report_exec = strstr(p->data, "exec-events+") != NULL;
+  /* Children are followed for a client that asks for their events; rsprof-detachfork+ from the client says it
+   * wants them let go by the agent instead (our collector with --follow-fork no). */
+  s->follow_fork = s->multiprocess && strstr(p->data, "fork-events+") && !strstr(p->data, "rsprof-detachfork+");
+  procs_set_follow(&s->procs, s->follow_fork);
+  for (int i = 0; i < s->procs.n; i++)
+    s->procs.p[i]->report_exec = s->inf->report_exec;
   rs_buf_printf(&s->reply,
                 "PacketSize=%x;QStartNoAckMode+;qXfer:features:read+;qXfer:auxv:read+;"
                 "qXfer:libraries-svr4:read+;qXfer:exec-file:read+;qXfer:threads:read+;"
                 "swbreak+;vContSupported+;binary-upload+;QPassSignals+;QDisableRandomization+;rsprof-stepover+;"
                 "rsprof-stopstack+;rsprof-quietbreak+;rsprof-stoptime+;rsprof-detachfork+;rsprof-capture+;rsprof-tables+;"
-                "rsprof-version=" RSPROF_VERSION "%s%s%s",
-                AGENT_PACKET_SIZE, s->inf.rec.lib ? ";rsprof-inprocess+" : "", s->multiprocess ? ";multiprocess+" : "", s->inf.report_exec ? ";exec-events+" : "");
+                "rsprof-version=" RSPROF_VERSION "%s%s%s%s",
+                AGENT_PACKET_SIZE, s->inf->rec.lib ? ";rsprof-inprocess+" : "", s->multiprocess ? ";multiprocess+" : "",
+                s->inf->report_exec ? ";exec-events+" : "", s->follow_fork ? ";fork-events+;vfork-events+" : "");
 }
 
 static void h_current_thread(struct agent_server *s, struct packet *p)
@@ -412,11 +448,13 @@ static void h_current_thread(struct agent_server *s, struct packet *p)
 static void h_thread_list_first(struct agent_server *s, struct packet *p)
 {
   rs_buf_putc(&s->reply, 'm');
-  for (int i = 0; i < s->inf.nth; i++) {
-    if (i)
-      rs_buf_putc(&s->reply, ',');
-    agent_put_tid(s, &s->reply, s->inf.th[i].tid);
-  }
+  int k = 0;
+  for (int j = 0; j < s->procs.n; j++)
+    for (int i = 0; i < s->procs.p[j]->nth; i++) {
+      if (k++)
+        rs_buf_putc(&s->reply, ',');
+      agent_put_tid(s, &s->reply, s->procs.p[j]->th[i].tid);
+    }
 }
 
 /* Every thread went into the first answer. */
@@ -424,7 +462,7 @@ static void h_thread_list_next(struct agent_server *s, struct packet *p) { agent
 
 static void h_attached(struct agent_server *s, struct packet *p)
 {
-  agent_reply_str(s, s->inf.attached ? "1" : "0");
+  agent_reply_str(s, s->inf->attached ? "1" : "0");
 }
 
 static void h_qxfer(struct agent_server *s, struct packet *p) { agent_handle_qxfer(s, p->args); }
@@ -445,7 +483,7 @@ static void h_no_ack_mode(struct agent_server *s, struct packet *p)
 static void h_pass_signals(struct agent_server *s, struct packet *p)
 {
   const char *q = p->args;
-  memset(s->inf.pass_sig, 0, sizeof s->inf.pass_sig);
+  memset(s->inf->pass_sig, 0, sizeof s->inf->pass_sig);
   while (*q) {
     uint64_t v;
     if (hex_parse_u64(&q, &v)) {
@@ -454,7 +492,7 @@ static void h_pass_signals(struct agent_server *s, struct packet *p)
     }
     int sig = agent_sig_from_gdb((int)(v & 0xff));
     if (sig > 0 && sig < 65)
-      s->inf.pass_sig[sig] = 1;
+      s->inf->pass_sig[sig] = 1;
     if (*q == ';')
       q++;
     else if (*q) {
@@ -493,7 +531,7 @@ static void h_quiet(struct agent_server *s, struct packet *p)
   const char *q = p->args;
   uint64_t addr, flag;
   if (hex_parse_u64_until(&q, &addr, ',') || hex_parse_u64(&q, &flag) || *q || flag > 1 ||
-      inf_bp_set_quiet(&s->inf, addr, (int)flag))
+      inf_bp_set_quiet(s->inf, addr, (int)flag))
     agent_reply_err(s, 1);
   else
     agent_reply_str(s, "OK");
@@ -563,17 +601,17 @@ static void h_vrun(struct agent_server *s, struct packet *p)
         argv[argc++] = s->argv[i];
     argv[argc] = NULL;
   }
-  if (s->inf.pid)
-    inf_kill(&s->inf);
-  int rc = inf_launch(&s->inf, argv, s->disable_aslr);
+  procs_end_all(&s->procs, 1);
+  s->inf = &s->first;
+  int rc = inf_launch(s->inf, argv, s->disable_aslr);
   if (rc) {
     LOG_WARN("vRun: cannot start %s: %s", argv[0], rs_strerror(rc));
     agent_reply_err(s, 1);
     return;
   }
-  struct inf_stop st = {INF_STOP_SIGNAL, SIGTRAP, s->inf.pid, 0};
+  struct inf_stop st = {INF_STOP_SIGNAL, SIGTRAP, s->inf->pid, 0, 0};
   s->last = st;
-  s->gthread = s->cthread = s->inf.pid;
+  s->gthread = s->cthread = s->inf->pid;
   agent_stop_reply(s, &st);
 }
 
@@ -585,13 +623,13 @@ static void h_vattach(struct agent_server *s, struct packet *p)
     agent_reply_err(s, 1);
     return;
   }
-  if (s->inf.pid)
-    inf_kill(&s->inf);
-  if (inf_attach(&s->inf, (pid_t)pid)) {
+  procs_end_all(&s->procs, 1);
+  s->inf = &s->first;
+  if (inf_attach(s->inf, (pid_t)pid)) {
     agent_reply_err(s, 1);
     return;
   }
-  struct inf_stop st = {INF_STOP_SIGNAL, 0, (pid_t)pid, 0};
+  struct inf_stop st = {INF_STOP_SIGNAL, 0, (pid_t)pid, 0, 0};
   s->last = st;
   s->gthread = s->cthread = (pid_t)pid;
   agent_stop_reply(s, &st);
@@ -667,11 +705,11 @@ static const struct packet_handler *find_handler(const char *pkt)
 /* Checks what the handler needs; returns 0, or -1 with the error reply set. */
 static int check_guards(struct agent_server *s, const struct packet_handler *h, struct packet *p)
 {
-  if ((h->flags & PK_PROCESS) && s->inf.pid == 0)
+  if ((h->flags & PK_PROCESS) && s->inf->pid == 0)
     goto fail;
   if (h->flags & PK_THREAD) {
     p->thread = agent_cur_thread(s, s->gthread);
-    p->regs = p->thread ? inf_gregs(&s->inf, p->thread) : NULL;
+    p->regs = p->thread ? inf_gregs(s->inf, p->thread) : NULL;
     if (!p->regs)
       goto fail;
   }

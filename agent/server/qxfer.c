@@ -98,7 +98,7 @@ static uint64_t find_r_debug(struct inferior *inf)
 
 static void libraries_svr4(struct agent_server *s, struct rs_buf *b)
 {
-  struct inferior *inf = &s->inf;
+  struct inferior *inf = s->inf;
   uint64_t rd = find_r_debug(inf), lm = 0;
   if (!rd || rd64(inf, rd + offsetof(struct r_debug, r_map), &lm) || !lm) {
     rs_buf_puts(b, "<library-list-svr4 version=\"1.0\"/>");
@@ -136,14 +136,14 @@ static void libraries_svr4(struct agent_server *s, struct rs_buf *b)
 static void threads_xml(struct agent_server *s, struct rs_buf *b)
 {
   rs_buf_puts(b, "<?xml version=\"1.0\"?>\n<threads>\n");
-  for (int i = 0; i < s->inf.nth; i++) {
-    pid_t tid = s->inf.th[i].tid;
+  for (int i = 0; i < s->inf->nth; i++) {
+    pid_t tid = s->inf->th[i].tid;
     if (s->multiprocess)
-      rs_buf_printf(b, "<thread id=\"p%x.%x\"", (unsigned)s->inf.pid, (unsigned)tid);
+      rs_buf_printf(b, "<thread id=\"p%x.%x\"", (unsigned)s->inf->pid, (unsigned)tid);
     else
       rs_buf_printf(b, "<thread id=\"%x\"", (unsigned)tid);
     char path[64], comm[64] = "";
-    snprintf(path, sizeof path, "/proc/%d/task/%d/comm", (int)s->inf.pid, (int)tid);
+    snprintf(path, sizeof path, "/proc/%d/task/%d/comm", (int)s->inf->pid, (int)tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd >= 0) {
       ssize_t n = read(fd, comm, sizeof comm - 1);
@@ -188,17 +188,17 @@ void agent_handle_qxfer(struct agent_server *s, const char *pkt)
   struct rs_buf *d = &s->doc;
   rs_buf_reset(d);
   if (!strcmp(object, "features")) {
-    if (strcmp(annex, "target.xml") || arch_target_xml(s->inf.arch, d))
+    if (strcmp(annex, "target.xml") || arch_target_xml(s->inf->arch, d))
       goto bad;
-  } else if (s->inf.pid == 0 && strcmp(object, "exec-file")) {
+  } else if (s->inf->pid == 0 && strcmp(object, "exec-file")) {
     goto bad;
   } else if (!strcmp(object, "auxv")) {
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/auxv", (int)s->inf.pid);
+    snprintf(path, sizeof path, "/proc/%d/auxv", (int)s->inf->pid);
     if (read_file(path, d))
       goto bad;
   } else if (!strcmp(object, "exec-file")) {
-    uint64_t pid = s->inf.pid;
+    uint64_t pid = s->inf->pid;
     const char *ap = annex;
     if (annex[0] && hex_parse_u64(&ap, &pid))
       goto bad;

@@ -13,7 +13,9 @@
 int agent_server_init(struct agent_server *s, char **argv)
 {
   memset(s, 0, sizeof *s);
-  inf_init(&s->inf);
+  s->inf = &s->first;
+  inf_init(s->inf);
+  procs_init(&s->procs, &s->first);
   s->argv = argv;
   for (int i = 0; i < AGENT_MAX_VFILES; i++)
     s->vfd[i] = -1;
@@ -44,7 +46,7 @@ static void process_input(struct agent_server *s)
 {
   size_t used = 0;
   while (used < s->in.len && !s->done && !s->hold) {
-    if (s->inf.running) {
+    if (procs_running(&s->procs)) {
       /* Only acks and the interrupt byte matter while running; a packet waits for the stop. */
       uint8_t c = s->in.data[used];
       if (c == '+' || c == '-') {
@@ -54,7 +56,7 @@ static void process_input(struct agent_server *s)
       if (c == 0x03) {
         used++;
         struct inf_stop st;
-        if (inf_interrupt(&s->inf, &st) == 0)
+        if (procs_interrupt(&s->procs, &st, &s->inf) == 0)
           agent_report_stop(s, &st);
         continue;
       }
@@ -91,9 +93,9 @@ static void process_input(struct agent_server *s)
         agent_send_raw(s, "-", 1);
       break;
     case RSP_EV_INTERRUPT:
-      if (s->inf.running) {
+      if (procs_running(&s->procs)) {
         struct inf_stop st;
-        if (inf_interrupt(&s->inf, &st) == 0)
+        if (procs_interrupt(&s->procs, &st, &s->inf) == 0)
           agent_report_stop(s, &st);
       }
       break;
@@ -114,9 +116,13 @@ void agent_server_connect(struct agent_server *s, agent_send_fn send, void *ctx)
   s->stop_time = 0;
   s->hold = 0;
   s->spoke = 0;
-  s->inf.nquiet = 0;
   s->capture_used = 0;
-  inf_cap_reset(&s->inf);
+  s->follow_fork = 0;
+  procs_set_follow(&s->procs, 0);
+  for (int i = 0; i < s->procs.n; i++) {
+    s->procs.p[i]->nquiet = 0;
+    inf_cap_reset(s->procs.p[i]);
+  }
   s->extended = s->multi_mode;
   rsp_decoder_reset(&s->dec);
   rs_buf_reset(&s->in);
@@ -125,15 +131,16 @@ void agent_server_connect(struct agent_server *s, agent_send_fn send, void *ctx)
 void agent_server_disconnect(struct agent_server *s)
 {
   s->send = NULL;
-  if (s->inf.pid) {
-    if (s->inf.attached) {
-      inf_detach(&s->inf);
+  if (procs_count(&s->procs)) {
+    if (s->first.pid && s->first.attached) {
+      procs_end_all(&s->procs, 0);
     } else {
-      LOG_INFO("client gone: killing process %d", (int)s->inf.pid);
-      inf_kill(&s->inf);
+      LOG_INFO("client gone: killing process %d", (int)s->inf->pid);
+      procs_end_all(&s->procs, 1);
       s->exit_code = 128 + SIGKILL;
     }
   }
+  s->inf = &s->first;
   for (int i = 0; i < AGENT_MAX_VFILES; i++)
     if (s->vfd[i] >= 0) {
       close(s->vfd[i]);
@@ -162,13 +169,16 @@ size_t agent_server_input_room(const struct agent_server *s) { return s->in.limi
 static int poll_child(struct agent_server *s)
 {
   struct inf_stop st;
-  if (inf_poll(&s->inf, &st) != 1)
+  if (procs_poll(&s->procs, &st, &s->inf) != 1)
     return 0;
   if (s->send) {
     agent_report_stop(s, &st);
     process_input(s);
   } else if (st.kind == INF_STOP_EXITED || st.kind == INF_STOP_KILLED) {
-    s->exit_code = st.kind == INF_STOP_EXITED ? st.sig : 128 + st.sig;
+    if (s->inf == &s->first)
+      s->exit_code = st.kind == INF_STOP_EXITED ? st.sig : 128 + st.sig;
+    procs_reap(&s->procs);
+    s->inf = procs_any(&s->procs);
   }
   return 1;
 }
@@ -178,13 +188,19 @@ static int poll_child(struct agent_server *s)
 static void pump_events(struct agent_server *s, size_t min)
 {
   /* The recorder's ring first: its calls join the records the agent made itself. */
-  if (inf_rec_active(&s->inf) && s->send)
-    for (int round = 0; round < 64 && !s->hold; round++)
-      if (inf_rec_drain(&s->inf, INF_CAP_SOFT) == 0 || !agent_flush_events(s, 0))
+  for (int i = 0; i < s->procs.n && s->send; i++)
+    for (int round = 0; round < 64 && !s->hold && inf_rec_active(s->procs.p[i]); round++)
+      if (inf_rec_drain(s->procs.p[i], INF_CAP_SOFT) == 0 || !agent_flush_events(s, 0))
         break;
   for (int round = 0; round < 8; round++) {
-    int freed = s->inf.cap.len >= min && s->inf.cap.len > 0 && agent_flush_events(s, 0);
-    if (!freed || !inf_cap_waiting(&s->inf) || !s->inf.running || poll_child(s))
+    size_t len = 0;
+    int waiting = 0;
+    for (int i = 0; i < s->procs.n; i++) {
+      len += s->procs.p[i]->cap.len;
+      waiting |= inf_cap_waiting(s->procs.p[i]);
+    }
+    int freed = len >= min && len > 0 && agent_flush_events(s, 0);
+    if (!freed || !waiting || !procs_running(&s->procs) || poll_child(s))
       return;
   }
 }
@@ -206,7 +222,10 @@ void agent_server_child_event(struct agent_server *s)
 
 int agent_server_events_waiting(const struct agent_server *s)
 {
-  return s->inf.cap.len > 0 || (s->send && inf_rec_active(&s->inf));
+  for (int i = 0; i < s->procs.n; i++)
+    if (s->procs.p[i]->cap.len > 0 || (s->send && inf_rec_active(s->procs.p[i])))
+      return 1;
+  return 0;
 }
 
 void agent_server_flush_events(struct agent_server *s) { pump_events(s, 1); }

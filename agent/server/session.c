@@ -48,26 +48,45 @@ static void send_events(struct agent_server *s, const uint8_t *data, size_t len)
   rs_buf_reset(w);
 }
 
+/* Frames a process marker (CAP_REC_PROCESS) and the records [data, data + len) as one notification. */
+static void send_process_events(struct agent_server *s, pid_t pid, const uint8_t *data, size_t len)
+{
+  if (rs_buf_reserve(&s->doc, len + CAP_REC_HEADER)) {
+    send_events(s, data, len);
+    return;
+  }
+  uint8_t *tmp = s->doc.data;
+  cap_put_header(tmp, CAP_REC_PROCESS, 0, CAP_REC_HEADER, (uint32_t)pid, 0, 0, inf_monotonic_ns());
+  memcpy(tmp + CAP_REC_HEADER, data, len);
+  send_events(s, tmp, len + CAP_REC_HEADER);
+}
+
 int agent_flush_events(struct agent_server *s, int force)
 {
-  struct inf_capture *c = &s->inf.cap;
   int sent = 0;
-  while (c->len > 0 && (force || !s->hold)) {
-    size_t n = 0;
-    while (n < c->len) {
-      size_t l = cap_record_len(c->buf + n, c->len - n);
-      if (l == 0) { /* cannot happen: the buffer holds whole records */
-        LOG_ERR("capture: a damaged record in the buffer; %zu bytes dropped", c->len - n);
-        c->len = n;
-        break;
+  for (int i = 0; i < s->procs.n; i++) {
+    struct inferior *inf = s->procs.p[i];
+    struct inf_capture *c = &inf->cap;
+    while (c->len > 0 && (force || !s->hold)) {
+      size_t n = 0;
+      while (n < c->len) {
+        size_t l = cap_record_len(c->buf + n, c->len - n);
+        if (l == 0) { /* cannot happen: the buffer holds whole records */
+          LOG_ERR("capture: a damaged record in the buffer; %zu bytes dropped", c->len - n);
+          c->len = n;
+          break;
+        }
+        if (n > 0 && n + l > AGENT_EVENT_BATCH)
+          break;
+        n += l;
       }
-      if (n > 0 && n + l > AGENT_EVENT_BATCH)
-        break;
-      n += l;
+      if (s->follow_fork) /* which process the records are of: the client keeps one image per process */
+        send_process_events(s, inf->pid ? inf->pid : inf->gone_pid, c->buf, n);
+      else
+        send_events(s, c->buf, n);
+      inf_cap_consume(inf, n);
+      sent = 1;
     }
-    send_events(s, c->buf, n);
-    inf_cap_consume(&s->inf, n);
-    sent = 1;
   }
   return sent;
 }
@@ -75,7 +94,7 @@ int agent_flush_events(struct agent_server *s, int force)
 /* A stats record (CAP_REC_STATS) ahead of a stop reply, so the client knows how long the program was held. */
 static void send_capture_stats(struct agent_server *s)
 {
-  const struct inf_capture *c = &s->inf.cap;
+  const struct inf_capture *c = &s->inf->cap;
   uint8_t rec[CAP_REC_STATS_LEN];
   uint64_t held = c->held_ns + (c->nparked > 0 ? inf_monotonic_ns() - c->held_since : 0);
   cap_put_header(rec, CAP_REC_STATS, 0, CAP_REC_STATS_LEN, 0, 0, 0, inf_monotonic_ns());
@@ -92,8 +111,9 @@ static void send_capture_stats(struct agent_server *s)
 
 void agent_put_tid(struct agent_server *s, struct rs_buf *b, pid_t tid)
 {
+  struct inferior *owner = procs_by_tid(&s->procs, tid);
   if (s->multiprocess)
-    rs_buf_printf(b, "p%x.%x", (unsigned)s->inf.pid, (unsigned)tid);
+    rs_buf_printf(b, "p%x.%x", (unsigned)(owner ? owner->pid : s->inf->pid), (unsigned)tid);
   else
     rs_buf_printf(b, "%x", (unsigned)tid);
 }
@@ -107,7 +127,7 @@ static void put_stop_stack(struct agent_server *s, struct rs_buf *b, uint64_t sp
     return;
   /* One read: /proc/PID/mem stops at the first unreadable page, so a window past the stack's end comes back
    * cut there. */
-  long n = inf_read(&s->inf, sp, b->data + b->len, s->stop_stack_len);
+  long n = inf_read(s->inf, sp, b->data + b->len, s->stop_stack_len);
   if (n > 0)
     b->len += (size_t)n;
   b->data[b->len] = 0;
@@ -119,18 +139,23 @@ static void put_stop_stack(struct agent_server *s, struct rs_buf *b, uint64_t sp
  * is queued. */
 static void put_quiet_hits(struct agent_server *s, struct rs_buf *b, const char *before, const char *after)
 {
-  struct inferior *inf = &s->inf;
-  if (inf->nquiet == 0)
-    return;
-  rs_buf_puts(b, before);
-  rs_buf_puts(b, "rsprof-quiet:");
-  for (int i = 0; i < inf->nquiet; i++) {
-    const struct inf_quiet_hit *h = &inf->quiet[i];
-    rs_buf_printf(b, "%s%x/%llx/%llx/%llx/%llx", i ? "," : "", (unsigned)h->tid, (unsigned long long)h->pc,
-                  (unsigned long long)h->sp, (unsigned long long)h->retval, (unsigned long long)h->ns);
+  int any = 0; /* every process's: thread ids tell them apart */
+  for (int k = 0; k < s->procs.n; k++) {
+    struct inferior *inf = s->procs.p[k];
+    for (int i = 0; i < inf->nquiet; i++) {
+      const struct inf_quiet_hit *h = &inf->quiet[i];
+      if (!any++) {
+        rs_buf_puts(b, before);
+        rs_buf_puts(b, "rsprof-quiet:");
+      }
+      rs_buf_printf(b, "%s%x/%llx/%llx/%llx/%llx", any > 1 ? "," : "", (unsigned)h->tid,
+                    (unsigned long long)h->pc, (unsigned long long)h->sp, (unsigned long long)h->retval,
+                    (unsigned long long)h->ns);
+    }
+    inf->nquiet = 0;
   }
-  rs_buf_puts(b, after);
-  inf->nquiet = 0;
+  if (any)
+    rs_buf_puts(b, after);
 }
 
 void agent_stop_reply(struct agent_server *s, const struct inf_stop *st)
@@ -146,22 +171,31 @@ void agent_stop_reply(struct agent_server *s, const struct inf_stop *st)
       rs_buf_printf(b, ";process:%x", (unsigned)st->tid);
     put_quiet_hits(s, b, ";", ""); /* hits just before the exit */
     return;
+  case INF_STOP_FORK:
+  case INF_STOP_VFORK:
+  case INF_STOP_VFORK_DONE:
   case INF_STOP_EXEC:
   case INF_STOP_SIGNAL: {
     rs_buf_printf(b, "T%02x", agent_sig_to_gdb(st->sig));
+    if (st->kind == INF_STOP_FORK || st->kind == INF_STOP_VFORK) { /* fork-events, vfork-events: the child */
+      rs_buf_printf(b, "%s:p%x.%x;", st->kind == INF_STOP_FORK ? "fork" : "vfork", (unsigned)st->child,
+                    (unsigned)st->child);
+    } else if (st->kind == INF_STOP_VFORK_DONE) {
+      rs_buf_puts(b, "vforkdone:;");
+    }
     if (st->kind == INF_STOP_EXEC) { /* exec-events: the new program's path, hex-encoded, as gdbserver */
       char path[64], exe[4096];
-      snprintf(path, sizeof path, "/proc/%d/exe", (int)s->inf.pid);
+      snprintf(path, sizeof path, "/proc/%d/exe", (int)s->inf->pid);
       ssize_t n = readlink(path, exe, sizeof exe);
       rs_buf_puts(b, "exec:");
       rs_buf_put_hex(b, exe, n > 0 ? (size_t)n : 0);
       rs_buf_putc(b, ';');
     }
-    struct inf_thread *t = inf_thread(&s->inf, st->tid);
-    struct ptarch_gregs *r = t ? inf_gregs(&s->inf, t) : NULL;
+    struct inf_thread *t = inf_thread(s->inf, st->tid);
+    struct ptarch_gregs *r = t ? inf_gregs(s->inf, t) : NULL;
     if (r) {
       /* Expedite what an unwinder needs, so a tracing client often needs no 'g' at all. */
-      const struct arch_desc *a = s->inf.arch;
+      const struct arch_desc *a = s->inf->arch;
       uint8_t img[1024];
       {
         ptarch_fill_core(r, img);
@@ -204,22 +238,26 @@ void agent_report_stop(struct agent_server *s, const struct inf_stop *st)
 {
   s->last = *st;
   if (s->capture_used) { /* every event recorded before the stop reaches the client before the stop itself */
-    while (inf_rec_drain(&s->inf, INF_CAP_BUF) > 0)
-      agent_flush_events(s, 1);
+    for (int i = 0; i < s->procs.n; i++)
+      while (inf_rec_drain(s->procs.p[i], INF_CAP_BUF) > 0)
+        agent_flush_events(s, 1);
     agent_flush_events(s, 1);
     send_capture_stats(s);
   }
-  if (st->kind == INF_STOP_SIGNAL || st->kind == INF_STOP_EXEC)
+  if (st->kind != INF_STOP_EXITED && st->kind != INF_STOP_KILLED)
     s->gthread = s->cthread = st->tid;
   agent_stop_reply(s, st);
   agent_send_reply(s);
-  if ((st->kind == INF_STOP_EXITED || st->kind == INF_STOP_KILLED) && s->inf.rec.injected) {
-    inf_rec_log_stats(&s->inf);
-    s->inf.rec.injected = 0;
+  if ((st->kind == INF_STOP_EXITED || st->kind == INF_STOP_KILLED) && s->inf->rec.injected) {
+    inf_rec_log_stats(s->inf);
+    s->inf->rec.injected = 0;
   }
   if (st->kind == INF_STOP_EXITED || st->kind == INF_STOP_KILLED) {
-    s->exit_code = st->kind == INF_STOP_EXITED ? st->sig : 128 + st->sig;
-    if (!s->extended && !s->multi_mode) {
+    if (s->inf == &s->first) /* the agent's own status is the launched program's */
+      s->exit_code = st->kind == INF_STOP_EXITED ? st->sig : 128 + st->sig;
+    procs_reap(&s->procs);
+    s->inf = procs_any(&s->procs);
+    if (!s->extended && !s->multi_mode && procs_count(&s->procs) == 0) {
       s->done = 1;
       s->quit = 1;
     }
@@ -229,8 +267,15 @@ void agent_report_stop(struct agent_server *s, const struct inf_stop *st)
 /* Parses a thread id: "p<pid>.<tid>", "p<pid>", "<tid>", "-1" (all) or "0" (any). */
 int agent_parse_tid(const char **p, pid_t *tid)
 {
+  pid_t pid;
+  return agent_parse_ptid(p, &pid, tid);
+}
+
+int agent_parse_ptid(const char **p, pid_t *pid, pid_t *tid)
+{
   const char *q = *p;
   uint64_t v;
+  *pid = 0;
   if (*q == '-' && q[1] == '1') {
     *tid = -1;
     *p = q + 2;
@@ -241,9 +286,10 @@ int agent_parse_tid(const char **p, pid_t *tid)
     if (*q == '-' && q[1] == '1') {
       q += 2;
       v = (uint64_t)-1;
-    } else if (hex_parse_u64(&q, &v)) {
+    } else if (hex_parse_u64(&q, &v) || (v > 0x7fffffff && v != (uint64_t)-1)) {
       return RS_E_BAD_ARG;
     }
+    *pid = v == (uint64_t)-1 ? -1 : (pid_t)v;
     if (*q != '.') {
       *tid = v == (uint64_t)-1 ? -1 : 0;
       *p = q;
@@ -266,10 +312,10 @@ int agent_parse_tid(const char **p, pid_t *tid)
 /* The thread register packets act on: the selected one, else the last reporter, else the leader. */
 struct inf_thread *agent_cur_thread(struct agent_server *s, pid_t sel)
 {
-  struct inf_thread *t = sel > 0 ? inf_thread(&s->inf, sel) : NULL;
+  struct inf_thread *t = sel > 0 ? inf_thread(s->inf, sel) : NULL;
   if (!t && (s->last.kind == INF_STOP_SIGNAL || s->last.kind == INF_STOP_EXEC))
-    t = inf_thread(&s->inf, s->last.tid);
-  if (!t && s->inf.nth > 0)
-    t = &s->inf.th[0];
+    t = inf_thread(s->inf, s->last.tid);
+  if (!t && s->inf->nth > 0)
+    t = &s->inf->th[0];
   return t;
 }

@@ -8,7 +8,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
-#include "inferior.h"
+#include "processes.h"
 #include "rsp-codec.h"
 
 #define AGENT_PACKET_SIZE 0x20000
@@ -18,13 +18,16 @@
 typedef void (*agent_send_fn)(void *ctx, const void *data, size_t len);
 
 struct agent_server {
-  struct inferior inf;
+  struct inferior *inf;  /* the current process: the last one to stop, or the one Hg selected */
+  struct inferior first; /* the launched or attached process's storage */
+  struct inf_procs procs; /* every traced process: first, and the children followed (fork-events) */
   struct rsp_decoder dec;
   struct rs_buf in;    /* received bytes not yet processed (packets queued behind a resume) */
   struct rs_buf reply; /* payload being built */
   struct rs_buf wire;  /* framed bytes */
   struct rs_buf doc;   /* qXfer documents */
   int noack, multiprocess, swbreak_ok, extended, multi_mode, disable_aslr;
+  int follow_fork;     /* the client asked for fork events (fork-events+ with multiprocess+, no rsprof-detachfork+) */
   pid_t gthread, cthread;
   struct inf_stop last;
   int vfd[AGENT_MAX_VFILES];
@@ -60,6 +63,8 @@ void agent_reply_err(struct agent_server *s, int code);
 void agent_put_tid(struct agent_server *s, struct rs_buf *b, pid_t tid);
 /* Parses an RSP thread id at *p (advancing it): -1 means all threads, 0 any. Returns 0 or RS_E_BAD_ARG. */
 int agent_parse_tid(const char **p, pid_t *tid);
+/* The same, with the process id too ("p<pid>.<tid>"; 0 when the id names none, -1 for all). */
+int agent_parse_ptid(const char **p, pid_t *pid, pid_t *tid);
 /* The thread that register packets act on when sel (a selected thread id) names none: the last
  * reporter, else the first thread. NULL when there is no process. */
 struct inf_thread *agent_cur_thread(struct agent_server *s, pid_t sel);

@@ -302,6 +302,8 @@ static void memory_destroy(void *state)
   free(s);
 }
 
+static struct heap *memory_heap(void *state) { return &((struct memory_state *)state)->heap; }
+
 const struct tracer_module tracer_memory = {
     .name = "memory",
     .help = "heap use without a stub (libc malloc family, Rust allocator): counts, bytes, leaks, peak",
@@ -312,4 +314,5 @@ const struct tracer_module tracer_memory = {
     .summary_text = memory_summary_text,
     .verdict = memory_verdict,
     .destroy = memory_destroy,
+    .heap_of = memory_heap,
 };

@@ -105,6 +105,8 @@ static void memtrace_destroy(void *state)
   free(s);
 }
 
+static struct heap *memtrace_heap(void *state) { return &((struct memtrace_state *)state)->heap; }
+
 const struct tracer_module tracer_memtrace = {
     .name = "memtrace",
     .help = "heap use of programs built with rsprof-stub (or run with its LD_PRELOAD shim)",
@@ -115,4 +117,5 @@ const struct tracer_module tracer_memtrace = {
     .summary_text = memtrace_summary_text,
     .verdict = memtrace_verdict,
     .destroy = memtrace_destroy,
+    .heap_of = memtrace_heap,
 };

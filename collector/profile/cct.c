@@ -172,8 +172,19 @@ void cct_set_max_nodes(struct cct *t, uint32_t max_nodes)
 
 int cct_insert_path(struct cct *t, uint32_t tid, const uint64_t *pcs, size_t n, unsigned flags, uint32_t *leaf)
 {
+  return cct_insert_path_under(t, CCT_ROOT, tid, pcs, n, flags, leaf);
+}
+
+int cct_add_process_root(struct cct *t, uint64_t space, uint32_t *root)
+{
+  return new_node(t, 0, CCT_PROCESS, space, 0, root);
+}
+
+int cct_insert_path_under(struct cct *t, uint32_t root, uint32_t tid, const uint64_t *pcs, size_t n, unsigned flags,
+                          uint32_t *leaf)
+{
   uint32_t node;
-  int rc = child(t, CCT_ROOT, CCT_THREAD, tid, tid, &node);
+  int rc = child(t, root, CCT_THREAD, tid, tid, &node);
   if (rc == 0 && (flags & CCT_PATH_TRUNCATED))
     rc = child(t, node, CCT_TRUNCATED, 0, tid, &node);
   for (size_t i = n; rc == 0 && i-- > 0;)

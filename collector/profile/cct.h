@@ -10,7 +10,7 @@
 struct cct;
 
 enum cct_kind {
-  CCT_PROCESS = 1, /* the single process root, always node CCT_ROOT */
+  CCT_PROCESS = 1, /* a process root: CCT_ROOT, and one per more process image (cct_add_process_root) */
   CCT_THREAD,      /* one per thread id, child of the process root; cct_pc() gives the tid */
   CCT_FRAME,       /* a code address (return address or, for the leaf, the stop address) */
   CCT_TRUNCATED    /* marks a path whose unwinding stopped early; sits between the thread root and the path */
@@ -37,6 +37,13 @@ int cct_insert(struct cct *t, uint32_t tid, const uint64_t *pcs, size_t n, uint3
 /* The same with flags: CCT_PATH_TRUNCATED places the path under a "[truncated]" node of the thread, so
  * incomplete stacks are never merged with complete ones that happen to share their outer frames. */
 int cct_insert_path(struct cct *t, uint32_t tid, const uint64_t *pcs, size_t n, unsigned flags, uint32_t *leaf);
+/* The same under process root root (CCT_ROOT or one from cct_add_process_root). */
+int cct_insert_path_under(struct cct *t, uint32_t root, uint32_t tid, const uint64_t *pcs, size_t n, unsigned flags,
+                          uint32_t *leaf);
+/* Adds a root for another process image (a followed child, or a process after exec): a CCT_PROCESS node with
+ * no parent whose cct_pc() is space (nonzero: the writer's profile_info names the image's process by it and
+ * symbolizes its frames in it). Returns 0, -ENOMEM or RS_E_LIMIT. */
+int cct_add_process_root(struct cct *t, uint64_t space, uint32_t *root);
 
 /* Adds delta to a node's metric. Returns 0, or RS_E_BAD_ARG for an unknown node or metric index. */
 int cct_add(struct cct *t, uint32_t node, size_t metric, int64_t delta);

@@ -50,6 +50,8 @@ struct writer {
   struct wloc *locs;      /* location index (id = index + 1) */
   size_t nlocs, locs_cap;
   struct u64map loc_of_pc;
+  uint64_t *space_of;  /* per node: the image its process root names (0: the first process's) */
+  uint64_t space;      /* the image of the frame being symbolized */
   struct u64map loc_of_tid;
   uint32_t loc_process, loc_truncated; /* 0 until created */
   uint32_t *node_loc;     /* location id per cct node */
@@ -228,8 +230,12 @@ static int frame_location(struct writer *w, uint64_t pc, uint32_t *id)
   int n = 0, rc;
   uint64_t fid;
   memset(frames, 0, sizeof frames);
-  if (!w->sym || w->sym(w->sym_ctx, pc, frames, PROFILE_MAX_INLINE, &n) < 0 || n < 0)
+  if (w->space && w->info && w->info->space_sym) {
+    if (w->info->space_sym(w->sym_ctx, w->space, pc, frames, PROFILE_MAX_INLINE, &n) < 0 || n < 0)
+      n = 0;
+  } else if (!w->sym || w->sym(w->sym_ctx, pc, frames, PROFILE_MAX_INLINE, &n) < 0 || n < 0) {
     n = 0;
+  }
   if (n > PROFILE_MAX_INLINE)
     n = PROFILE_MAX_INLINE;
   if ((rc = begin_location(w, id)) < 0)
@@ -279,9 +285,25 @@ static int assign_locations(struct writer *w)
   for (uint32_t id = 1; id <= count; id++) {
     uint64_t v;
     uint32_t loc = 0;
+    uint32_t parent = cct_parent(w->t, id);
+    w->space_of[id] = cct_kind(w->t, id) == CCT_PROCESS ? cct_pc(w->t, id) : w->space_of[parent];
+    w->space = w->space_of[id];
+    uint64_t key = cct_pc(w->t, id) ^ (w->space << 48); /* user-space pcs are below 2^48 */
     switch (cct_kind(w->t, id)) {
     case CCT_PROCESS:
-      if (!w->loc_process) {
+      if (w->space && w->info && w->info->space_process) { /* another process image's root */
+        int64_t pid = 0;
+        const char *program = NULL;
+        char name[512], sys[40];
+        w->info->space_process(w->sym_ctx, w->space, &pid, &program);
+        snprintf(sys, sizeof sys, "PROCESS[%" PRId64 "]", pid);
+        if (program)
+          snprintf(name, sizeof name, "%s %s", sys, base_name(program));
+        else
+          snprintf(name, sizeof name, "%s", sys);
+        if ((rc = synthetic_location(w, name, sys, &loc)) < 0)
+          return rc;
+      } else if (!w->loc_process) {
         char name[512], sys[40];
         snprintf(sys, sizeof sys, "PROCESS[%" PRId64 "]", w->info ? w->info->pid : 0);
         /* The viewer cuts every name at its last '/': the root shows the program's file name only (its
@@ -293,7 +315,8 @@ static int assign_locations(struct writer *w)
         if ((rc = synthetic_location(w, name, sys, &w->loc_process)) < 0)
           return rc;
       }
-      loc = w->loc_process;
+      if (!w->space || !w->info || !w->info->space_process)
+        loc = w->loc_process;
       break;
     case CCT_THREAD:
       if (u64map_get(&w->loc_of_tid, cct_pc(w->t, id), &v)) {
@@ -312,10 +335,10 @@ static int assign_locations(struct writer *w)
       loc = w->loc_truncated;
       break;
     case CCT_FRAME:
-      if (u64map_get(&w->loc_of_pc, cct_pc(w->t, id), &v)) {
+      if (u64map_get(&w->loc_of_pc, key, &v)) {
         loc = (uint32_t)v;
       } else if ((rc = frame_location(w, cct_pc(w->t, id), &loc)) < 0 ||
-                 (rc = u64map_put(&w->loc_of_pc, cct_pc(w->t, id), loc)) < 0) {
+                 (rc = u64map_put(&w->loc_of_pc, key, loc)) < 0) {
         return rc;
       }
       break;
@@ -464,6 +487,7 @@ static void writer_free(struct writer *w)
   free(w->lines);
   free(w->locs);
   u64map_free(&w->loc_of_pc);
+  free(w->space_of);
   u64map_free(&w->loc_of_tid);
   free(w->node_loc);
 }
@@ -490,7 +514,8 @@ int profile_write_drcctprof(const struct cct *t, const struct profile_metric *me
   pstrmap_init(&w.modules);
   u64map_init(&w.loc_of_pc);
   u64map_init(&w.loc_of_tid);
-  if (!(w.node_loc = calloc((size_t)cct_count(t) + 1, sizeof *w.node_loc))) {
+  if (!(w.node_loc = calloc((size_t)cct_count(t) + 1, sizeof *w.node_loc)) ||
+      !(w.space_of = calloc((size_t)cct_count(t) + 1, sizeof *w.space_of))) {
     rc = -ENOMEM;
     goto out;
   }

@@ -23,6 +23,10 @@ typedef int (*profile_symbolize_fn)(void *ctx, uint64_t pc, struct sym_frame *fr
 struct profile_info {
   const char *program;
   int64_t pid;
+  /* For a tree with more process roots (cct_add_process_root), whose cct_pc() is an image's space: names the
+   * image's process (*pid, *program), and symbolizes a pc of that image, as a profile_symbolize_fn does. */
+  void (*space_process)(void *ctx, uint64_t space, int64_t *pid, const char **program);
+  int (*space_sym)(void *ctx, uint64_t space, uint64_t pc, struct sym_frame *frames, int max, int *n);
 };
 
 /* The most inline frames the writer asks the symbolizer for at one pc. */

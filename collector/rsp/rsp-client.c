@@ -349,9 +349,10 @@ int rspc_connect(const struct rspc_options *o, struct rspc **out)
   size_t n;
   /* The process events let the collector take its breakpoints out of a child before detaching it, as gdb
    * does; a server that reports none leaves the children to die at the first trap they inherit. */
-  static const char offer[] =
-      "qSupported:multiprocess+;swbreak+;fork-events+;vfork-events+;exec-events+;vContSupported+;xmlRegisters=i386";
-  rc = rspc_request(c, offer, sizeof offer - 1, &r, &n);
+  char offer[160];
+  int olen = snprintf(offer, sizeof offer, "qSupported:multiprocess+;swbreak+;fork-events+;vfork-events+;exec-events+;"
+                      "vContSupported+;xmlRegisters=i386%s", o->detach_fork ? ";rsprof-detachfork+" : "");
+  rc = rspc_request(c, offer, (size_t)olen, &r, &n);
   if (rc)
     goto fail_log;
   c->supported = strdup(r);

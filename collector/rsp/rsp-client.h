@@ -20,6 +20,7 @@ struct rspc_options {
   unsigned retry_delay_ms;
   unsigned reply_timeout_ms;   /* every wait for a reply; 0: 10 s */
   unsigned poll_us;            /* see transport_options */
+  int detach_fork;             /* offer rsprof-detachfork+: our agent then lets children go itself */
 };
 
 /* What the server offered (1 = usable). */

@@ -501,16 +501,22 @@ static const struct arch_desc *arch_from_description(struct rspc *c)
   return a;
 }
 
-int target_load(struct rspc *c, struct binfind *bf, struct target **out)
+static int load(struct rspc *c, struct binfind *bf, int64_t pid, struct target **out)
 {
   *out = NULL;
   struct target *t = calloc(1, sizeof *t);
   if (!t)
     return -ENOMEM;
   struct rspc_stop st;
-  int rc = rspc_query_stop(c, &st);
-  if (rc)
+  int rc = 0;
+  if (pid > 0) { /* a process the server already reported (a followed child, or one that executed) */
+    memset(&st, 0, sizeof st);
+    st.kind = RSPC_STOP_SIGNAL;
+    st.pid = pid;
+    st.tid = pid;
+  } else if ((rc = rspc_query_stop(c, &st)) != 0) {
     goto fail;
+  }
   t->pid = st.pid > 0 ? st.pid : st.tid; /* without multiprocess the first thread's id is the pid */
   if (st.kind != RSPC_STOP_SIGNAL) {
     rc = RS_E_NO_PROCESS;
@@ -569,4 +575,11 @@ int target_load(struct rspc *c, struct binfind *bf, struct target **out)
 fail:
   target_free(t);
   return rc;
+}
+
+int target_load(struct rspc *c, struct binfind *bf, struct target **out) { return load(c, bf, 0, out); }
+
+int target_load_process(struct rspc *c, struct binfind *bf, int64_t pid, struct target **out)
+{
+  return load(c, bf, pid, out);
 }

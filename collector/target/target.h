@@ -38,6 +38,9 @@ struct target {
  * r_brk must come from its _dl_debug_state symbol (before the linker has run). Returns 0 and *out (free
  * with target_free), or an error (RS_E_UNSUPPORTED when even the architecture cannot be learned). */
 int target_load(struct rspc *c, struct binfind *bf, struct target **out);
+/* The same for process pid, which the server has selected (Hg) and reported before (a followed child, or a
+ * process that executed a new program): the stop is not asked for. */
+int target_load_process(struct rspc *c, struct binfind *bf, int64_t pid, struct target **out);
 /* Re-reads the library list (after a stop at r_brk: dlopen/dlclose) and r_brk itself while unknown.
  * Returns 0 or an error; t keeps its old list on failure. */
 int target_refresh_libraries(struct rspc *c, struct target *t);

@@ -375,7 +375,8 @@ int trace_context(struct trace *tr, const struct trace_hit *hit, uint32_t *node)
     else if (had > tr->truncated_window)
       tr->truncated_window = had; /* the most stack any of them had */
   }
-  int rc = cct_insert_path(tr->cct, (uint32_t)hit->tid, tr->pcs, n, truncated ? CCT_PATH_TRUNCATED : 0, node);
+  int rc = cct_insert_path_under(tr->cct, tr->cct_root ? tr->cct_root : CCT_ROOT, (uint32_t)hit->tid, tr->pcs, n,
+                                 truncated ? CCT_PATH_TRUNCATED : 0, node);
   if (rc)
     return rc;
   tr->hit_node = *node;

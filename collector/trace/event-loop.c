@@ -13,6 +13,7 @@
 #include "counters.h"
 #include "errors.h"
 #include "log.h"
+#include "processes.h"
 #include "rsp-client.h"
 #include "stream.h"
 
@@ -99,13 +100,13 @@ static int take_quiet_hits(struct trace *tr, const struct rspc_stop *st)
 
 /* Runs the handlers of the hits the agent recorded at quiet breakpoints before this stop, in their order.
  * Their handlers see the thread, PC, SP and return register only (trace_break_quiet). */
-static int run_quiet_hits(struct trace *tr)
+static int run_quiet_hits(struct trace *root)
 {
-  const struct arch_desc *a = tr->arch;
+  const struct arch_desc *a = root->arch;
   int rc = 0;
-  tr->in_quiet_hit = 1;
-  for (size_t i = 0; i < tr->nquiet && rc == 0; i++) {
-    const struct rspc_quiet_hit *q = &tr->quiet[i];
+  for (size_t i = 0; i < root->nquiet && rc == 0; i++) {
+    const struct rspc_quiet_hit *q = &root->quiet[i];
+    struct trace *tr = trace_proc_of_tid(root, q->tid); /* the hits of every process come together */
     struct trace_bp *bp = trace_bp_lookup(tr, q->pc);
     if (!bp)
       continue; /* removed since */
@@ -114,10 +115,11 @@ static int run_quiet_hits(struct trace *tr)
     col_regs_set(&regs, a->regs[a->ret_reg].dwarf, q->retval);
     struct trace_hit hit = {.tid = q->tid, .addr = q->pc, .regs = &regs, .ms = hit_time_ms(tr, 1, q->ns)};
     tr->quiet_stops++;
+    tr->in_quiet_hit = 1;
     rc = trace_bp_dispatch(tr, bp, &hit);
+    tr->in_quiet_hit = 0;
   }
-  tr->in_quiet_hit = 0;
-  tr->nquiet = 0;
+  root->nquiet = 0;
   return rc;
 }
 
@@ -179,13 +181,44 @@ static int release_child(struct trace *tr, const struct rspc_stop *st)
   return rc == -EIO || rc == RS_E_UNSUPPORTED ? 0 : rc;
 }
 
+/* A child the server reported forked, followed (--follow-fork yes): a session of its own. A vfork child runs
+ * in its parent's memory until it executes; stock gdbserver leaves our breakpoints there, so they leave that
+ * memory until the parent's vforkdone (our agent lifts them itself). A child that cannot be followed is let go
+ * as with --follow-fork no. */
+static int follow_child(struct trace *tr, const struct rspc_stop *st)
+{
+  int vfork = st->kind == RSPC_STOP_VFORK;
+  static int warned;
+  if (vfork && !rspc_features(tr->c)->rsprof_ext) {
+    /* gdbserver all-stop would wait for the vfork parent, blocked in the kernel until the child executes, at
+     * every stop in between (gdb holds the parent instead): the child is let go as with --follow-fork no. */
+    if (!warned++)
+      LOG_WARN("vforked children are not followed through this server (only through rsprof-agent): process %lld "
+               "and later ones run untraced", (long long)st->child_pid);
+    return release_child(tr, st);
+  }
+  int rc = trace_proc_fork(tr, st->child_pid, vfork);
+  if (rc) {
+    LOG_WARN("cannot follow process %lld: %s; letting it go", (long long)st->child_pid, rs_strerror(rc));
+    return trace_proc_select(tr) == 0 ? release_child(tr, st) : 0;
+  }
+  if (vfork && !rspc_features(tr->c)->rsprof_ext && !tr->vfork_lifted) {
+    rc = trace_proc_select(tr);
+    if (rc == 0)
+      rc = trace_bp_uninsert_all(tr);
+    tr->vfork_lifted = rc == 0;
+  }
+  return rc == -EIO || rc == RS_E_UNSUPPORTED ? 0 : rc;
+}
+
 /* Stops for process events (fork-events+, vfork-events+, exec-events+). The program resumes with no signal. */
 static int handle_process_event(struct trace *tr, const struct rspc_stop *st)
 {
+  struct trace *img;
   switch (st->kind) {
   case RSPC_STOP_FORK:
   case RSPC_STOP_VFORK:
-    return release_child(tr, st);
+    return tr->root && tr->root->follow ? follow_child(tr, st) : release_child(tr, st);
   case RSPC_STOP_VFORK_DONE:
     if (!tr->vfork_lifted)
       return 0;
@@ -193,11 +226,11 @@ static int handle_process_event(struct trace *tr, const struct rspc_stop *st)
     trace_bp_reinsert_all(tr); /* a breakpoint that cannot go back is only missed: logged there */
     return 0;
   case RSPC_STOP_EXEC:
-    /* The new image has none of the old breakpoints (the server dropped them too). */
-    trace_bp_forget_all(tr);
+    /* The new image has none of the old breakpoints (the server dropped them too): a new session loads its
+     * modules and places the breakpoints again. */
     tr->vfork_lifted = 0;
-    LOG_WARN("process %lld executed a new program, which is not traced: tracing on after an exec is not "
-             "supported yet", (long long)(st->pid ? st->pid : st->tid));
+    if (trace_proc_exec(tr, &img) != 0)
+      LOG_WARN("process %lld executed a new program, which cannot be traced", (long long)tr->pid);
     return 0;
   default:
     return 0;
@@ -269,14 +302,40 @@ static int wait_running(struct trace *tr, struct rspc_stop *st)
   }
 }
 
+/* Before a resume: each session's breakpoint changes that streamed events asked for, in its own process. */
+static int before_resume(struct trace *s, void *ctx)
+{
+  s->hit_stack_valid = 0; /* the program runs again: the captured window goes stale */
+  if (s->ndeferred == 0)
+    return 0;
+  int rc = trace_proc_select(s);
+  return rc ? rc : trace_stream_before_resume(s);
+}
+
+/* A process exited or was killed: the run ends with the last one (the program's own status is tr's). */
+static int process_gone(struct trace *tr, const struct rspc_stop *st)
+{
+  int64_t pid = st->pid ? st->pid : tr->pid;
+  struct trace *p = trace_proc_of_pid(tr, pid);
+  int killed = st->kind == RSPC_STOP_TERMINATED;
+  int live = p ? trace_proc_end(p, killed ? TRACE_PROC_KILLED : TRACE_PROC_EXITED, killed ? 0 : st->exit_code,
+                                killed ? st->signal : 0)
+               : trace_procs_live(tr);
+  if (pid == tr->pid || !tr->follow) {
+    tr->program_ended = 1;
+    tr->exit_code = killed ? -1 : st->exit_code;
+    tr->term_signal = killed ? st->signal : 0;
+  }
+  return !tr->follow || live == 0;
+}
+
 /* Runs until the program exits, the duration passes, or a signal asks us to stop. */
 int trace_event_loop(struct trace *tr)
 {
   int sig_to_deliver = 0;
   warn_unreleased_children(tr);
   for (;;) {
-    tr->hit_stack_valid = 0; /* the program runs again: the captured window goes stale */
-    int rc = trace_stream_before_resume(tr);
+    int rc = trace_procs_each(tr, before_resume, NULL);
     if (rc)
       return rc;
     rc = rspc_continue(tr->c, sig_to_deliver);
@@ -287,31 +346,36 @@ int trace_event_loop(struct trace *tr)
     rc = wait_running(tr, &st);
     if (rc)
       return rc;
+    /* The session of the process that stopped (children followed), which the server has selected now. */
+    struct trace *p = tr->follow ? trace_proc_of_tid(tr, st.pid ? st.pid : st.tid) : tr;
+    if (tr->follow && st.pid && (p = trace_proc_of_pid(tr, st.pid)) == NULL)
+      p = tr;
+    trace_proc_stopped(tr, st.pid, st.tid);
     /* Copy what the reply carries before any request reuses its buffer; the quiet hits happened first. */
-    trace_capture_stop_stack(tr, &st);
+    trace_capture_stop_stack(p, &st);
     rc = take_quiet_hits(tr, &st);
     if (rc == 0)
       rc = run_quiet_hits(tr);
     if (rc)
       return rc;
     if (st.kind == RSPC_STOP_EXITED || st.kind == RSPC_STOP_TERMINATED) {
-      tr->program_ended = 1;
-      tr->exit_code = st.kind == RSPC_STOP_EXITED ? st.exit_code : -1;
-      tr->term_signal = st.kind == RSPC_STOP_TERMINATED ? st.signal : 0;
-      return 0;
+      if (process_gone(tr, &st) || tr->interrupting || stop_signal ||
+          (tr->opt->duration_ms && trace_elapsed_ms(tr) >= (double)tr->opt->duration_ms))
+        return 0;
+      continue; /* other processes run on */
     }
     if (st.kind != RSPC_STOP_SIGNAL) {
-      rc = handle_process_event(tr, &st);
+      rc = handle_process_event(p, &st);
       if (rc)
         return rc;
     } else if (st.signal == GDB_SIGTRAP) {
-      rc = handle_trap(tr, &st);
+      rc = p->vfork_child ? 0 : handle_trap(p, &st);
       if (rc)
         return rc;
-      if (tr->program_ended)
+      if (p->program_ended && !tr->follow)
         return 0;
-      sig_to_deliver = tr->signal_to_deliver;
-      tr->signal_to_deliver = 0;
+      sig_to_deliver = p->signal_to_deliver;
+      p->signal_to_deliver = 0;
     } else if (!((tr->interrupting || tr->probing) &&
                  (st.signal == GDB_SIGINT || st.signal == GDB_SIGSTOP || st.signal == 0))) {
       sig_to_deliver = st.signal; /* the program's own signal: pass it on, as gdb does by default */

@@ -1,6 +1,7 @@
 /* Heap accounting: which context allocated each live block, and the run's totals and peak. */
 #include "heap.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "summary.h"
@@ -10,6 +11,7 @@ int heap_init(struct heap *h, struct trace *tr)
   memset(h, 0, sizeof *h);
   u64map_init(&h->size_of);
   u64map_init(&h->node_of);
+  u64map_init(&h->inherited);
   h->m_allocs = trace_add_ranked_metric(tr, "allocations", "count", "MOST CALLS TO ALLOCATION FUNCTIONS");
   h->m_bytes = trace_add_ranked_metric(tr, "bytes_allocated", "bytes", "MOST BYTES ALLOCATED");
   h->m_frees = trace_add_metric(tr, "frees", "count");
@@ -24,6 +26,7 @@ void heap_destroy(struct heap *h)
 {
   u64map_free(&h->size_of);
   u64map_free(&h->node_of);
+  u64map_free(&h->inherited);
 }
 
 void heap_alloc(struct heap *h, struct trace *tr, uint32_t node, uint64_t ptr, uint64_t size)
@@ -72,7 +75,8 @@ void heap_finish(struct heap *h, struct trace *tr)
   size_t pos = 0;
   uint64_t ptr, size, node;
   while (u64map_next(&h->size_of, &pos, &ptr, &size)) {
-    if (!u64map_get(&h->node_of, ptr, &node))
+    uint64_t inh;
+    if (!u64map_get(&h->node_of, ptr, &node) || (u64map_get(&h->inherited, ptr, &inh) && inh == node))
       continue;
     trace_count(tr, (uint32_t)node, h->m_leaked, (int64_t)size);
     trace_count(tr, (uint32_t)node, h->m_leaked_blocks, 1);
@@ -131,4 +135,38 @@ int heap_verdict(const struct heap *h, const struct col_options *o)
       status = COL_EXIT_ALLOCS;
   }
   return status;
+}
+
+int heap_fork(struct heap *child, const struct heap *parent, uint64_t inherited[4])
+{
+  size_t pos = 0;
+  uint64_t k, v;
+  while (u64map_next(&parent->size_of, &pos, &k, &v))
+    if (u64map_put(&child->size_of, k, v) < 0)
+      return -ENOMEM;
+  pos = 0;
+  while (u64map_next(&parent->node_of, &pos, &k, &v))
+    if (u64map_put(&child->node_of, k, v) < 0 || u64map_put(&child->inherited, k, v) < 0)
+      return -ENOMEM;
+  child->live = parent->live;
+  inherited[0] = parent->allocs;
+  inherited[1] = parent->frees;
+  inherited[2] = parent->bytes_allocated;
+  inherited[3] = parent->bytes_freed;
+  return 0;
+}
+
+void heap_absorb(struct heap *h, const struct heap *other)
+{
+  h->allocs += other->allocs;
+  h->frees += other->frees;
+  h->bytes_allocated += other->bytes_allocated;
+  h->bytes_freed += other->bytes_freed;
+  h->unknown_frees += other->unknown_frees;
+  h->leaked_bytes += other->leaked_bytes;
+  h->leaked_blocks += other->leaked_blocks;
+  if (other->peak > h->peak) {
+    h->peak = other->peak;
+    h->peak_ms = other->peak_ms;
+  }
 }

@@ -17,6 +17,7 @@ struct heap {
   double peak_ms;          /* when the peak was reached, ms after tracing started */
   uint64_t unknown_frees;  /* frees of blocks allocated before tracing began (or by untraced code) */
   uint64_t leaked_bytes, leaked_blocks;
+  struct u64map inherited; /* a forked child's: blocks its parent allocated -> their context (heap_fork) */
 };
 
 /* Registers the memory metrics with the session and prepares the maps. */
@@ -28,9 +29,16 @@ void heap_alloc(struct heap *h, struct trace *tr, uint32_t node, uint64_t ptr, u
 void heap_free(struct heap *h, struct trace *tr, uint64_t ptr);
 /* Whether ptr is a live block we saw allocated; its size in *size. */
 int heap_block_size(const struct heap *h, uint64_t ptr, uint64_t *size);
-/* Attributes every block still live to its allocating context as leaked. */
+/* Attributes every block still live to its allocating context as leaked (a forked child's inherited blocks
+ * are its parent's to leak, so they are left out). */
 void heap_finish(struct heap *h, struct trace *tr);
 void heap_summary_json(struct heap *h, struct json_out *j);
+/* A forked child's heap: a copy of the parent's live blocks (its frees of them are known frees), with the
+ * parent's totals at the fork kept in inherited[4] (allocs, frees, bytes allocated, bytes freed) as the
+ * child's own allocator would count them. Returns 0 or -ENOMEM. */
+int heap_fork(struct heap *child, const struct heap *parent, uint64_t inherited[4]);
+/* Adds other's totals (its own events) to h, for the summaries' overall figures; the peak is the larger. */
+void heap_absorb(struct heap *h, const struct heap *other);
 void heap_summary_text(struct heap *h, FILE *out);
 /* The exit status the first fired threshold asks for (leak, peak, allocations), or 0; prints one line on
  * stderr for each threshold that fired. */

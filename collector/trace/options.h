@@ -62,6 +62,7 @@ struct col_options {
   int progress;              /* -1 auto (terminal), 0 off, 1 on */
   int capture;               /* --capture: enum col_capture */
   int no_agent_unwind;       /* --agent-unwind no: no tables for the agent, every stack window to the host */
+  int follow_fork;           /* --follow-fork: 1 yes (the default, when the server can), 0 no */
   char *const *run_argv;     /* --run PROGRAM ARGS...: start this through vRun (points into argv) */
   size_t run_argc;           /* 0: trace the server's process, or start its own program when it has none */
 };

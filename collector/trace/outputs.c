@@ -15,6 +15,7 @@
 #include "log.h"
 #include "frames.h"
 #include "profile-read.h"
+#include "processes.h"
 #include "profile-write.h"
 #include "report.h"
 #include "rsp-client.h"
@@ -170,6 +171,7 @@ static int write_json(struct trace *tr, const char *path)
   json_key(&j, "stack_window_refills"), json_uint(&j, tr->window_refills);
   json_key(&j, "duration_ms"), json_double(&j, trace_elapsed_ms(tr));
   capture_json(tr, &j);
+  trace_procs_summary_json(tr, &j);
   json_key(&j, "modules");
   json_begin_array(&j);
   for (size_t k = 0; k < tr->nmods; k++)
@@ -218,6 +220,7 @@ static int write_text(struct trace *tr, const char *path)
     fprintf(f, "; %llu deeper than --max-frames %zu", (unsigned long long)tr->truncated_frames,
             tr->opt->max_frames);
   fputc('\n', f);
+  trace_procs_summary_text(tr, f);
   for (size_t k = 0; k < tr->nmods; k++) {
     if (tr->mods[k].mod->summary_text)
       tr->mods[k].mod->summary_text(tr, tr->mods[k].state, f);
@@ -280,7 +283,8 @@ static int write_profiles(struct trace *tr)
   if (!path)
     return 0;
   struct profile_info info = {.program = tr->target && tr->target->exec_path ? tr->target->exec_path : "program",
-                              .pid = tr->target ? tr->target->pid : 0};
+                              .pid = tr->target ? tr->target->pid : 0, .space_process = trace_procs_name,
+                              .space_sym = trace_procs_symbolize};
   int rc = profile_write_drcctprof(tr->cct, tr->metrics, tr->nmetrics, trace_symbolize_pc, tr, &info, path);
   if (rc)
     LOG_ERR("cannot write %s: %s", path, rs_strerror(rc));
@@ -310,10 +314,8 @@ static void warn_truncated(const struct trace *tr)
 int trace_write_outputs(struct trace *tr)
 {
   int first = 0, rc;
+  trace_procs_finish(tr); /* every image's modules finish; the children's totals add up into tr's */
   warn_truncated(tr);
-  for (size_t k = 0; k < tr->nmods; k++)
-    if (tr->mods[k].mod->finish)
-      tr->mods[k].mod->finish(tr, tr->mods[k].state);
   first = write_profiles(tr);
   if (tr->opt->summary_json && (rc = write_json(tr, tr->opt->summary_json)) && !first)
     first = rc;

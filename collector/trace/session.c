@@ -21,6 +21,7 @@
 #include "modmap.h"
 #include "module.h"
 #include "outputs.h"
+#include "processes.h"
 #include "rsp-client.h"
 #include "stream.h"
 #include "table-upload.h"
@@ -48,9 +49,36 @@ static int start_modules(struct trace *tr, const struct tracer_module *const *mo
   return 0;
 }
 
+/* Every live process of several (children followed): breakpoints out of each, then each let go or killed. */
+static int end_process_bps(struct trace *s, void *ctx)
+{
+  if (!s->vfork_child && trace_proc_select(s) == 0)
+    trace_bp_remove_all(s);
+  return 0;
+}
+
+static int end_process(struct trace *s, void *ctx)
+{
+  const int *kill = ctx;
+  int rc = rspc_request_ok(s->c, *kill ? "vKill;%llx" : "D;%llx", (unsigned long long)s->pid);
+  if (rc)
+    LOG_WARN("process %lld: cannot %s it: %s", (long long)s->pid, *kill ? "kill" : "detach from", rs_strerror(rc));
+  trace_proc_end(s, TRACE_PROC_DETACHED, 0, 0);
+  return 0;
+}
+
 static void end_program(struct trace *tr)
 {
-  if (tr->program_ended || !tr->c)
+  if (!tr->c || tr->nprocs == 0)
+    return;
+  if (tr->follow && trace_procs_live(tr) > 0 && (tr->nprocs > 1 || tr->program_ended)) {
+    int kill = tr->opt->kill_at_end;
+    trace_procs_each(tr, end_process_bps, NULL);
+    trace_procs_each(tr, end_process, &kill);
+    LOG_INFO(kill ? "killed the program's processes" : "detached; the program's processes keep running");
+    return;
+  }
+  if (tr->program_ended)
     return;
   /* The program is stopped (we interrupted it, or an error stopped us at a stop): leave it running or gone. */
   trace_bp_remove_all(tr);
@@ -104,7 +132,7 @@ static int connect_and_load(struct trace *tr)
       .host = o->host, .port = o->port, .tls_ca = o->tls_ca, .tls_cert = o->tls_cert, .tls_key = o->tls_key,
       .tls_psk_file = o->tls_psk_file, .tls_psk_identity = o->tls_psk_identity,
       .connect_timeout_ms = o->connect_timeout_ms, .retries = o->retries, .retry_delay_ms = 500,
-      .reply_timeout_ms = o->reply_timeout_ms, .poll_us = o->poll_us,
+      .reply_timeout_ms = o->reply_timeout_ms, .poll_us = o->poll_us, .detach_fork = !o->follow_fork,
   };
   int rc = rspc_connect(&ro, &tr->c);
   if (rc) {
@@ -152,7 +180,7 @@ static int connect_and_load(struct trace *tr)
     return rc;
   }
   tr->arch = tr->target->arch;
-  return 0;
+  return trace_procs_init(tr);
 }
 
 static int trace_init(struct trace *tr, const struct col_options *o)
@@ -177,6 +205,7 @@ static int trace_init(struct trace *tr, const struct col_options *o)
 
 static void trace_destroy(struct trace *tr)
 {
+  trace_procs_free(tr);
   for (size_t k = 0; k < tr->nmods; k++)
     if (tr->mods[k].mod->destroy)
       tr->mods[k].mod->destroy(tr->mods[k].state);

@@ -15,6 +15,7 @@
 #include "errors.h"
 #include "log.h"
 #include "rsp-client.h"
+#include "processes.h"
 #include "rsp-events.h"
 
 /* The registers of an entry record as the unwinder and hit_arg take them. */
@@ -244,7 +245,7 @@ void trace_stream_free(struct trace *tr)
 /* The rsp layer hands over each notification as it is decoded, ahead of any stop reply that follows it. */
 static void on_notification(void *ctx, const uint8_t *payload, size_t len)
 {
-  struct trace *tr = ctx;
+  struct trace *root = ctx, *tr = root;
   const uint8_t *p, *end;
   size_t n;
   if (!rspc_events_batch(payload, len, &p, &n)) {
@@ -275,13 +276,21 @@ static void on_notification(void *ctx, const uint8_t *payload, size_t len)
       on_return(tr, &ev);
       break;
     case CAP_REC_STATS:
-      tr->agent_events = ev.stats[0];
-      tr->agent_held_ns = ev.stats[1];
-      tr->agent_parked = ev.stats[2];
-      tr->agent_calls = ev.stats[4];
-      tr->agent_stacks = ev.stats[5];
-      tr->agent_raw = ev.stats[6];
-      tr->agent_resets = ev.stats[7];
+      root->agent_events = ev.stats[0];
+      root->agent_held_ns = ev.stats[1];
+      root->agent_parked = ev.stats[2];
+      root->agent_calls = ev.stats[4];
+      root->agent_stacks = ev.stats[5];
+      root->agent_raw = ev.stats[6];
+      root->agent_resets = ev.stats[7];
+      break;
+    case CAP_REC_PROCESS: /* the records that follow are this process's (children followed) */
+      tr->in_stream_event = 0;
+      tr = trace_proc_of_pid(root, ev.tid);
+      if (!tr)
+        LOG_DEBUG("events of process %u, which is not traced", (unsigned)ev.tid);
+      tr = tr ? tr : root;
+      tr->in_stream_event = 1;
       break;
     default:
       break;
@@ -294,7 +303,7 @@ static void on_notification(void *ctx, const uint8_t *payload, size_t len)
   tr->hit_stack_valid = 0;
   if (rc < 0) {
     LOG_ERR("the agent sent a malformed event batch (%zu bytes)", len);
-    tr->stream_error = RS_E_PROTO;
+    root->stream_error = RS_E_PROTO;
   }
 }
 

@@ -165,6 +165,28 @@ struct trace {
   int agent_tables;          /* rsprof-tables: the agent unwinds with the tables uploaded (table-upload.c) */
   uint64_t tables_uploaded, table_bytes, tables_refused, modules_walked;
   uint64_t rx_at_start;      /* bytes received before tracing started */
+
+  /* Processes (processes.c). Each process image traced is a session of its own — the program's first, each
+   * child followed (--follow-fork yes), each image after an exec — sharing the connection, the file finder,
+   * the tree and the listing with the first one, the root, which owns them and the list of every session. */
+  struct trace *root;        /* the first session (itself there) */
+  struct trace **procs;      /* root: every session, the root first; index = the image's space in the tree */
+  size_t nprocs, procs_cap;
+  int follow;                /* root: children are followed (the server reports forks, --follow-fork yes) */
+  int64_t pid;               /* the process this session traces */
+  int64_t parent_pid;        /* the process it was forked from (0: none, or it is the program) */
+  int vfork_child;           /* a vfork child: untraced (its parent's memory) until it executes */
+  int ended;                 /* enum trace_proc_end: the image is gone */
+  int end_status, end_signal; /* its exit status or the signal that killed it */
+  uint32_t cct_root;         /* its process root in the tree (CCT_ROOT for the first image) */
+  uint64_t space;            /* its index in root->procs */
+  uint64_t inherited[4];     /* memory totals the parent had at the fork: allocs, frees, bytes allocated, freed */
+  uint64_t own[7];           /* its own memory totals, kept before the root adds them up: the same four, leaked
+                              * bytes and blocks, unknown frees */
+  int has_heap;              /* ... which a module keeps (memory, memtrace) */
+  uint64_t own_events;       /* its own events, likewise */
+  int64_t selected_pid;      /* root: the process the server's general thread (Hg) is in */
+  struct u64map tid_pid;     /* root: thread id -> process id, for the threads seen */
 };
 
 #endif

@@ -13,6 +13,7 @@ struct trace;
 struct col_module;
 struct rspc_stop;
 struct json_out;
+struct heap;
 
 /* What a breakpoint handler sees at a hit. Registers are always available; the stack is captured on demand. */
 struct trace_hit {
@@ -40,6 +41,9 @@ struct tracer_module {
   /* Returns a collector exit status when a threshold was crossed, else 0. */
   int (*verdict)(struct trace *tr, void *state, const struct col_options *o);
   void (*destroy)(void *state);
+  /* Optional: the module's heap accounting (memory, memtrace), which a followed child's session starts as a
+   * copy of its parent's (its blocks are the parent's) and whose totals the summaries add up per process. */
+  struct heap *(*heap_of)(void *state);
 };
 
 /* Registers a metric (before tracing starts); returns its index for trace_count(). */

@@ -304,8 +304,10 @@ def check_fork(b):
         # 10 rounds before the workers and 10 after, 4 allocations each (clone's child stack is outside them).
         in_parent = sum(v for st, v in folded(b, prof, "allocations").items() if "parent_round" in st)
         expect_eq(f"{mode}: allocations in parent_round", in_parent, 2 * 10 * 4)
+        # The workers are followed (--follow-fork yes, the default): worker w runs (w + 1) * 10 rounds.
         in_workers = sum(v for st, v in folded(b, prof, "allocations").items() if "worker_round" in st)
-        expect_eq(f"{mode}: allocations in worker_round (workers are not followed)", in_workers, 0)
+        expect_eq(f"{mode}: allocations in worker_round (the workers are followed)", in_workers,
+                  sum((w + 1) * 10 * 4 for w in range(4)))
 
 
 def check_killed(b):

@@ -58,8 +58,8 @@ def traced_by_collector(a):
     srv, out_path = start(a)
     prof = os.path.join(srv.tmp, "p.drcctprof")
     summ = os.path.join(srv.tmp, "s.json")
-    capture = ["--capture", a.capture] if a.capture else []
-    col = t.collector(a.collector, srv.port, "--module", "memory", "-o", prof, "--summary-json", summ, *capture)
+    col = t.collector(a.collector, srv.port, "--module", "memory", "-o", prof, "--summary-json", summ,
+                      "--follow-fork", a.follow, *(["--capture", a.capture] if a.capture else []))
     status = srv.wait()
     summary = json.load(open(summ))
     expect_eq("program exit code in the summary", summary["program"]["exit_code"], 0)
@@ -156,7 +156,8 @@ def check_no_fork_events(a):
     """Without the process events the collector says what will happen to the children, and it happens."""
     srv, out_path = start(a)
     relay = hide_fork_events(srv.port)
-    col = t.collector(a.collector, relay, "--module", "memory", "-o", os.path.join(srv.tmp, "p.drcctprof"))
+    col = t.collector(a.collector, relay, "--module", "memory", "-o", os.path.join(srv.tmp, "p.drcctprof"),
+                      "--follow-fork", a.follow)
     srv.wait()
     got = read_output(out_path)
     if "does not report forks (no fork-events+ in its qSupported reply)" not in col.stderr:
@@ -166,17 +167,18 @@ def check_no_fork_events(a):
 
 
 def check_cli(a):
-    """--follow-fork: 'no' is the default, 'yes' is refused as not supported yet, anything else is a bad value."""
-    base = [a.argv[0], "--connect", "127.0.0.1:1", "--module", "memory", "-o", os.devnull]
-    r = subprocess.run(base + ["--follow-fork", "yes"], capture_output=True, text=True, timeout=30)
-    expect_eq("exit status of --follow-fork yes", r.returncode, 2)
-    if "--follow-fork yes is not supported yet" not in r.stderr:
-        t.fail("--follow-fork yes does not say it is not supported: " + r.stderr)
+    """--follow-fork: 'yes' and 'no' are accepted (nothing listens on port 1: a connection error, 1), anything
+    else is a bad value (2); --help lists it with yes as the default."""
+    base = [a.argv[0], "--connect", "127.0.0.1:1", "--connect-timeout", "1s", "--retries", "0", "--module",
+            "memory", "-o", os.devnull]
+    for v in ("yes", "no"):
+        r = subprocess.run(base + ["--follow-fork", v], capture_output=True, text=True, timeout=30)
+        expect_eq(f"exit status of --follow-fork {v} (no server)", r.returncode, 1)
     r = subprocess.run(base + ["--follow-fork", "maybe"], capture_output=True, text=True, timeout=30)
     expect_eq("exit status of --follow-fork maybe", r.returncode, 2)
     r = subprocess.run([a.argv[0], "--help"], capture_output=True, text=True, timeout=30)
-    if "--follow-fork no|yes" not in r.stdout:
-        t.fail("--help does not list --follow-fork")
+    if "--follow-fork yes|no" not in r.stdout or "yes (default)" not in r.stdout:
+        t.fail("--help does not list --follow-fork with yes as the default")
     print("ok --help lists --follow-fork")
 
 
@@ -193,12 +195,114 @@ def check_shell(a):
             t.fail("the collector saw no allocation of the shell itself")
         if "Trace/breakpoint trap" in log:
             t.fail("a child died of SIGTRAP:\n" + log[-3000:])
-        if "; exec " in a.argv[-1] and "executed a new program, which is not traced" not in log:
-            t.fail("the collector did not say that the exec'd program is not traced:\n" + log[-3000:])
+        if "; exec " in a.argv[-1]:
+            execd = [p for p in summary.get("processes", []) if p["path"].endswith("fx-fork-c")]
+            if not execd or execd[0]["allocs"] == 0 or execd[0]["ended"] != "exited":
+                t.fail("the program the shell executed was not traced: " + json.dumps(summary.get("processes")))
+            print(f"ok the exec'd program was traced ({execd[0]['allocs']} allocations)")
+        if a.follow == "yes":
+            # Against valgrind, in the environment it gives its programs (see valgrind_environment).
+            argv = ["/usr/bin/env", "-i", *a.argv]
+            b = argparse.Namespace(**{**vars(a), "argv": ["/usr/bin/env", "-i", *valgrind_environment(), *a.argv]})
+            got2, summary2, _, _ = traced_by_collector(b)
+            expect_eq("the traced shell's output (valgrind's environment)", got2, untraced(argv))
+            compare_with_valgrind(argv, summary2)
     expect_eq("the traced shell's output", got, want)
 
 
+def valgrind_per_process(argv):
+    """[(program, (allocs, frees, bytes allocated))] for every process image valgrind --trace-children=yes
+    reports a total for (an image that executed another reports none: its process goes on as the new one)."""
+    out = subprocess.run(["valgrind", "--tool=memcheck", "--leak-check=no", "--run-libc-freeres=no",
+                          "--run-cxx-freeres=no", "--trace-children=yes", *argv],
+                         capture_output=True, text=True, timeout=600)
+    command, result = {}, []
+    for line in out.stderr.splitlines():
+        m = re.match(r"==(\d+)== Parent PID: (\d+)", line)
+        if m and m.group(1) not in command and m.group(2) in command:
+            command[m.group(1)] = command[m.group(2)]  # forked, no exec (yet): its parent's program
+        m = re.match(r"==(\d+)== Command: (\S+)", line)
+        if m:
+            command[m.group(1)] = os.path.basename(os.path.realpath(shutil.which(m.group(2)) or m.group(2)))
+        m = re.match(r"==(\d+)== +total heap usage: ([\d,]+) allocs, ([\d,]+) frees, ([\d,]+) bytes allocated", line)
+        if m:
+            result.append((command.get(m.group(1), "?"), tuple(int(g.replace(",", "")) for g in m.groups()[1:])))
+    if not result:
+        t.fail("no heap totals from valgrind:\n" + out.stderr[-2000:])
+    return result
+
+
+def ours_per_process(summary):
+    """The same from the summary: each image that exited, with what its parent had at the fork (valgrind's
+    counters live in the process, so a forked child's totals include them)."""
+    return [(os.path.basename(p["path"]), (p["allocs"] + p["inherited"]["allocs"], p["frees"] + p["inherited"]["frees"],
+             p["bytes_allocated"] + p["inherited"]["bytes_allocated"]))
+            for p in summary["processes"] if p["ended"] in ("exited", "killed")]
+
+
+def compare_with_valgrind(argv, summary):
+    """Every exited process image's totals equal valgrind's for one of its processes (those that executed a
+    program say which: valgrind names no program for a forked child), and so do the sums."""
+    theirs, ours = sorted(valgrind_per_process(argv), key=lambda x: x[1]), sorted(ours_per_process(summary), key=lambda x: x[1])
+    expect_eq("allocs, frees and bytes allocated of each process vs valgrind --trace-children=yes",
+              [v for _, v in ours], [v for _, v in theirs])
+    named = {(p, v) for p, v in theirs if p != "?"}
+    expect_eq("the programs of those valgrind names", sorted(x for x in ours if x[1] in {v for _, v in named}),
+              sorted(named))
+    expect_eq("the totals summed over all processes", [sum(x) for x in zip(*(v for _, v in ours))],
+              [sum(x) for x in zip(*(v for _, v in theirs))])
+
+
+def valgrind_environment():
+    """The variables valgrind --trace-children=yes adds to the environment of every program it runs (its
+    LD_PRELOAD, VALGRIND_LIB), with LD_PRELOAD renamed to a name of the same length that loads nothing. A shell
+    copies its environment into its own variables, so it allocates for them: the traced shell gets the same
+    ones to count the same."""
+    out = subprocess.run(["valgrind", "-q", "--trace-children=yes", "/usr/bin/env", "-i", "/usr/bin/env"],
+                         capture_output=True, text=True, timeout=120).stdout
+    return [("LD_PRELOAX" + v[len("LD_PRELOAD"):]) if v.startswith("LD_PRELOAD=") else v
+            for v in out.splitlines() if "=" in v]
+
+
+def check_workers_followed(a):
+    """--follow-fork yes: every worker exits 0 and is traced under its own process, with the allocations of its
+    rounds; for fork (no exec) each process's totals equal valgrind's per-process ones."""
+    want = untraced(a.argv)
+    n, mode = int(a.argv[-1]), a.argv[-2]
+    got, summary, prof, log = traced_by_collector(a)
+    expect_eq("the traced program's output", got, want)
+    if "Trace/breakpoint trap" in log:
+        t.fail("a child died of SIGTRAP:\n" + log[-3000:])
+    main = summary["program"]["pid"]
+    workers = [p for p in summary["processes"] if p["parent"] == main and p["ended"] == "exited"]
+    if mode == "vfork-exec" and a.server == "gdbserver":
+        if "vforked children are not followed through this server" not in log:
+            t.fail("no warning that vforked children are not followed through gdbserver:\n" + log[-3000:])
+        expect_eq("vforked workers followed through gdbserver", len(workers), 0)
+        return
+    expect_eq("worker processes followed to their exit", len(workers), 4)
+    expect_eq("their exit codes", [p["exit_code"] for p in workers], [0] * 4)
+    # Each worker's rounds, from the profile: its thread's (tid = pid) contexts through worker_round.
+    out = t.report(a.collector, prof, "folded", "--metric", "allocations")
+    per = {}
+    for line in out.splitlines():
+        stack, _, value = line.rpartition(" ")
+        frames = stack.split(";")
+        if "worker_round" in frames:
+            per[frames[0]] = per.get(frames[0], 0) + int(value)
+    per_round = 4
+    expect_eq("allocations in worker_round per worker process", sorted(per.values()),
+              [per_round * (w + 1) * n for w in range(4)])
+    expect_eq("worker threads are the worker processes", sorted(per), sorted(f"THREAD[{p['pid']}]" for p in workers))
+    if mode == "fork":
+        compare_with_valgrind(a.argv, summary)
+    if a.capture:
+        expect_eq("capture mode", summary["capture"]["mode"], a.capture)
+
+
 def check_workers(a):
+    if a.follow == "yes":
+        return check_workers_followed(a)
     want = untraced(a.argv)
     n = int(a.argv[-1])
     if a.gdb:
@@ -235,7 +339,8 @@ def main():
     p.add_argument("--agent", required=True)
     p.add_argument("--server", default="agent", choices=["agent", "gdbserver"])
     p.add_argument("--gdb", action="store_true")
-    p.add_argument("--capture", choices=["agent", "roundtrip", "inprocess"], help="passed on to the collector")
+    p.add_argument("--follow", default="no", choices=["yes", "no"], help="the collector's --follow-fork")
+    p.add_argument("--capture", choices=["agent", "roundtrip", "inprocess"], help="the collector's --capture")
     p.add_argument("argv", nargs="+")
     a = p.parse_args()
     if a.check == "cli":

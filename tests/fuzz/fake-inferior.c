@@ -698,3 +698,32 @@ void inf_rec_log_stats(const struct inferior *inf)
 {
   (void)inf;
 }
+
+/* The process table's hooks (agent/ptrace/processes.c): the fake program never forks. */
+void inf_on_status(struct inferior *inf, pid_t tid, int status)
+{
+  (void)inf;
+  (void)tid;
+  (void)status;
+}
+
+void inf_stop_all(struct inferior *inf) { inf->running = 0; }
+
+int inf_adopt_child(struct inferior *child, struct inferior *parent, pid_t pid, int vfork)
+{
+  (void)child;
+  (void)parent;
+  (void)pid;
+  (void)vfork;
+  return -ENOSYS;
+}
+
+void inf_release(struct inferior *inf) { inf->pid = 0; }
+
+size_t inf_read_proc(const char *path, char *buf, size_t len)
+{
+  (void)path;
+  if (len)
+    buf[0] = 0;
+  return 0;
+}

@@ -11,7 +11,7 @@ int main(int argc, char **argv)
 {
   if (argc == 3 && strcmp(argv[1], "write") == 0) {
     struct cct *t = fake_tree();
-    struct profile_info info = {"./app", 77};
+    struct profile_info info = {.program = "./app", .pid = 77};
     int rc = profile_write_drcctprof(t, fake_metrics, 2, fake_symbolize, NULL, &info, argv[2]);
     cct_free(t);
     if (rc < 0) {

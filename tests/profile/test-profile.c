@@ -87,7 +87,7 @@ static const char *context_name(const Drcctprof__Profile__Profile *pb, const Drc
 TEST(ids_parents_and_roots_follow_the_viewer_rules)
 {
   struct cct *t = fake_tree();
-  struct profile_info info = {"./app", 4242};
+  struct profile_info info = {.program = "./app", .pid = 4242};
   Drcctprof__Profile__Profile *pb = write_and_decode(t, &info);
 
   ASSERT_TRUE(pb->n_string_table > 0);

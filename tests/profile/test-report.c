@@ -16,7 +16,7 @@
 static const char *write_fake(void)
 {
   struct cct *t = fake_tree();
-  struct profile_info info = {"./app", 77};
+  struct profile_info info = {.program = "./app", .pid = 77};
   const char *path = fake_tmp_path("fake.drcctprof");
   ASSERT_EQ(profile_write_drcctprof(t, fake_metrics, 2, fake_symbolize, NULL, &info, path), 0);
   cct_free(t);
