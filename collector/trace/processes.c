@@ -19,6 +19,7 @@
 #include "modmap.h"
 #include "module.h"
 #include "rsp-client.h"
+#include "stream.h"
 #include "summary.h"
 #include "target.h"
 #include "trace-state.h"
@@ -111,6 +112,7 @@ static void session_free(struct trace *s)
   u64map_free(&s->capture_addr);
   u64map_free(&s->ret_mem_addr);
   u64map_free(&s->tid_pid);
+  trace_stream_free(s);
   free(s->deferred);
   free(s->bps);
   free(s->free_slots);
@@ -155,6 +157,7 @@ static int new_session(struct trace *root, int64_t pid, struct trace **out)
   s->capture_stack = root->capture_stack;
   s->stop_window = root->stop_window;
   s->agent_capture = root->agent_capture;
+  s->agent_tables = root->agent_tables; /* the agent walks the child's stacks with the tables it has */
   s->agent_times = root->agent_times;
   s->agent_offset_ms = root->agent_offset_ms;
   s->have_agent_offset = root->have_agent_offset;
