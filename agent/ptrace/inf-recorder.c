@@ -478,6 +478,87 @@ int inf_rec_loaded(struct inferior *inf)
   return inf->pid && find_module(inf->pid, "/librsprof_recorder.so", path, sizeof path, &base) == 0;
 }
 
+/* Whether pc lies in the executable mapping of a module whose path ends in one of names. */
+static int pc_in_modules(pid_t pid, uint64_t pc, const char *const *names, size_t nnames)
+{
+  char maps[64], line[4096];
+  snprintf(maps, sizeof maps, "/proc/%d/maps", (int)pid);
+  FILE *f = fopen(maps, "re");
+  if (!f)
+    return 0;
+  int in = 0;
+  while (!in && fgets(line, sizeof line, f)) {
+    unsigned long long lo, hi;
+    char perms[8];
+    int pos = 0;
+    if (sscanf(line, "%llx-%llx %7s %*s %*s %*s %n", &lo, &hi, perms, &pos) < 3 || pos == 0 || perms[2] != 'x' ||
+        pc < lo || pc >= hi)
+      continue;
+    char *p = line + pos;
+    p[strcspn(p, "\n")] = 0;
+    size_t pl = strlen(p);
+    for (size_t i = 0; i < nnames; i++) {
+      size_t nl = strlen(names[i]);
+      if (pl >= nl && strcmp(p + pl - nl, names[i]) == 0)
+        in = 1;
+    }
+  }
+  fclose(f);
+  return in;
+}
+
+/* Whether thread t may call dlopen now: not inside libc or the dynamic loader (it could be in the middle of
+ * malloc, with the allocator's state half updated or its lock held, or hold the loader's lock), unless it is
+ * blocked in a system call there (the wrapper holds nothing). */
+static int safe_point(struct inferior *inf, struct inf_thread *t)
+{
+  struct ptarch_gregs r;
+  if (ptarch_get_gregs(t->tid, &r))
+    return 0;
+  static const char *const libs[] = {"/libc.so.6", "/ld-linux-x86-64.so.2", "/ld-linux-aarch64.so.1"};
+  if (!pc_in_modules(inf->pid, ptarch_pc(&r), libs, sizeof libs / sizeof libs[0]))
+    return 1;
+  char path[96], text[256];
+  snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", (int)inf->pid, (int)t->tid);
+  size_t n = inf_read_proc(path, text, sizeof text);
+  return n > 0 && text[0] >= '0' && text[0] <= '9'; /* a system call number: blocked in it */
+}
+
+#define SAFE_POINT_TRIES 2000
+
+/* Lets thread t run in short slices (every other thread stays stopped) until it stands at a safe point.
+ * Returns 0, or RS_E_TIMEOUT. */
+static int reach_safe_point(struct inferior *inf, struct inf_thread *t)
+{
+  int sig = 0;
+  for (int i = 0; i < SAFE_POINT_TRIES; i++) {
+    if (safe_point(inf, t))
+      return 0;
+    if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)sig) < 0)
+      return -errno;
+    sig = 0;
+    struct timespec d = {0, 20000 + (i % 7) * 15000};
+    nanosleep(&d, NULL);
+    ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL);
+    int status;
+    for (;;) {
+      pid_t w = waitpid(t->tid, &status, __WALL);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0 || !WIFSTOPPED(status))
+        return RS_E_EXITED;
+      if (status >> 16) /* the interrupt's stop (or another ptrace event): stopped as it was */
+        break;
+      /* A signal for the program arrived meanwhile: handed back to it at the next slice, then stop again. */
+      sig = WSTOPSIG(status) == SIGSTOP ? 0 : WSTOPSIG(status);
+      if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)sig) < 0)
+        return -errno;
+      sig = 0;
+    }
+  }
+  return RS_E_TIMEOUT;
+}
+
 int inf_rec_inject(struct inferior *inf)
 {
   struct inf_recorder *r = &inf->rec;
@@ -499,6 +580,13 @@ int inf_rec_inject(struct inferior *inf)
     return rc;
   r->ring.sh->pid = (int32_t)inf->pid;
   struct inf_thread *t = &inf->th[0];
+  rc = reach_safe_point(inf, t);
+  if (rc) {
+    LOG_WARN("recorder: thread %d of process %d never stopped outside libc and the loader", (int)t->tid,
+             (int)inf->pid);
+    return rc;
+  }
+  t->regs_valid = 0;
   struct ptarch_gregs cur;
   if (ptarch_get_gregs(t->tid, &cur))
     return -errno;

@@ -156,6 +156,8 @@ void agent_handle_inprocess(struct agent_server *s, const char *args)
     rc = RS_E_UNSUPPORTED;
   } else if (inf->attached) {
     rc = inf_rec_inject(inf);
+    if (rc)
+      LOG_WARN("recorder: cannot load the recorder into process %d: %s", (int)inf->pid, rs_strerror(rc));
   } else if (s->argv && s->argv[0]) {
     rc = relaunch(s);
   } else {
