@@ -55,13 +55,7 @@ static int adopt(void *ctx, struct inferior *parent, pid_t child, int vfork)
   struct inf_procs *ps = ctx;
   if (!ps->follow)
     return RS_E_UNSUPPORTED;
-  struct inferior *c = NULL;
-  if (ps->first->pid == 0 && ps->first != parent) {
-    c = ps->first; /* the first process's storage is free again */
-    inf_init(c);
-  } else if (ps->n < INF_MAX_PROCS) {
-    c = calloc(1, sizeof *c);
-  }
+  struct inferior *c = ps->n < INF_MAX_PROCS ? calloc(1, sizeof *c) : NULL; /* first stays the program's */
   if (!c) {
     LOG_WARN("too many traced processes: process %d is let go", (int)child);
     return RS_E_LIMIT;
@@ -70,12 +64,10 @@ static int adopt(void *ctx, struct inferior *parent, pid_t child, int vfork)
   if (rc) {
     LOG_WARN("cannot follow process %d: %s", (int)child, rs_strerror(rc));
     inf_release(c);
-    if (c != ps->first)
-      free(c);
+    free(c);
     return rc;
   }
-  if (c != ps->first)
-    ps->p[ps->n++] = c;
+  ps->p[ps->n++] = c;
   return 0;
 }
 

@@ -274,7 +274,7 @@ def check_workers_followed(a):
     if "Trace/breakpoint trap" in log:
         t.fail("a child died of SIGTRAP:\n" + log[-3000:])
     main = summary["program"]["pid"]
-    workers = [p for p in summary["processes"] if p["parent"] == main and p["ended"] == "exited"]
+    workers = [p for p in summary.get("processes", []) if p["parent"] == main and p["ended"] == "exited"]
     if mode == "vfork-exec" and a.server == "gdbserver":
         if "vforked children are not followed through this server" not in log:
             t.fail("no warning that vforked children are not followed through gdbserver:\n" + log[-3000:])
