@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "errors.h"
+#include "outfile.h"
 #include "profile-strmap.h"
 #include "u64map.h"
 
@@ -294,23 +295,24 @@ int pprof_write(const struct prof *p, const char *comment, const char *path)
   w.scale = calloc(p->nmetrics ? p->nmetrics : 1, sizeof *w.scale);
   int rc = w.scale ? encode(&w, comment) : -ENOMEM;
 
-  /* Written beside path and renamed, so a reader never sees half a file. */
+  /* Written beside path and renamed, so a reader never sees half a file (a device or FIFO: in place). */
   size_t tlen = strlen(path) + 16;
   char *tmp = malloc(tlen);
   if (!rc && !tmp)
     rc = -ENOMEM;
   if (!rc) {
+    int in_place = outfile_in_place(path);
     snprintf(tmp, tlen, "%s.tmp%ld", path, (long)getpid());
-    gzFile gz = gzopen(tmp, "wb9");
+    gzFile gz = gzopen(in_place ? path : tmp, "wb9");
     if (!gz) {
       rc = errno ? -errno : -EIO;
     } else {
       int wrote = w.out.len == 0 || gzwrite(gz, w.out.data, (unsigned)w.out.len) == (int)w.out.len;
       if (gzclose(gz) != Z_OK || !wrote)
         rc = -EIO;
-      if (!rc && rename(tmp, path) != 0)
+      if (!rc && !in_place && rename(tmp, path) != 0)
         rc = -errno;
-      if (rc)
+      if (rc && !in_place)
         unlink(tmp);
     }
   }

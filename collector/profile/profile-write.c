@@ -4,6 +4,7 @@
 #include "profile-write.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "buf.h"
 #include "drcctprof.pb-c.h"
 #include "errors.h"
+#include "outfile.h"
 #include "profile-strmap.h"
 #include "unnamed.h"
 #include "u64map.h"
@@ -522,29 +524,37 @@ int profile_write_drcctprof(const struct cct *t, const struct profile_metric *me
   if ((rc = pstrmap_intern(&w.strings, "", &idx, NULL)) < 0 || (rc = assign_locations(&w)) < 0)
     goto out;
 
-  size_t plen = strlen(path);
-  if (!(tmp = malloc(plen + 16))) {
-    rc = -ENOMEM;
-    goto out;
-  }
-  memcpy(tmp, path, plen);
-  memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-  if ((fd = mkstemp(tmp)) < 0) {
-    rc = -errno;
-    goto out;
-  }
-  /* mkstemp creates the file 0600; a profile is an ordinary output file. */
-  mode_t mask = umask(0);
-  umask(mask);
-  if (fchmod(fd, 0666 & ~mask) < 0 || !(w.f = fdopen(fd, "wb"))) {
-    rc = -errno;
-    goto out;
+  int in_place = outfile_in_place(path);
+  if (in_place) {
+    if ((fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)) < 0 || !(w.f = fdopen(fd, "wb"))) {
+      rc = -errno;
+      goto out;
+    }
+  } else {
+    size_t plen = strlen(path);
+    if (!(tmp = malloc(plen + 16))) {
+      rc = -ENOMEM;
+      goto out;
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    if ((fd = mkstemp(tmp)) < 0) {
+      rc = -errno;
+      goto out;
+    }
+    /* mkstemp creates the file 0600; a profile is an ordinary output file. */
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) < 0 || !(w.f = fdopen(fd, "wb"))) {
+      rc = -errno;
+      goto out;
+    }
   }
   fd = -1;
   setvbuf(w.f, NULL, _IOFBF, 1 << 20);
   if ((rc = write_profile(&w, metrics, nmetrics)) < 0)
     goto out;
-  if (w.io_error || fflush(w.f) != 0 || fsync(fileno(w.f)) < 0) {
+  if (w.io_error || fflush(w.f) != 0 || (!in_place && fsync(fileno(w.f)) < 0)) {
     rc = w.io_error ? w.io_error : -errno;
     goto out;
   }
@@ -554,7 +564,7 @@ int profile_write_drcctprof(const struct cct *t, const struct profile_metric *me
     goto out;
   }
   w.f = NULL;
-  if (rename(tmp, path) < 0) {
+  if (tmp && rename(tmp, path) < 0) {
     rc = -errno;
     goto out;
   }

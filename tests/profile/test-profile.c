@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "drcctprof.pb-c.h"
@@ -381,5 +382,41 @@ TEST(write_is_atomic_and_leaves_no_temporary)
   struct stat st;
   ASSERT_EQ(stat(path, &st), 0);
   ASSERT_TRUE(st.st_size > 0);
+  cct_free(t);
+}
+
+/* A FIFO (like /dev/null or /dev/stdout, which the collector must never replace) is written in place: it is still
+ * a FIFO afterwards, and the reader at its other end got the whole profile. */
+TEST(device_or_fifo_is_written_in_place)
+{
+  struct cct *t = fake_tree();
+  const char *fifo = fake_tmp_path("p.fifo");
+  char copy[512];
+  snprintf(copy, sizeof copy, "%s.copy", fifo);
+  unlink(fifo);
+  ASSERT_EQ(mkfifo(fifo, 0600), 0);
+  pid_t reader = fork();
+  ASSERT_TRUE(reader >= 0);
+  if (reader == 0) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "cat '%s' > '%s'", fifo, copy);
+    _exit(system(cmd) == 0 ? 0 : 1);
+  }
+  ASSERT_EQ(profile_write_drcctprof(t, fake_metrics, 2, fake_symbolize, NULL, NULL, fifo), 0);
+  int status;
+  ASSERT_EQ(waitpid(reader, &status, 0), reader);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  struct stat st;
+  ASSERT_EQ(stat(fifo, &st), 0);
+  ASSERT_TRUE(S_ISFIFO(st.st_mode));
+  size_t len;
+  uint8_t *data = slurp(copy, &len);
+  Drcctprof__Profile__Profile *pb = drcctprof__profile__profile__unpack(NULL, len, data);
+  ASSERT_TRUE(pb != NULL);
+  ASSERT_TRUE(pb->n_context > 0);
+  drcctprof__profile__profile__free_unpacked(pb, NULL);
+  free(data);
+  unlink(copy);
+  unlink(fifo);
   cct_free(t);
 }
