@@ -106,9 +106,9 @@ struct inf_cap_watch {
 #define INF_CAP_WATCHES 4096
 #define INF_CAP_BUF (512u << 10)  /* records not yet sent */
 #define INF_CAP_SOFT (384u << 10) /* a hit that would fill past this waits (the thread stays stopped) */
-#define INF_CAP_STACKS 16384      /* interned stacks before the table starts again (a reset record) */
+#define INF_CAP_STACKS CAPC_MAX_STACKS /* interned stacks before the table starts again (a reset record) */
 #define INF_CAP_STACK_SLOTS 32768
-#define INF_CAP_STACK_PCS 65536   /* their PCs, 512 KiB */
+#define INF_CAP_STACK_PCS CAPC_MAX_PCS /* their PCs, 512 KiB */
 #define INF_CAP_STICKY 64         /* return sites whose breakpoint stays between calls */
 #define INF_CAP_FRAMES CAPC_MAX_FRAMES /* the most frames an agent walk records (deeper: marked truncated) */
 
