@@ -14,6 +14,10 @@
 #define CAPC_SLOT_REGS 8  /* registers per slot with a delta reference (later ones are absolute) */
 #define CAPC_MAX_FRAMES 4096 /* the most PCs one stack definition holds (the collector's default depth) */
 #define CAPC_MAX_MEM 256  /* the most memory bytes a call or return carries */
+/* A writer sends a reset before its definitions since the last one would pass either bound, so a reader never
+ * holds more (and refuses a stream that would make it). */
+#define CAPC_MAX_STACKS 16384
+#define CAPC_MAX_PCS 65536
 
 /* Flags of a call (kind 3) and a return (kind 6) record. */
 enum {

@@ -114,11 +114,51 @@ static struct inf_cap_store *cap_store(struct inf_capture *c)
   return c->store;
 }
 
+static int in_list(const uint64_t *l, int n, uint64_t addr)
+{
+  for (int i = 0; i < n; i++)
+    if (l[i] == addr)
+      return i;
+  return -1;
+}
+
+/* Keeps the return breakpoint at ret inserted after its call returns (see struct inf_capture). */
+static void keep_return_site(struct inferior *inf, uint64_t ret)
+{
+  struct inf_capture *c = &inf->cap;
+  if (in_list(c->sticky, c->nsticky, ret) >= 0 || in_list(c->strays, c->nstrays, ret) >= 0)
+    return;
+  if (c->nsticky == INF_CAP_STICKY) {
+    inf_bp_own_release(inf, c->sticky[0]);
+    memmove(c->sticky, c->sticky + 1, (size_t)(--c->nsticky) * sizeof c->sticky[0]);
+  }
+  if (inf_bp_own_insert(inf, ret) == 0)
+    c->sticky[c->nsticky++] = ret;
+}
+
+/* A thread reached a kept return site with no return watched there: stop keeping it. */
+static void stray_return_site(struct inferior *inf, uint64_t addr)
+{
+  struct inf_capture *c = &inf->cap;
+  int i = in_list(c->sticky, c->nsticky, addr);
+  if (i < 0)
+    return;
+  memmove(c->sticky + i, c->sticky + i + 1, (size_t)(c->nsticky - i - 1) * sizeof c->sticky[0]);
+  c->nsticky--;
+  if (c->nstrays == INF_CAP_STICKY)
+    memmove(c->strays, c->strays + 1, (size_t)(--c->nstrays) * sizeof c->strays[0]);
+  c->strays[c->nstrays++] = addr;
+  inf_bp_own_release(inf, addr);
+}
+
 void inf_cap_reset(struct inferior *inf)
 {
   struct inf_capture *c = &inf->cap;
   while (c->nw > 0)
     drop_watch(inf, c->nw - 1);
+  while (c->nsticky > 0)
+    inf_bp_own_release(inf, c->sticky[--c->nsticky]);
+  c->nstrays = 0;
   c->len = 0;
   c->events = c->parked = c->held_ns = c->watch_overflows = 0;
   c->calls = c->stacks_interned = c->stack_resets = c->raw_windows = 0;
@@ -137,6 +177,7 @@ void inf_cap_new_image(struct inferior *inf)
   if (arena)
     tarena_clear_modules(arena, (int)inf->pid);
   inf->cap.mods_valid = 0;
+  inf->cap.nsticky = inf->cap.nstrays = 0; /* their breakpoints went with the old image */
 }
 
 void inf_cap_consume(struct inferior *inf, size_t n)
@@ -274,6 +315,7 @@ static int watch_return(struct inferior *inf, struct inf_thread *t, const struct
                         uint64_t sp, uint64_t seq, const uint8_t *stack, size_t stack_len)
 {
   const struct arch_desc *a = inf->arch;
+  const struct inf_cap_spec spec = b->cap; /* releases below may move the breakpoint table */
   struct inf_capture *c = &inf->cap;
   uint64_t ret = 0, sp_after;
   if (a->lr_reg >= 0) { /* aarch64: the link register; the return leaves SP as it is at the entry */
@@ -297,15 +339,16 @@ static int watch_return(struct inferior *inf, struct inf_thread *t, const struct
   }
   if (inf_bp_own_insert(inf, ret))
     return -1;
+  keep_return_site(inf, ret);
   struct inf_cap_watch *w = &c->w[c->nw++];
   w->tid = t->tid;
-  w->id = b->cap.id;
+  w->id = spec.id;
   w->ret_addr = ret;
   w->entry_sp = sp;
   w->sp_after = sp_after;
   w->seq = seq;
-  w->mem_len = b->cap.rmem_len;
-  w->mem_addr = b->cap.rmem_len ? reg_value(a, img, b->cap.rmem_reg) + b->cap.rmem_off : 0;
+  w->mem_len = spec.rmem_len;
+  w->mem_addr = spec.rmem_len ? reg_value(a, img, spec.rmem_reg) + spec.rmem_off : 0;
   w->compact = 0;
   return 0;
 }
@@ -375,7 +418,8 @@ static enum inf_cap_result record_compact(struct inferior *inf, struct inf_threa
 {
   const struct arch_desc *a = inf->arch;
   struct inf_capture *c = &inf->cap;
-  const struct inf_cap_spec *s = &b->cap;
+  const struct inf_cap_spec spec = b->cap, *s = &spec; /* watch_return may move the breakpoint table */
+  const uint64_t addr = b->addr;
   struct inf_cap_store *st = cap_store(c);
   if (!st)
     return INF_CAP_NOT_MINE;
@@ -383,7 +427,7 @@ static enum inf_cap_result record_compact(struct inferior *inf, struct inf_threa
   uint64_t *pcs = st->walk_pcs;
   size_t np = 1;
   int truncated = 0;
-  pcs[0] = b->addr;
+  pcs[0] = addr;
   if (s->unwind) {
     size_t nmods = walk_modules(inf);
     if (nmods == 0)
@@ -393,7 +437,7 @@ static enum inf_cap_result record_compact(struct inferior *inf, struct inf_threa
     if (wm.end > sp && wm.end - sp < first)
       first = (size_t)(wm.end - sp);
     wm.have = read_some(inf, sp, wm.win, first);
-    struct utab_regs regs = {.pc = b->addr, .sp = sp, .fp = reg_value(a, img, a->fp_reg),
+    struct utab_regs regs = {.pc = addr, .sp = sp, .fp = reg_value(a, img, a->fp_reg),
                              .have = UTAB_HAVE_SP | UTAB_HAVE_FP};
     if (a->lr_reg >= 0) {
       regs.lr = reg_value(a, img, a->lr_reg);
@@ -511,7 +555,7 @@ static enum inf_cap_result record_entry(struct inferior *inf, struct inf_thread 
 {
   const struct arch_desc *a = inf->arch;
   struct inf_capture *c = &inf->cap;
-  const struct inf_cap_spec *s = &b->cap;
+  const struct inf_cap_spec spec = b->cap, *s = &spec; /* watch_return may move the breakpoint table */
   int nregs = __builtin_popcountll(s->regmask);
   size_t fixed = CAP_REC_HEADER + 8 + 8 * (size_t)nregs + 8;
   if (c->len + fixed + s->mem_len + s->stack_len > limit)
@@ -582,6 +626,7 @@ enum inf_cap_result inf_cap_record(struct inferior *inf, struct inf_thread *t, s
       if (!b->cap.on)
         return INF_CAP_NOT_MINE; /* the client's own breakpoint is there too */
     } else if (b->refs == 0) {
+      stray_return_site(inf, addr); /* may remove the breakpoint: the caller finds none and goes on */
       return INF_CAP_DONE; /* another call passing the return site: nothing to record, step over */
     }
   }

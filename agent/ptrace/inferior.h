@@ -107,9 +107,10 @@ struct inf_cap_watch {
 #define INF_CAP_WATCHES 4096
 #define INF_CAP_BUF (512u << 10)  /* records not yet sent */
 #define INF_CAP_SOFT (384u << 10) /* a hit that would fill past this waits (the thread stays stopped) */
-#define INF_CAP_STACKS 16384      /* interned stacks before the table starts again (a reset record) */
+#define INF_CAP_STACKS CAPC_MAX_STACKS /* interned stacks before the table starts again (a reset record) */
 #define INF_CAP_STACK_SLOTS 32768
-#define INF_CAP_STACK_PCS 65536   /* their PCs, 512 KiB */
+#define INF_CAP_STACK_PCS CAPC_MAX_PCS /* their PCs, 512 KiB */
+#define INF_CAP_STICKY 64         /* return sites whose breakpoint stays between calls */
 #define INF_CAP_FRAMES CAPC_MAX_FRAMES /* the most frames an agent walk records (deeper: marked truncated) */
 
 /* The capture state (rsprof-capture): records waiting to be sent and the calls whose return is watched. */
@@ -130,6 +131,11 @@ struct inf_capture {
   int need_reset;           /* the reader's state may differ (a reset of ours): send a reset record first */
   struct sintern stacks;
   struct inf_cap_store *store; /* the stack table's storage and the walk's buffers, mapped at first use */
+  /* Return sites whose breakpoint the agent keeps inserted between calls (an own reference of their own), so
+   * that a paired call costs no breakpoint write; a site reached without a watched return is let go and kept
+   * out (strays), since then every pass would stop. Oldest first. */
+  uint64_t sticky[INF_CAP_STICKY], strays[INF_CAP_STICKY];
+  int nsticky, nstrays;
   uint64_t calls;           /* compact call records made */
   uint64_t stacks_interned; /* stack definitions sent */
   uint64_t stack_resets;    /* times the stack table was full and started again */

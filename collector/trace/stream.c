@@ -186,8 +186,8 @@ static void on_ret(struct trace *tr, const struct capc_ret *r)
 
 static int on_stack_def(struct trace *tr, const struct capc_rec *rec, const uint64_t *pcs)
 {
-  if (rec->stack_id != tr->nsd)
-    return RS_E_PROTO;
+  if (rec->stack_id != tr->nsd || tr->nsd >= CAPC_MAX_STACKS || rec->npcs > CAPC_MAX_PCS - tr->sd_npcs)
+    return RS_E_PROTO; /* out of order, or more than a writer may define without a reset */
   struct trace_stack_def *d = rs_grow(tr->sd, &tr->sd_cap, tr->nsd + 1, sizeof *d, 256);
   if (!d)
     return -ENOMEM;
