@@ -1,5 +1,5 @@
 /* The table of traced processes above struct inferior: children a followed program forks are adopted as
- * processes of their own (allocated when they appear, so an agent tracing one process stays small), and wait
+ * processes of their own (mapped when they appear, so an agent tracing one process stays small), and wait
  * statuses that one process's wait loop collects for another reach that one. */
 #include "processes.h"
 
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "errors.h"
 #include "log.h"
@@ -50,12 +51,24 @@ static int route(void *ctx, pid_t tid, int status)
   return 1;
 }
 
+/* A child's table entry comes straight from the kernel and goes back to it: zero pages that stay untouched
+ * until used (most of an inferior is tables and buffers a small program never fills), and nothing retained
+ * once the child is gone. calloc would clear it by hand once malloc's mmap threshold has grown past its
+ * size, making every child cost its whole size in resident memory. */
+static struct inferior *alloc_inferior(void)
+{
+  void *p = mmap(NULL, sizeof(struct inferior), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void free_inferior(struct inferior *inf) { munmap(inf, sizeof *inf); }
+
 static int adopt(void *ctx, struct inferior *parent, pid_t child, int vfork)
 {
   struct inf_procs *ps = ctx;
   if (!ps->follow)
     return RS_E_UNSUPPORTED;
-  struct inferior *c = ps->n < INF_MAX_PROCS ? calloc(1, sizeof *c) : NULL; /* first stays the program's */
+  struct inferior *c = ps->n < INF_MAX_PROCS ? alloc_inferior() : NULL; /* first stays the program's */
   if (!c) {
     LOG_WARN("too many traced processes: process %d is let go", (int)child);
     return RS_E_LIMIT;
@@ -64,7 +77,7 @@ static int adopt(void *ctx, struct inferior *parent, pid_t child, int vfork)
   if (rc) {
     LOG_WARN("cannot follow process %d: %s", (int)child, rs_strerror(rc));
     inf_release(c);
-    free(c);
+    free_inferior(c);
     return rc;
   }
   ps->p[ps->n++] = c;
@@ -122,7 +135,7 @@ void procs_reap(struct inf_procs *ps)
 {
   for (int i = 1; i < ps->n;)
     if (ps->p[i]->pid == 0) {
-      free(ps->p[i]);
+      free_inferior(ps->p[i]);
       ps->p[i] = ps->p[--ps->n];
     } else {
       i++;

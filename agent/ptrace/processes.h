@@ -9,7 +9,7 @@
 
 struct inf_procs {
   struct inferior *first; /* the launched or attached process's storage (the owner's, never freed here) */
-  struct inferior *p[INF_MAX_PROCS]; /* p[0] is first, live or not; children are calloc'd, freed when gone */
+  struct inferior *p[INF_MAX_PROCS]; /* p[0] is first, live or not; children are mapped, unmapped when gone */
   int n;
   int follow;             /* children are traced (the client asked for fork events), not let go */
 };
