@@ -19,7 +19,6 @@
 #include "modmap.h"
 #include "module.h"
 #include "rsp-client.h"
-#include "stream.h"
 #include "summary.h"
 #include "target.h"
 #include "trace-state.h"
@@ -112,7 +111,6 @@ static void session_free(struct trace *s)
   u64map_free(&s->capture_addr);
   u64map_free(&s->ret_mem_addr);
   u64map_free(&s->tid_pid);
-  trace_stream_free(s);
   free(s->deferred);
   free(s->bps);
   free(s->free_slots);

@@ -205,6 +205,8 @@ static int trace_init(struct trace *tr, const struct col_options *o)
 
 static void trace_destroy(struct trace *tr)
 {
+  for (size_t i = 1; i < tr->nprocs; i++) /* the children's event streams (the root's is freed below) */
+    trace_stream_free(tr->procs[i]);
   trace_procs_free(tr);
   for (size_t k = 0; k < tr->nmods; k++)
     if (tr->mods[k].mod->destroy)
