@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "buf.h"
 #include "errors.h"
 
 #define BODY_MAX 4096 /* no compact record body is longer (the longest, a stack definition, is checked) */
@@ -57,21 +58,6 @@ int capc_is_compact(int kind)
   return kind != CAP_REC_ENTRY && kind != CAP_REC_RETURN && kind != CAP_REC_STATS && kind != CAP_REC_PROCESS;
 }
 
-static int get_u(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-  uint64_t r = 0;
-  for (unsigned shift = 0; *p < end; shift += 7) {
-    uint8_t b = *(*p)++;
-    if (shift < 64)
-      r |= (uint64_t)(b & 0x7f) << shift;
-    if (!(b & 0x80)) {
-      *v = r;
-      return 0;
-    }
-  }
-  return -1;
-}
-
 size_t cap_record_len(const uint8_t *p, size_t avail)
 {
   if (avail < 1)
@@ -84,7 +70,7 @@ size_t cap_record_len(const uint8_t *p, size_t avail)
   }
   const uint8_t *q = p + 1, *end = p + avail;
   uint64_t body;
-  if (get_u(&q, end, &body) || body > (uint64_t)(end - q))
+  if (rs_uleb(&q, end, &body) || body > (uint64_t)(end - q))
     return 0;
   return (size_t)(q - p) + (size_t)body;
 }
@@ -241,18 +227,18 @@ int capc_get(struct capc_state *s, const uint8_t **p, const uint8_t *end, struct
   r->kind = q[0];
   uint64_t blen = 0;
   q++;
-  get_u(&q, end, &blen); /* cap_record_len checked it */
+  rs_uleb(&q, end, &blen); /* cap_record_len checked it */
   const uint8_t *e = q + blen;
   uint64_t v, f;
 #define U(dst)                   \
   do {                           \
-    if (get_u(&q, e, &v))        \
+    if (rs_uleb(&q, e, &v))        \
       return RS_E_PROTO;         \
     (dst) = v;                   \
   } while (0)
 #define Z(dst, ref)              \
   do {                           \
-    if (get_u(&q, e, &v))        \
+    if (rs_uleb(&q, e, &v))        \
       return RS_E_PROTO;         \
     (dst) = (ref) + unzig(v);    \
   } while (0)

@@ -293,7 +293,7 @@ static uint64_t monotonic_ns(void) { return inf_monotonic_ns(); }
  * of our breakpoints before it runs a single instruction, and the agent then detaches it. Left with the
  * trap instructions in place and no tracer, the child would die of SIGTRAP at the first one it reached. */
 
-/* The thread group (process) task tid belongs to, from /proc/TID/status; 0 when it is gone. */
+/* One read is enough: the files read this way are small and the kernel makes them whole at open. */
 size_t inf_read_proc(const char *path, char *buf, size_t len)
 {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -304,7 +304,7 @@ size_t inf_read_proc(const char *path, char *buf, size_t len)
   return n > 0 ? (size_t)n : 0;
 }
 
-static pid_t task_tgid(pid_t tid)
+pid_t inf_task_tgid(pid_t tid)
 {
   char path[64], text[512];
   snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
@@ -476,7 +476,7 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
   if (!t) {
     /* A new thread's first stop can arrive before its creator's clone event, and so can a new process's:
      * that one waits for its parent's event, which says whether it shares the parent's memory. */
-    pid_t tgid = task_tgid(tid);
+    pid_t tgid = inf_task_tgid(tid);
     if (tgid != inf->pid) {
       if (tgid == 0)
         return;
@@ -510,7 +510,7 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
     pid_t child = (pid_t)msg;
     /* A clone into the same memory is traced like a thread even outside the thread group: it meets the
      * same breakpoints. A clone into a copy of the memory is a new process (fork). */
-    if (ev == PTRACE_EVENT_CLONE && (task_tgid(child) == inf->pid || same_memory(tid, child))) {
+    if (ev == PTRACE_EVENT_CLONE && (inf_task_tgid(child) == inf->pid || same_memory(tid, child))) {
       int stopped = take_early_child(inf, child);
       struct inf_thread *c = inf_thread(inf, child) ? NULL : add_thread(inf, child, !stopped);
       if (c && !stopped)

@@ -318,6 +318,8 @@ int inf_bp_own_insert(struct inferior *inf, uint64_t addr);
 void inf_bp_own_release(struct inferior *inf, uint64_t addr);
 struct inf_bp *inf_bp_find(struct inferior *inf, uint64_t addr);
 uint64_t inf_monotonic_ns(void);
+/* The thread group (process) a task belongs to, from /proc/TID/status; 0 when the task is gone. */
+pid_t inf_task_tgid(pid_t tid);
 /* Reads the start of a small /proc file (whatever fits in len - 1 bytes) into buf, NUL-terminated.
  * Returns the length read, or 0 when the file cannot be read (a task that is gone). */
 size_t inf_read_proc(const char *path, char *buf, size_t len);

@@ -28,23 +28,12 @@ struct inferior *procs_by_tid(struct inf_procs *ps, pid_t tid)
   return NULL;
 }
 
-/* The thread group task tid belongs to (/proc/TID/status), 0 when it is gone. */
-static pid_t tgid_of(pid_t tid)
-{
-  char path[64], text[512];
-  snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
-  if (!inf_read_proc(path, text, sizeof text))
-    return 0;
-  const char *p = strstr(text, "\nTgid:");
-  return p ? (pid_t)atoi(p + 6) : 0;
-}
-
 static int route(void *ctx, pid_t tid, int status)
 {
   struct inf_procs *ps = ctx;
   struct inferior *q = procs_by_tid(ps, tid);
   if (!q && WIFSTOPPED(status))
-    q = procs_by_pid(ps, tgid_of(tid)); /* a new thread of q */
+    q = procs_by_pid(ps, inf_task_tgid(tid)); /* a new thread of q */
   if (!q)
     return 0;
   inf_on_status(q, tid, status);

@@ -91,11 +91,12 @@ int trace_proc_select(struct trace *tr)
   return 0;
 }
 
-static void session_free(struct trace *s)
+void trace_image_state_free(struct trace *s)
 {
   for (size_t k = 0; k < s->nmods; k++)
     if (s->mods[k].mod->destroy)
       s->mods[k].mod->destroy(s->mods[k].state);
+  s->nmods = 0;
   if (s->unw)
     unw_ctx_free(s->unw);
   if (s->map)
@@ -106,17 +107,26 @@ static void session_free(struct trace *s)
   }
   if (s->target)
     target_free(s->target);
+  s->unw = NULL;
+  s->map = NULL;
+  s->target = NULL;
+  s->nloaded = 0;
   u64map_free(&s->bp_index);
   u64map_free(&s->stack_end);
   u64map_free(&s->capture_addr);
   u64map_free(&s->ret_mem_addr);
-  u64map_free(&s->tid_pid);
   free(s->deferred);
   free(s->bps);
   free(s->free_slots);
   free(s->stack_buf);
   free(s->quiet);
   free(s->pcs);
+}
+
+static void session_free(struct trace *s)
+{
+  trace_image_state_free(s);
+  u64map_free(&s->tid_pid);
   free(s);
 }
 

@@ -51,5 +51,8 @@ int trace_procs_symbolize(void *ctx, uint64_t space, uint64_t pc, struct sym_fra
 void trace_procs_name(void *ctx, uint64_t space, int64_t *pid, const char **program);
 /* Frees every session but root's own state. */
 void trace_procs_free(struct trace *root);
+/* Frees what a session has of its own process image: the tracing modules' state, target model, module map,
+ * loaded modules, breakpoint table and buffers (root's too, at the end of a run). */
+void trace_image_state_free(struct trace *s);
 
 #endif

@@ -205,41 +205,20 @@ static int trace_init(struct trace *tr, const struct col_options *o)
 
 static void trace_destroy(struct trace *tr)
 {
-  for (size_t i = 1; i < tr->nprocs; i++) /* the children's event streams (the root's is freed below) */
+  for (size_t i = 0; i < tr->nprocs; i++) /* the event streams of every session, the root's included */
     trace_stream_free(tr->procs[i]);
+  if (tr->nprocs == 0)
+    trace_stream_free(tr);
   trace_procs_free(tr);
-  for (size_t k = 0; k < tr->nmods; k++)
-    if (tr->mods[k].mod->destroy)
-      tr->mods[k].mod->destroy(tr->mods[k].state);
+  trace_image_state_free(tr);
   if (tr->stacks_out && tr->stacks_out != stdout)
     fclose(tr->stacks_out);
   if (tr->c)
     rspc_close(tr->c);
   if (tr->cct)
     cct_free(tr->cct);
-  if (tr->unw)
-    unw_ctx_free(tr->unw);
-  if (tr->map)
-    col_modmap_free(tr->map);
-  for (size_t i = 0; i < tr->nloaded; i++) {
-    col_module_close(tr->loaded[i].module);
-    free(tr->loaded[i].remote);
-  }
-  if (tr->target)
-    target_free(tr->target);
   if (tr->bf)
     binfind_free(tr->bf);
-  u64map_free(&tr->bp_index);
-  u64map_free(&tr->stack_end);
-  u64map_free(&tr->capture_addr);
-  u64map_free(&tr->ret_mem_addr);
-  trace_stream_free(tr);
-  free(tr->deferred);
-  free(tr->bps);
-  free(tr->free_slots);
-  free(tr->stack_buf);
-  free(tr->quiet);
-  free(tr->pcs);
 }
 
 int trace_run(const struct col_options *o, const struct tracer_module *const *mods, size_t nmods)
