@@ -497,6 +497,7 @@ struct call {
   int nargs;
   uint64_t args[RRING_MAX_ARGS];
   uint64_t ns;
+  uint64_t marker; /* RRING_MARKER: the marker's address, which stands where its own frame was */
 };
 
 /* Waits for room in a full ring: spins a little, then sleeps in short steps; gives up (the record is lost,
@@ -549,7 +550,9 @@ static __attribute__((noinline)) void record(const struct call *c, int has_ret, 
     skip++;
   if (skip == 0) /* cannot happen: pcs[0] is here */
     skip = 1;
-  pcs[skip - 1] = ring.sh->real[c->func];
+  if (c->func == RRING_MARKER && skip + 1 < n)
+    skip++; /* the marker's frame too: its caller is the program's */
+  pcs[skip - 1] = c->func == RRING_MARKER ? c->marker : ring.sh->real[c->func];
   uint64_t *stack = pcs + skip - 1;
   n -= skip - 1;
   if (n > RRING_MAX_PCS) {
@@ -586,6 +589,22 @@ static void begin(struct call *c, int func, int nargs, uint64_t a0, uint64_t a1,
   c->args[2] = a2;
   c->args[3] = 0;
   c->ns = now_ns();
+  c->marker = 0;
+}
+
+/* The stubs' marker __rsprof_memtrace_event(event, size, align, ptr) calls this, with its own address, while
+ * its hook points here (the collector sets it, --capture inprocess): the call is recorded as the marker's, its
+ * stack from the marker's caller on. Returns ptr, as the marker does. */
+EXPORT void *rsprof_recorder_marker(size_t event, size_t size, size_t align, void *ptr, void *marker)
+{
+  if (recording()) {
+    struct call c;
+    begin(&c, RRING_MARKER, 4, event, size, align);
+    c.args[3] = (uint64_t)(uintptr_t)ptr;
+    c.marker = (uint64_t)(uintptr_t)marker;
+    record(&c, 0, 0, 0, 0);
+  }
+  return ptr;
 }
 
 /* ---- the wrappers ---- */

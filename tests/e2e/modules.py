@@ -121,6 +121,8 @@ def check_heap(a):
         expect_eq("frees of blocks never seen allocated", mem["unknown_frees"], 0)
         if "memory_rust" in s:
             expect_eq("where Rust's allocations are counted", s["memory_rust"]["counted_at"], "libc")
+            if "marker_allocs" in s["memory_rust"]:  # in-process, the stub over libc: no block counted twice
+                expect_eq("blocks counted at the stub's marker", s["memory_rust"]["marker_allocs"], 0)
             if a.stop_cost:
                 check_rust_stop_cost(a, s, va, vf)
         if a.round_trips:
@@ -216,6 +218,26 @@ def check_heap_own_allocator(a):
     expect_eq("Rust calls seen reaching libc", s["memory_rust"]["calls_seen_reaching_libc"], 0)
     if s["memory"]["allocs"] == 0:
         t.fail("no allocation counted at all")
+    expect_eq("program exit code", s["program"]["exit_code"], 0)
+
+
+def check_heap_stub_markers(a):
+    """A Rust program whose global allocator never calls libc (an arena), wrapped by the stub, in-process: the
+    recorder reports the stub's marker calls (the collector points the marker's hook at it), so the memory
+    module counts every Rust block. References: the same program's marker calls counted by memtrace's
+    breakpoints (--capture agent), the program's own counts of its workload, and valgrind, which sees only what
+    reaches libc: the memory module's totals minus its marker-counted blocks."""
+    srv, prof, s, _, _ = run_traced(a)
+    mem, rust = s["memory"], s.get("memory_rust", {})
+    expect_eq("where Rust's allocations are counted", rust.get("counted_at"), "libc+markers")
+    expect_workload_counts(a, prof, fixture_counts(srv.output()))
+    mt = argparse.Namespace(**{**vars(a), "module": "memtrace", "capture": "agent"})
+    _, _, smt, _, _ = run_traced(mt)
+    expect_eq("marker allocations vs memtrace's marker breakpoints", rust["marker_allocs"], smt["memory"]["allocs"])
+    expect_eq("marker frees vs memtrace's marker breakpoints", rust["marker_frees"], smt["memory"]["frees"])
+    va, vf, vb = t.valgrind_heap_totals(a.argv)
+    expect_eq("allocs at libc vs valgrind", mem["allocs"] - rust["marker_allocs"], va)
+    expect_eq("frees at libc vs valgrind", mem["frees"] - rust["marker_frees"], vf)
     expect_eq("program exit code", s["program"]["exit_code"], 0)
 
 
@@ -816,7 +838,8 @@ def main():
              "calls-ifunc": check_calls_ifunc,
              "calls-ifunc-dlopen": check_calls_ifunc_dlopen, "stripped": check_stripped, "clone": check_clone, "sigint": check_sigint, "preload": check_preload,
              "stall": check_stall, "mixed": check_mixed, "attach": check_attach,
-             "heap-attach": check_heap_attach, "static": check_static}[a.check]
+             "heap-attach": check_heap_attach, "static": check_static,
+             "heap-stub-markers": check_heap_stub_markers}[a.check]
     if not a.both_modes:
         check(a)
         return
