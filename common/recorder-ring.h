@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define RRING_MAGIC "RSRING1"
-#define RRING_VERSION 1
+#define RRING_VERSION 2 /* 2: real[] has the marker's entry (RRING_MARKER) */
 #define RRING_HEADER_SIZE 4096 /* the data starts one page in */
 #define RRING_MAX_PCS 128      /* the deepest stack a record carries (deeper: truncated) */
 #define RRING_MAX_ARGS 4
