@@ -9,15 +9,17 @@
 #include <stdint.h>
 
 #define RRING_MAGIC "RSRING1"
-#define RRING_VERSION 1
+#define RRING_VERSION 2 /* 2: real[] has the marker's entry (RRING_MARKER) */
 #define RRING_HEADER_SIZE 4096 /* the data starts one page in */
 #define RRING_MAX_PCS 128      /* the deepest stack a record carries (deeper: truncated) */
 #define RRING_MAX_ARGS 4
 
-/* The functions the recorder wraps, in the record's func byte and the header's real[] table. */
+/* The functions the recorder wraps, in the record's func byte and the header's real[] table; RRING_MARKER: a
+ * call of the stubs' marker __rsprof_memtrace_event, which hands its arguments to the recorder while it runs
+ * (its real[] entry is 0: the record's pcs[0] is the marker's address). */
 enum rring_func {
   RRING_MALLOC, RRING_CALLOC, RRING_REALLOC, RRING_FREE, RRING_POSIX_MEMALIGN, RRING_ALIGNED_ALLOC,
-  RRING_MEMALIGN, RRING_VALLOC, RRING_PVALLOC, RRING_NFUNCS
+  RRING_MEMALIGN, RRING_VALLOC, RRING_PVALLOC, RRING_MARKER, RRING_NFUNCS
 };
 
 /* The shared header, at offset 0 of the mapping. The agent creates it (rring_init); the writers' and the

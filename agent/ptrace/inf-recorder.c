@@ -186,12 +186,14 @@ void inf_rec_disable(struct inferior *inf)
   r->injected = 0;
 }
 
-/* The breakpoint a call of func stands for: the one at the real function the recorder forwarded to. */
-static const struct inf_rec_target *target_of(const struct inf_recorder *r, unsigned func)
+/* The breakpoint a call stands for: the one at the real function the recorder forwarded to (a marker call's:
+ * the marker, its record's first PC). */
+static const struct inf_rec_target *target_of(const struct inf_recorder *r, const struct rring_call *rc)
 {
-  if (func >= RRING_NFUNCS)
+  unsigned func = rc->func;
+  if (func >= RRING_NFUNCS || rc->npcs == 0)
     return NULL;
-  uint64_t real = r->ring.sh->real[func];
+  uint64_t real = func == RRING_MARKER ? rc->pcs[0] : r->ring.sh->real[func];
   for (int i = 0; i < r->nt[func]; i++)
     if (r->t[func][i].addr == real)
       return &r->t[func][i];
@@ -205,7 +207,7 @@ static const struct inf_rec_target *target_of(const struct inf_recorder *r, unsi
 static int emit(struct inferior *inf, const struct rring_call *rc, uint32_t len, size_t limit)
 {
   struct inf_recorder *r = &inf->rec;
-  const struct inf_rec_target *t = target_of(r, rc->func);
+  const struct inf_rec_target *t = target_of(r, rc);
   if (!t || rc->npcs == 0 || RRING_CALL_FIXED + 8ull * rc->npcs > len) {
     r->unclaimed++;
     return 0;

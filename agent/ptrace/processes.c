@@ -28,15 +28,23 @@ struct inferior *procs_by_tid(struct inf_procs *ps, pid_t tid)
   return NULL;
 }
 
+/* A status of a task the process asking does not know. A new thread can report its first stop before its
+ * parent's clone event: it goes to its thread group's process, which may be the one asking, and which then
+ * must take it as its own new thread instead of asking again (routing: the one status being routed). */
 static int route(void *ctx, pid_t tid, int status)
 {
+  static int routing;
   struct inf_procs *ps = ctx;
+  if (routing)
+    return 0;
   struct inferior *q = procs_by_tid(ps, tid);
   if (!q && WIFSTOPPED(status))
     q = procs_by_pid(ps, inf_task_tgid(tid)); /* a new thread of q */
   if (!q)
     return 0;
+  routing = 1;
   inf_on_status(q, tid, status);
+  routing = 0;
   return 1;
 }
 

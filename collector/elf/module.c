@@ -444,6 +444,40 @@ int col_module_find_symbol(struct col_module *m, const char *name, uint64_t *add
   return RS_E_NOT_FOUND;
 }
 
+static int find_object_in(Elf *elf, Elf_Scn *scn, const GElf_Shdr *sh, const char *name, uint64_t *addr)
+{
+  Elf_Data *d = elf_getdata(scn, NULL);
+  if (d == NULL || sh->sh_entsize == 0)
+    return RS_E_NOT_FOUND;
+  size_t count = sh->sh_size / sh->sh_entsize;
+  for (size_t i = 1; i < count; i++) {
+    GElf_Sym s;
+    if (gelf_getsym(d, (int)i, &s) == NULL || GELF_ST_TYPE(s.st_info) != STT_OBJECT || s.st_shndx == SHN_UNDEF)
+      continue;
+    const char *n = elf_strptr(elf, sh->sh_link, s.st_name);
+    if (n && strcmp(n, name) == 0) {
+      *addr = s.st_value;
+      return 0;
+    }
+  }
+  return RS_E_NOT_FOUND;
+}
+
+int col_module_find_object(struct col_module *m, const char *name, uint64_t *addr)
+{
+  GElf_Shdr sh;
+  Elf_Scn *scn;
+  if ((scn = find_scn(m->file.elf, ".symtab", &sh)) != NULL && sh.sh_type == SHT_SYMTAB &&
+      find_object_in(m->file.elf, scn, &sh, name, addr) == 0)
+    return 0;
+  if (m->debug.elf && (scn = find_scn(m->debug.elf, ".symtab", &sh)) != NULL && sh.sh_type == SHT_SYMTAB &&
+      find_object_in(m->debug.elf, scn, &sh, name, addr) == 0)
+    return 0;
+  if ((scn = find_scn(m->file.elf, ".dynsym", &sh)) != NULL && find_object_in(m->file.elf, scn, &sh, name, addr) == 0)
+    return 0;
+  return RS_E_NOT_FOUND;
+}
+
 int col_module_foreach_function(struct col_module *m,
                                 int (*fn)(void *ctx, const char *name, const char *demangled,
                                           uint64_t addr, uint64_t size),

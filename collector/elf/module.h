@@ -38,6 +38,9 @@ int col_module_has_symtab(const struct col_module *m);
 /* Symbol lookup by exact linkage name (.symtab then .dynsym): link-time address and size of the
  * function. Returns 0, RS_E_NOT_FOUND or -ENOMEM. */
 int col_module_find_symbol(struct col_module *m, const char *name, uint64_t *addr, uint64_t *size);
+/* A data object's link-time address by exact name (.symtab, else the debug file's; then .dynsym). Returns 0 or
+ * RS_E_NOT_FOUND. */
+int col_module_find_object(struct col_module *m, const char *name, uint64_t *addr);
 /* Calls fn for each function symbol (linkage name, demangled name or NULL, link-time address, size);
  * stops and returns fn's value if it returns nonzero. Returns 0 or a negative error. Strings are
  * owned by the module. */

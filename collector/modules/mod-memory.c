@@ -86,6 +86,12 @@ struct memory_state {
   int rust_entries_removed;
   struct u64map rust_freeing; /* tid -> block passed to __rust_dealloc whose libc free has not come yet */
   uint64_t libc_internal_frees; /* glibc's own frees at thread exit, not counted (see on_free) */
+  /* --capture inprocess, the stubs' marker: its hook variable in the program, the recorder's function for it,
+   * the blocks counted at the marker (those libc did not count: an allocator of the program's own). */
+  uint64_t marker_hook, recorder_marker;
+  int markers_placed, marker_hooked;
+  struct u64map marker_blocks;
+  uint64_t marker_allocs, marker_frees;
   struct entry_tag { /* breakpoint data of an entry point: which kind, and whose state */
     struct memory_state *state;
     int kind;
@@ -198,11 +204,83 @@ static int on_return(struct trace *tr, const struct trace_hit *hit, void *data)
     if (ptr != 0 || size == 0) /* a failed realloc leaves the old block alone */
       heap_free(&s->heap, tr, old);
   }
+  if (ptr && u64map_del(&s->marker_blocks, ptr, NULL)) {
+    /* The stub's marker reported this block before libc's return was handled (streamed returns may come after
+     * the thread's next call): the stub's allocator forwards to libc, which counts it. */
+    heap_forget(&s->heap, tr, ptr);
+    s->marker_allocs--;
+  }
   heap_alloc(&s->heap, tr, c->node, ptr, size);
   if (is_rust_kind(c->kind) && ptr != 0)
     note_rust_call(s, tr, c->nested > 0);
   retwatch_done(&s->calls, tr, c);
   return 0;
+}
+
+/* A call of the stubs' marker, recorded in-process (its hook set to the recorder). It counts only the blocks libc's
+ * entry points did not: when the stub's allocator forwards to malloc, the block is already live when the marker
+ * reports it (allocations are reported after the call) and its free is counted at free (the marker reports a
+ * free before it); an allocator of the program's own (an arena, jemalloc) is counted here. */
+static int on_marker(struct trace *tr, const struct trace_hit *hit, void *data)
+{
+  struct memory_state *s = data;
+  uint64_t event = hit_arg(hit, 0), size = hit_arg(hit, 1), ptr = hit_arg(hit, 3), known;
+  if (!ptr)
+    return 0;
+  if (event == 0) {
+    if (heap_block_size(&s->heap, ptr, &known))
+      return 0;
+    uint32_t node;
+    int rc = trace_context(tr, hit, &node);
+    if (rc)
+      return rc;
+    struct trace_event_desc ev = {.kind = "__rsprof_memtrace_event", .addr = ptr, .size = size, .has_size = 1,
+                                  .node = node, .has_node = 1};
+    trace_event(tr, hit, &ev);
+    heap_alloc(&s->heap, tr, node, ptr, size);
+    s->marker_allocs++;
+    return u64map_put(&s->marker_blocks, ptr, 1);
+  }
+  if (event == 1 && u64map_del(&s->marker_blocks, ptr, NULL)) {
+    struct trace_event_desc ev = {.kind = "__rsprof_memtrace_event", .addr = ptr};
+    ev.has_size = heap_block_size(&s->heap, ptr, &ev.size);
+    trace_event(tr, hit, &ev);
+    heap_free(&s->heap, tr, ptr);
+    s->marker_frees++;
+  }
+  return 0;
+}
+
+/* Points the program's marker hook at the recorder once both are known. */
+static void hook_markers(struct memory_state *s, struct trace *tr)
+{
+  if (s->marker_hooked || !s->marker_hook || !s->recorder_marker)
+    return;
+  int rc = trace_write_memory(tr, &s->recorder_marker, s->marker_hook, 8);
+  if (rc) {
+    LOG_WARN("memory: cannot point the stub's marker at the recorder: %s", strerror(-rc));
+    return;
+  }
+  s->marker_hooked = 1;
+  LOG_INFO("memory: the stub's marker calls are recorded in-process");
+}
+
+static const struct trace_capture_spec marker_spec = {.nargs = 4, .stack = 1};
+
+/* --capture inprocess: the recorder's marker function, or a stub's marker and its hook. */
+static void find_markers(struct memory_state *s, struct trace *tr, struct col_module *m, uint64_t bias)
+{
+  uint64_t at, size, hook;
+  if (col_module_find_symbol(m, "rsprof_recorder_marker", &at, &size) == 0) {
+    s->recorder_marker = at + bias;
+  } else if (col_module_find_symbol(m, "__rsprof_memtrace_event", &at, &size) == 0 &&
+             col_module_find_object(m, "__rsprof_memtrace_hook", &hook) == 0 && !s->marker_hook) {
+    if (trace_break_inprocess(tr, at + bias, RRING_MARKER, on_marker, s, &marker_spec) != 0)
+      return;
+    s->marker_hook = hook + bias;
+    s->markers_placed = 1;
+  }
+  hook_markers(s, tr);
 }
 
 static int memory_init(struct trace *tr, void **state)
@@ -214,6 +292,7 @@ static int memory_init(struct trace *tr, void **state)
     s->tags[k] = (struct entry_tag){s, k};
   retwatch_init(&s->calls, on_return, s);
   u64map_init(&s->rust_freeing);
+  u64map_init(&s->marker_blocks);
   int rc = heap_init(&s->heap, tr);
   if (rc) {
     free(s);
@@ -227,6 +306,8 @@ static int memory_module_loaded(struct trace *tr, void *state, struct col_module
 {
   struct memory_state *s = state;
   uint64_t at, size;
+  if (trace_inprocess(tr))
+    find_markers(s, tr, m, bias);
   if (trace_inprocess(tr) && col_module_find_symbol(m, "rsprof_recorder_attach", &at, &size) == 0)
     return 0; /* the recorder's own wrappers: its calls are reported at the functions they forward to */
   for (int k = 0; k < K_COUNT; k++) {
@@ -274,8 +355,12 @@ static void memory_summary_json(struct trace *tr, void *state, struct json_out *
   if (s->rust_entries_placed) { /* where Rust's allocations were counted, for whoever compares contexts */
     json_key(j, "memory_rust");
     json_begin_object(j);
-    json_kv_string(j, "counted_at", s->rust_entries_removed ? "libc" : "rust");
+    json_kv_string(j, "counted_at", s->marker_hooked && s->marker_allocs ? "libc+markers" : s->rust_entries_removed ? "libc" : "rust");
     json_kv_uint(j, "calls_seen_reaching_libc", s->rust_via_libc);
+    if (s->marker_hooked) { /* blocks the stub's marker reported that libc's entry points did not see */
+      json_kv_uint(j, "marker_allocs", s->marker_allocs);
+      json_kv_uint(j, "marker_frees", s->marker_frees);
+    }
     json_end_object(j);
   }
 }
@@ -299,6 +384,7 @@ static void memory_destroy(void *state)
   heap_destroy(&s->heap);
   retwatch_destroy(&s->calls);
   u64map_free(&s->rust_freeing);
+  u64map_free(&s->marker_blocks);
   free(s);
 }
 

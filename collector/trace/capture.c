@@ -78,6 +78,13 @@ int trace_read_memory(struct trace *tr, uint64_t addr, void *buf, size_t len)
   return got == len ? 0 : -EIO;
 }
 
+int trace_write_memory(struct trace *tr, const void *buf, uint64_t addr, size_t len)
+{
+  if (tr->in_quiet_hit || tr->in_stream_event)
+    return -EBUSY; /* the program is not stopped for this */
+  return rspc_write_memory(tr->c, addr, buf, len);
+}
+
 /* Sets r's core registers from a 'g' reply's bytes. */
 static void regs_from_g(const struct trace *tr, const uint8_t *raw, size_t len, struct col_regs *r)
 {

@@ -48,6 +48,19 @@ void heap_alloc(struct heap *h, struct trace *tr, uint32_t node, uint64_t ptr, u
   trace_count(tr, node, h->m_bytes, (int64_t)size);
 }
 
+void heap_forget(struct heap *h, struct trace *tr, uint64_t ptr)
+{
+  uint64_t size, node;
+  if (!ptr || !u64map_del(&h->size_of, ptr, &size))
+    return;
+  u64map_del(&h->node_of, ptr, &node);
+  h->allocs--;
+  h->bytes_allocated -= size;
+  h->live -= size;
+  trace_count(tr, (uint32_t)node, h->m_allocs, -1);
+  trace_count(tr, (uint32_t)node, h->m_bytes, -(int64_t)size);
+}
+
 void heap_free(struct heap *h, struct trace *tr, uint64_t ptr)
 {
   uint64_t size, node;

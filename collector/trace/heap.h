@@ -27,6 +27,8 @@ void heap_destroy(struct heap *h);
 void heap_alloc(struct heap *h, struct trace *tr, uint32_t node, uint64_t ptr, uint64_t size);
 /* Records a free; pointers not known to be live (NULL, or allocated before tracing) change nothing but a counter. */
 void heap_free(struct heap *h, struct trace *tr, uint64_t ptr);
+/* Takes back heap_alloc of a live block counted twice (its allocation and its bytes; no free is counted). */
+void heap_forget(struct heap *h, struct trace *tr, uint64_t ptr);
 /* Whether ptr is a live block we saw allocated; its size in *size. */
 int heap_block_size(const struct heap *h, uint64_t ptr, uint64_t *size);
 /* Attributes every block still live to its allocating context as leaked (a forked child's inherited blocks

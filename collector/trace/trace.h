@@ -108,6 +108,8 @@ int64_t trace_metric_value(struct trace *tr, uint32_t node, int metric);
 
 /* Reads target memory (for arguments passed by pointer). */
 int trace_read_memory(struct trace *tr, uint64_t addr, void *buf, size_t len);
+/* Writes len bytes of the program's memory (while it is stopped). Returns 0 or a negative error. */
+int trace_write_memory(struct trace *tr, const void *buf, uint64_t addr, size_t len);
 /* Milliseconds since tracing started (collector clock). */
 double trace_elapsed_ms(const struct trace *tr);
 /* Whether hits' times come from the agent's clock at the stop (rsprof-stoptime: exact to the agent's

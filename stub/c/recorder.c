@@ -232,6 +232,33 @@ static void patch_relocs(uint64_t base, const ElfW(Rela) *rel, size_t n, const E
 /* Addresses in a module's dynamic section: glibc relocates some in place, others stay link-time. */
 static uint64_t dyn_addr(uint64_t base, uint64_t v) { return v < base ? v + base : v; }
 
+/* The dynamic loader calls malloc, calloc, realloc and free through pointers of its own (glibc's __rtld_malloc
+ * and the like, hidden in its RELRO data), set to libc's functions once libc was loaded: a new thread's TLS
+ * blocks come from there. They are not relocations, so the words of its RELRO range that hold one of those four
+ * functions are pointed at the wrappers instead. */
+static void patch_loader_pointers(uint64_t lo, uint64_t len)
+{
+  const void *real[] = {(void *)real_malloc, (void *)real_calloc, (void *)real_realloc, (void *)real_free};
+  void *wrap[] = {(void *)malloc, (void *)calloc, (void *)realloc, (void *)free};
+  uint64_t a = (lo + 7) & ~(uint64_t)7;
+  for (; a + sizeof(void *) <= lo + len; a += sizeof(void *)) {
+    void *cur;
+    memcpy(&cur, (void *)(uintptr_t)a, sizeof cur);
+    for (int k = 0; k < 4; k++)
+      if (cur && cur == real[k])
+        patch_slot(a, wrap[k]);
+  }
+}
+
+static void relro_read_only(uint64_t relro_lo, uint64_t relro_len)
+{
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t lo = (uintptr_t)relro_lo & ~(uintptr_t)(page - 1);
+  uintptr_t hi = ((uintptr_t)relro_lo + relro_len) & ~(uintptr_t)(page - 1); /* ld.so rounds down too */
+  if (hi > lo)
+    mprotect((void *)lo, hi - lo, PROT_READ);
+}
+
 static int patch_module(struct dl_phdr_info *info, size_t size, void *data)
 {
   (void)size;
@@ -254,6 +281,11 @@ static int patch_module(struct dl_phdr_info *info, size_t size, void *data)
       return 0; /* the recorder itself */
   }
   const char *name = info->dlpi_name ? info->dlpi_name : "";
+  if (strstr(name, "ld-linux") && relro && relro_len) {
+    patch_loader_pointers(relro_lo, relro_len);
+    relro_read_only(relro_lo, relro_len);
+    return 0;
+  }
   if (!dyn || strstr(name, "linux-vdso") || strstr(name, "ld-linux"))
     return 0;
   const ElfW(Sym) *syms = NULL;
@@ -277,13 +309,8 @@ static int patch_module(struct dl_phdr_info *info, size_t size, void *data)
     patch_relocs(base, jmprel, jmprel_sz / sizeof *jmprel, syms, strs);
   if (rela)
     patch_relocs(base, rela, rela_sz / sizeof *rela, syms, strs);
-  if (relro && relro_len) {
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t lo = (uintptr_t)relro_lo & ~(uintptr_t)(page - 1);
-    uintptr_t hi = ((uintptr_t)relro_lo + relro_len) & ~(uintptr_t)(page - 1); /* ld.so rounds down too */
-    if (hi > lo)
-      mprotect((void *)lo, hi - lo, PROT_READ);
-  }
+  if (relro && relro_len)
+    relro_read_only(relro_lo, relro_len);
   return 0;
 }
 
@@ -470,6 +497,7 @@ struct call {
   int nargs;
   uint64_t args[RRING_MAX_ARGS];
   uint64_t ns;
+  uint64_t marker; /* RRING_MARKER: the marker's address, which stands where its own frame was */
 };
 
 /* Waits for room in a full ring: spins a little, then sleeps in short steps; gives up (the record is lost,
@@ -522,7 +550,9 @@ static __attribute__((noinline)) void record(const struct call *c, int has_ret, 
     skip++;
   if (skip == 0) /* cannot happen: pcs[0] is here */
     skip = 1;
-  pcs[skip - 1] = ring.sh->real[c->func];
+  if (c->func == RRING_MARKER && skip + 1 < n)
+    skip++; /* the marker's frame too: its caller is the program's */
+  pcs[skip - 1] = c->func == RRING_MARKER ? c->marker : ring.sh->real[c->func];
   uint64_t *stack = pcs + skip - 1;
   n -= skip - 1;
   if (n > RRING_MAX_PCS) {
@@ -559,6 +589,22 @@ static void begin(struct call *c, int func, int nargs, uint64_t a0, uint64_t a1,
   c->args[2] = a2;
   c->args[3] = 0;
   c->ns = now_ns();
+  c->marker = 0;
+}
+
+/* The stubs' marker __rsprof_memtrace_event(event, size, align, ptr) calls this, with its own address, while
+ * its hook points here (the collector sets it, --capture inprocess): the call is recorded as the marker's, its
+ * stack from the marker's caller on. Returns ptr, as the marker does. */
+EXPORT void *rsprof_recorder_marker(size_t event, size_t size, size_t align, void *ptr, void *marker)
+{
+  if (recording()) {
+    struct call c;
+    begin(&c, RRING_MARKER, 4, event, size, align);
+    c.args[3] = (uint64_t)(uintptr_t)ptr;
+    c.marker = (uint64_t)(uintptr_t)marker;
+    record(&c, 0, 0, 0, 0);
+  }
+  return ptr;
 }
 
 /* ---- the wrappers ---- */

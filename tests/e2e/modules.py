@@ -121,6 +121,8 @@ def check_heap(a):
         expect_eq("frees of blocks never seen allocated", mem["unknown_frees"], 0)
         if "memory_rust" in s:
             expect_eq("where Rust's allocations are counted", s["memory_rust"]["counted_at"], "libc")
+            if "marker_allocs" in s["memory_rust"]:  # in-process, the stub over libc: no block counted twice
+                expect_eq("blocks counted at the stub's marker", s["memory_rust"]["marker_allocs"], 0)
             if a.stop_cost:
                 check_rust_stop_cost(a, s, va, vf)
         if a.round_trips:
@@ -219,9 +221,33 @@ def check_heap_own_allocator(a):
     expect_eq("program exit code", s["program"]["exit_code"], 0)
 
 
+def check_heap_stub_markers(a):
+    """A Rust program whose global allocator never calls libc (an arena), wrapped by the stub, in-process: the
+    recorder reports the stub's marker calls (the collector points the marker's hook at it), so the memory
+    module counts every Rust block. References: the same program's marker calls counted by memtrace's
+    breakpoints (--capture agent), the program's own counts of its workload, and valgrind, which sees only what
+    reaches libc: the memory module's totals minus its marker-counted blocks."""
+    srv, prof, s, _, _ = run_traced(a)
+    mem, rust = s["memory"], s.get("memory_rust", {})
+    expect_eq("where Rust's allocations are counted", rust.get("counted_at"), "libc+markers")
+    expect_workload_counts(a, prof, fixture_counts(srv.output()))
+    mt = argparse.Namespace(**{**vars(a), "module": "memtrace", "capture": "agent"})
+    _, _, smt, _, _ = run_traced(mt)
+    expect_eq("marker allocations vs memtrace's marker breakpoints", rust["marker_allocs"], smt["memory"]["allocs"])
+    expect_eq("marker frees vs memtrace's marker breakpoints", rust["marker_frees"], smt["memory"]["frees"])
+    va, vf, vb = t.valgrind_heap_totals(a.argv)
+    expect_eq("allocs at libc vs valgrind", mem["allocs"] - rust["marker_allocs"], va)
+    expect_eq("frees at libc vs valgrind", mem["frees"] - rust["marker_frees"], vf)
+    expect_eq("program exit code", s["program"]["exit_code"], 0)
+
+
 def check_leak(a):
     """Exactly the three leaked blocks, at exactly their two allocating functions."""
     srv, prof, s, _, _ = run_traced(a)
+    expect_leaks(a, prof, s)
+
+
+def expect_leaks(a, prof, s):
     expect_eq("leaked bytes", s["memory"]["leaked_bytes"], 600)
     expect_eq("leaked blocks", s["memory"]["leaked_blocks"], 3)
     by_site = {}
@@ -245,14 +271,19 @@ def check_threads(a):
     expect_eq("allocs vs valgrind", s["memory"]["allocs"], va)
     expect_eq("frees vs valgrind", s["memory"]["frees"], vf)
     expect_eq("bytes vs valgrind", s["memory"]["bytes_allocated"], vb)
+    expect_thread_counts(a, prof, srv.output())
+
+
+def expect_thread_counts(a, prof, output):
+    """Each worker thread's allocations in the profile equal that thread's own count (from its output line)."""
     per_thread = {}
     for stack, value in folded(a, prof, "allocations").items():
         root = next((f for f in stack if f.startswith("THREAD[")), None)
         if root:
             per_thread[root] = per_thread.get(root, 0) + value
-    workers = re.findall(r"thread=\d+ tid=(\d+) allocs=(\d+)", srv.output())
+    workers = re.findall(r"thread=\d+ tid=(\d+) allocs=(\d+)", output)
     if len(workers) != 4:
-        t.fail("the fixture did not report 4 threads:\n" + srv.output())
+        t.fail("the fixture did not report 4 threads:\n" + output)
     for tid, allocs in workers:
         expect_eq(f"allocations in THREAD[{tid}]", per_thread.get(f"THREAD[{tid}]"), int(allocs))
 
@@ -616,9 +647,16 @@ def check_attach(a):
 
 
 def check_heap_attach(a):
-    """Attached before its work (the fixture waits on FX_GATE_FD until the recorder is in): the injected recorder
-    counts exactly what valgrind counts, as a preloaded one does."""
+    """Attached before its work: the fixture waits on FX_GATE_FD at the start of main, the agent injects the
+    recorder meanwhile, then the test opens the gate. The reference is valgrind cut at the gate: its totals for
+    the whole run minus its totals for a run that exits at the gate (FX_GATE_FD=exit). What happens before the
+    gate (a library's constructor, C++ static initialization, the Rust runtime's start-up) cannot be seen by an
+    attached tracer, by definition; so the attached run must count exactly the allocations after the gate, and
+    its frees plus its frees of blocks it never saw allocated (those from before the gate) exactly valgrind's
+    frees after the gate. --expect adds the fixture's own checks (threads, leaks, the Rust workload's counts)."""
     va, vf, vb = t.valgrind_heap_totals(a.argv)
+    pa, pf, pb = t.valgrind_heap_totals(a.argv, env={**os.environ, "FX_GATE_FD": "exit"})
+    print(f"valgrind: {va} allocs, {vf} frees, {vb} bytes; before the gate {pa}, {pf}, {pb}")
     gate_r, gate_w = os.pipe()
     prog = subprocess.Popen(a.argv, pass_fds=(gate_r,), stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "FX_GATE_FD": str(gate_r)})
@@ -638,14 +676,25 @@ def check_heap_attach(a):
     os.close(gate_w)
     out, err = col.communicate(timeout=240)
     if col.returncode != 0:
-        t.fail(f"collector exited {col.returncode}:\n{err[-3000:]}")
+        t.fail(f"collector exited {col.returncode}:\n{err[-3000:]}\nagent:\n{srv.output()[-3000:]}")
     srv.wait()
-    prog.wait(timeout=60)
+    stdout, _ = prog.communicate(timeout=60)
+    expect_eq("program exit code", prog.returncode, 0)
     s = json.load(open(summ))
+    mem = s["memory"]
     expect_eq("capture mode", s["capture"]["mode"], "inprocess")
-    expect_eq("allocs vs valgrind (attached)", s["memory"]["allocs"], va)
-    expect_eq("frees vs valgrind (attached)", s["memory"]["frees"], vf)
-    expect_eq("bytes allocated vs valgrind (attached)", s["memory"]["bytes_allocated"], vb)
+    expect_eq("allocs vs valgrind after the gate (attached)", mem["allocs"], va - pa)
+    expect_eq("bytes allocated vs valgrind after the gate (attached)", mem["bytes_allocated"], vb - pb)
+    expect_eq("frees, seen allocated or not, vs valgrind after the gate (attached)",
+              mem["frees"] + mem["unknown_frees"], vf - pf)
+    if pa == 0:
+        expect_eq("frees of blocks never seen allocated", mem["unknown_frees"], 0)
+    if a.expect == "threads":
+        expect_thread_counts(a, prof, stdout)
+    elif a.expect == "leak":
+        expect_leaks(a, prof, s)
+    elif a.expect == "workload":
+        expect_workload_counts(a, prof, fixture_counts(stdout))
 
 
 def check_static(a):
@@ -777,6 +826,8 @@ def main():
                     "and summaries (unless --no-compare: the mutex module's contention depends on timing)")
     ap.add_argument("--no-compare", action="store_true")
     ap.add_argument("--threads-peak", action="store_true", help="--both-modes: the peak depends on the threads' timing")
+    ap.add_argument("--expect", choices=["threads", "leak", "workload"],
+                    help="heap-attach: also the fixture's own checks (per-thread counts, leaks, the Rust workload)")
     ap.add_argument("argv", nargs="+")
     a = ap.parse_args()
     t.require_ptrace()
@@ -787,7 +838,8 @@ def main():
              "calls-ifunc": check_calls_ifunc,
              "calls-ifunc-dlopen": check_calls_ifunc_dlopen, "stripped": check_stripped, "clone": check_clone, "sigint": check_sigint, "preload": check_preload,
              "stall": check_stall, "mixed": check_mixed, "attach": check_attach,
-             "heap-attach": check_heap_attach, "static": check_static}[a.check]
+             "heap-attach": check_heap_attach, "static": check_static,
+             "heap-stub-markers": check_heap_stub_markers}[a.check]
     if not a.both_modes:
         check(a)
         return

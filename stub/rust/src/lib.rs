@@ -24,11 +24,19 @@
 #![no_std]
 
 use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Marker event: a block was allocated; reported after the allocation.
 pub const EVENT_ALLOC: usize = 0;
 /// Marker event: a block is about to be freed; reported before freeing.
 pub const EVENT_DEALLOC: usize = 1;
+
+/// Where the marker hands its calls while rsprof's in-process recorder runs in the program: 0, or the
+/// recorder's `rsprof_recorder_marker(event, size, align, ptr, marker)`. Only the tracer writes it
+/// (`rsprof-collector --capture inprocess`); the marker then stops nothing and the recorder records the call.
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static __rsprof_memtrace_hook: AtomicUsize = AtomicUsize::new(0);
 
 /// The function rsprof's `memtrace` module sets its breakpoint on.
 ///
@@ -46,6 +54,20 @@ pub extern "C" fn __rsprof_memtrace_event(
 ) -> *mut u8 {
     #[cfg(test)]
     tests::record(event, size, align, ptr);
+    let hook = __rsprof_memtrace_hook.load(Ordering::Acquire);
+    if hook != 0 {
+        // SAFETY: only the tracer sets the hook, to the recorder's function of this signature.
+        let f: extern "C" fn(usize, usize, usize, *mut u8, usize) -> *mut u8 =
+            unsafe { core::mem::transmute(hook) };
+        // black_box after the call: never a tail call, so the marker's frame stays between the two.
+        return core::hint::black_box(f(
+            event,
+            size,
+            align,
+            ptr,
+            __rsprof_memtrace_event as *const () as usize,
+        ));
+    }
     core::hint::black_box((event, size, align));
     core::hint::black_box(ptr)
 }
@@ -99,7 +121,6 @@ mod tests {
     extern crate std;
 
     use super::*;
-    use core::sync::atomic::{AtomicUsize, Ordering};
     use std::alloc::System;
     use std::cell::RefCell;
     use std::vec::Vec;
