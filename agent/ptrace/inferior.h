@@ -45,6 +45,7 @@ struct inf_thread {
   unsigned char sig_sent; /* during inf_resume: its signal already went in with a step */
   int deliver_sig;       /* a signal to pass on at its next resume (QPassSignals) */
   int regs_valid;
+  int regs_dirty; /* regs changed in the cache only (a breakpoint's PC rewind), not yet written to the thread */
   struct ptarch_gregs regs;
 };
 
