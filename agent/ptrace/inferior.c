@@ -13,6 +13,7 @@
 #include <sys/personality.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -751,6 +752,70 @@ static struct inf_thread *pick_pending(struct inferior *inf, int only_wanted)
   return NULL;
 }
 
+/* A burst of capture stops is handled without going back to the server's event loop (whose epoll_wait, signalfd
+ * read and draining wait4 would cost three system calls per stop): while every thread the client wants running
+ * runs again after its hit, the next stop is waited for with a blocking wait4, for at most BURST_MS (a periodic
+ * SIGALRM interrupts the wait) and BURST_STOPS stops. Anything else ends the burst and takes the ordinary path. */
+#define BURST_MS 1
+#define BURST_STOPS 512
+#define BURST_BUF (64 * 1024) /* records waiting: the server's turn to send them */
+
+static volatile sig_atomic_t burst_alarm;
+
+static void on_burst_alarm(int sig)
+{
+  (void)sig;
+  burst_alarm = 1;
+}
+
+static int all_wanted_running(const struct inferior *inf)
+{
+  for (int i = 0; i < inf->nth; i++)
+    if (inf->th[i].want_run && !inf->th[i].running)
+      return 0;
+  return 1;
+}
+
+static void capture_burst(struct inferior *inf)
+{
+  static int handler_set;
+  if (!handler_set) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_burst_alarm; /* no SA_RESTART: the signal ends a blocking wait4 with EINTR */
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGALRM, &sa, NULL) != 0)
+      return;
+    handler_set = 1;
+  }
+  if (!all_wanted_running(inf) || inf->cap.nparked || inf->cap.len >= BURST_BUF)
+    return;
+  /* Periodic, so an alarm that came just before the wait4 is followed by another within BURST_MS. */
+  struct itimerval on = {{0, BURST_MS * 1000}, {0, BURST_MS * 1000}}, off = {{0, 0}, {0, 0}};
+  burst_alarm = 0;
+  if (setitimer(ITIMER_REAL, &on, NULL) != 0)
+    return;
+  for (int n = 0; n < BURST_STOPS && !burst_alarm; n++) {
+    int status;
+    pid_t tid = waitpid(-1, &status, __WALL);
+    if (tid < 0)
+      break; /* EINTR: the time is up */
+    int mine = inf_thread(inf, tid) != NULL;
+    on_status(inf, tid, status);
+    if (!mine || inf->exited || !inf->running)
+      break; /* another process's, a new thread's or the end: the ordinary path takes it */
+    for (int i = 0; i < inf->nth; i++) {
+      struct inf_bp *b = inf->th[i].want_run ? quiet_hit_of(inf, &inf->th[i]) : NULL;
+      if (b)
+        take_quiet_hit(inf, i, b, 1);
+    }
+    take_agent_hits(inf);
+    if (inf->exited || !all_wanted_running(inf) || inf->cap.nparked || inf->cap.len >= BURST_BUF)
+      break;
+  }
+  setitimer(ITIMER_REAL, &off, NULL);
+}
+
 static int inf_poll_(struct inferior *inf, struct inf_stop *st)
 {
   int status;
@@ -766,7 +831,8 @@ static int inf_poll_(struct inferior *inf, struct inf_stop *st)
     if (b)
       take_quiet_hit(inf, i, b, 1);
   }
-  take_agent_hits(inf);
+  if (take_agent_hits(inf) && !inf->exited)
+    capture_burst(inf);
   if (inf->exited) {
     fill_exit(inf, st);
     forget_process(inf);
