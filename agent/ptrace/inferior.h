@@ -73,6 +73,7 @@ struct inf_bp {
     int unwind;           /* ... and the stack unwound with the uploaded tables */
   } cap;
   int own_refs;     /* the agent's own one-shot return breakpoints here (capture), beside the client's refs */
+  uint32_t walk_read; /* stack bytes the last walk from here read (capture): the next one reads as many at once */
 };
 
 /* A hit on a quiet breakpoint, kept until the next stop reply carries it to the client. */
