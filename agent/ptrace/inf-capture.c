@@ -387,6 +387,7 @@ struct walk_mem {
   uint8_t *win;
   size_t have;
   uint64_t limit;   /* a window smaller than the most the client asked for: the walk stays in [sp, limit) */
+  size_t used;      /* the window's bytes up to the highest one the walk asked for */
 };
 
 static int walk_read(void *ctx, uint64_t addr, void *buf, size_t len)
@@ -394,6 +395,8 @@ static int walk_read(void *ctx, uint64_t addr, void *buf, size_t len)
   struct walk_mem *m = ctx;
   if (m->limit && (addr < m->sp || addr + len > m->limit))
     return -1; /* the host unwinds it within the window it asked for, and says where it was cut */
+  if (addr >= m->sp && addr - m->sp + len <= INF_CAP_MAX_STACK && addr - m->sp + len > m->used)
+    m->used = (size_t)(addr - m->sp + len);
   if (addr >= m->sp && addr - m->sp + len > m->have && addr - m->sp + len <= INF_CAP_MAX_STACK &&
       (!m->end || addr + len <= m->end)) {
     size_t want = m->have * 2 > addr - m->sp + len ? m->have * 2 : addr - m->sp + len;
@@ -428,7 +431,7 @@ static enum inf_cap_result record_compact(struct inferior *inf, struct inf_threa
   struct inf_cap_store *st = cap_store(c);
   if (!st)
     return INF_CAP_NOT_MINE;
-  struct walk_mem wm = {inf, sp, 0, st->win, 0, s->stack_len < INF_CAP_MAX_STACK ? sp + s->stack_len : 0};
+  struct walk_mem wm = {inf, sp, 0, st->win, 0, s->stack_len < INF_CAP_MAX_STACK ? sp + s->stack_len : 0, 0};
   uint64_t *pcs = st->walk_pcs;
   size_t np = 1;
   int truncated = 0;
@@ -438,7 +441,9 @@ static enum inf_cap_result record_compact(struct inferior *inf, struct inf_threa
     if (nmods == 0)
       return INF_CAP_NOT_MINE;
     wm.end = window_end(inf, t, sp);
-    size_t first = WALK_FIRST_READ;
+    size_t first = b->walk_read > WALK_FIRST_READ ? b->walk_read : WALK_FIRST_READ;
+    if (first > INF_CAP_MAX_STACK)
+      first = INF_CAP_MAX_STACK;
     if (wm.end > sp && wm.end - sp < first)
       first = (size_t)(wm.end - sp);
     wm.have = read_some(inf, sp, wm.win, first);
@@ -450,6 +455,8 @@ static enum inf_cap_result record_compact(struct inferior *inf, struct inf_threa
     }
     struct utab_memory mem = {walk_read, &wm};
     int rc = utab_walk(c->mods, nmods, &mem, &regs, pcs, INF_CAP_FRAMES, &np, NULL);
+    /* A deep stack is read in one go next time, not grown read by read. */
+    b->walk_read = (uint32_t)((wm.used + 4095) & ~(size_t)4095);
     if (rc == UTAB_FULL)
       truncated = 1;
     else if (rc != UTAB_END || np == 0) {

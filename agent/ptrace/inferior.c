@@ -13,6 +13,7 @@
 #include <sys/personality.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -107,6 +108,31 @@ struct ptarch_gregs *inf_gregs(struct inferior *inf, struct inf_thread *t)
     t->regs_valid = 1;
   }
   return &t->regs;
+}
+
+/* Writes registers changed in the cache only to the thread. A breakpoint's PC rewind is written so, together
+ * with the emulated step that usually follows it (one PTRACE_SETREGS per hit instead of two). Every resume and
+ * every public entry point's return flushes, so nothing outside sees the kernel's copy behind the cache. */
+static void regs_flush(struct inf_thread *t)
+{
+  if (!t->regs_dirty)
+    return;
+  t->regs_dirty = 0;
+  if (t->regs_valid && ptarch_set_gregs(t->tid, &t->regs))
+    LOG_WARN("thread %d: cannot write its registers: %s", (int)t->tid, strerror(errno));
+}
+
+/* Flushes, then drops the cache (the thread is about to run or its registers change under it). */
+static void regs_forget(struct inf_thread *t)
+{
+  regs_flush(t);
+  t->regs_valid = 0;
+}
+
+static void regs_flush_all(struct inferior *inf)
+{
+  for (int i = 0; i < inf->nth; i++)
+    regs_flush(&inf->th[i]);
 }
 
 static struct inf_bp *bp_find(struct inferior *inf, uint64_t addr)
@@ -499,6 +525,7 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
    * quiet PTRACE_EVENT_STOP that inf_poll and step_over resume from. */
   t->interrupted = 0;
   t->regs_valid = 0;
+  t->regs_dirty = 0;
   note_birth(inf, t);
   int sig = WSTOPSIG(status), ev = status >> 16;
   switch (ev) {
@@ -547,16 +574,24 @@ static void on_status(struct inferior *inf, pid_t tid, int status)
     break;
   }
   if (sig == SIGTRAP) {
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    ptrace(PTRACE_GETSIGINFO, tid, NULL, &si);
     struct ptarch_gregs *r = inf_gregs(inf, t);
-    if (r && (si.si_code == SI_KERNEL || si.si_code == TRAP_BRKPT)) {
+    /* A plain SIGTRAP stop of a thread that was not single-stepping, just past one of our inserted
+     * breakpoints, is that breakpoint's trap: the siginfo is not read for it (one system call less per hit).
+     * Only a SIGTRAP sent by kill(2) at the very moment the thread stands just past a breakpoint could be
+     * mistaken; a single step's trap, which can end there, is told apart by t->stepping and asks the kernel. */
+    int brk = r && !t->stepping && bp_find(inf, ptarch_pc(r) - inf->arch->pc_after_bkpt) != NULL;
+    if (r && !brk) {
+      siginfo_t si;
+      memset(&si, 0, sizeof si);
+      ptrace(PTRACE_GETSIGINFO, tid, NULL, &si);
+      brk = si.si_code == SI_KERNEL || si.si_code == TRAP_BRKPT;
+    }
+    if (brk) {
       uint64_t a = ptarch_pc(r) - inf->arch->pc_after_bkpt;
       if (bp_find(inf, a)) {
         if (a != ptarch_pc(r)) {
           ptarch_set_pc(r, a);
-          ptarch_set_gregs(tid, r);
+          t->regs_dirty = 1; /* written at the resume, with the emulated step (regs_flush) */
         }
         t->pending = INF_EV_BKPT;
         t->pending_addr = a;
@@ -645,7 +680,7 @@ static void fill_exit(struct inferior *inf, struct inf_stop *st)
 }
 
 static int take_quiet_hit(struct inferior *inf, int i, struct inf_bp *b, int resume_now);
-static void take_agent_hits(struct inferior *inf);
+static int take_agent_hits(struct inferior *inf);
 
 /* The quiet breakpoint thread t's queued event is a hit on, or NULL. */
 static struct inf_bp *quiet_hit_of(struct inferior *inf, struct inf_thread *t)
@@ -717,7 +752,71 @@ static struct inf_thread *pick_pending(struct inferior *inf, int only_wanted)
   return NULL;
 }
 
-int inf_poll(struct inferior *inf, struct inf_stop *st)
+/* A burst of capture stops is handled without going back to the server's event loop (whose epoll_wait, signalfd
+ * read and draining wait4 would cost three system calls per stop): while every thread the client wants running
+ * runs again after its hit, the next stop is waited for with a blocking wait4, for at most BURST_MS (a periodic
+ * SIGALRM interrupts the wait) and BURST_STOPS stops. Anything else ends the burst and takes the ordinary path. */
+#define BURST_MS 1
+#define BURST_STOPS 512
+#define BURST_BUF (64 * 1024) /* records waiting: the server's turn to send them */
+
+static volatile sig_atomic_t burst_alarm;
+
+static void on_burst_alarm(int sig)
+{
+  (void)sig;
+  burst_alarm = 1;
+}
+
+static int all_wanted_running(const struct inferior *inf)
+{
+  for (int i = 0; i < inf->nth; i++)
+    if (inf->th[i].want_run && !inf->th[i].running)
+      return 0;
+  return 1;
+}
+
+static void capture_burst(struct inferior *inf)
+{
+  static int handler_set;
+  if (!handler_set) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_burst_alarm; /* no SA_RESTART: the signal ends a blocking wait4 with EINTR */
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGALRM, &sa, NULL) != 0)
+      return;
+    handler_set = 1;
+  }
+  if (!all_wanted_running(inf) || inf->cap.nparked || inf->cap.len >= BURST_BUF)
+    return;
+  /* Periodic, so an alarm that came just before the wait4 is followed by another within BURST_MS. */
+  struct itimerval on = {{0, BURST_MS * 1000}, {0, BURST_MS * 1000}}, off = {{0, 0}, {0, 0}};
+  burst_alarm = 0;
+  if (setitimer(ITIMER_REAL, &on, NULL) != 0)
+    return;
+  for (int n = 0; n < BURST_STOPS && !burst_alarm; n++) {
+    int status;
+    pid_t tid = waitpid(-1, &status, __WALL);
+    if (tid < 0)
+      break; /* EINTR: the time is up */
+    int mine = inf_thread(inf, tid) != NULL;
+    on_status(inf, tid, status);
+    if (!mine || inf->exited || !inf->running)
+      break; /* another process's, a new thread's or the end: the ordinary path takes it */
+    for (int i = 0; i < inf->nth; i++) {
+      struct inf_bp *b = inf->th[i].want_run ? quiet_hit_of(inf, &inf->th[i]) : NULL;
+      if (b)
+        take_quiet_hit(inf, i, b, 1);
+    }
+    take_agent_hits(inf);
+    if (inf->exited || !all_wanted_running(inf) || inf->cap.nparked || inf->cap.len >= BURST_BUF)
+      break;
+  }
+  setitimer(ITIMER_REAL, &off, NULL);
+}
+
+static int inf_poll_(struct inferior *inf, struct inf_stop *st)
 {
   int status;
   pid_t tid;
@@ -732,7 +831,8 @@ int inf_poll(struct inferior *inf, struct inf_stop *st)
     if (b)
       take_quiet_hit(inf, i, b, 1);
   }
-  take_agent_hits(inf);
+  if (take_agent_hits(inf) && !inf->exited)
+    capture_burst(inf);
   if (inf->exited) {
     fill_exit(inf, st);
     forget_process(inf);
@@ -759,15 +859,22 @@ int inf_poll(struct inferior *inf, struct inf_stop *st)
       continue;
     int sig = inf->th[i].deliver_sig;
     inf->th[i].deliver_sig = 0;
-    if (ptrace(q->stepping ? PTRACE_SINGLESTEP : PTRACE_CONT, q->tid, NULL, (void *)(long)sig) == 0) {
+    regs_forget(q);
+    if (ptrace(q->stepping ? PTRACE_SINGLESTEP : PTRACE_CONT, q->tid, NULL, (void *)(long)sig) == 0)
       q->running = 1;
-      q->regs_valid = 0;
-    }
   }
   return 0;
 }
 
-int inf_interrupt(struct inferior *inf, struct inf_stop *st)
+/* Nothing outside sees a register write still pending in the cache (regs_flush). */
+int inf_poll(struct inferior *inf, struct inf_stop *st)
+{
+  int rc = inf_poll_(inf, st);
+  regs_flush_all(inf);
+  return rc;
+}
+
+static int inf_interrupt_(struct inferior *inf, struct inf_stop *st)
 {
   if (inf->pid == 0)
     return RS_E_NO_PROCESS;
@@ -790,6 +897,14 @@ int inf_interrupt(struct inferior *inf, struct inf_stop *st)
   return 0;
 }
 
+/* Nothing outside sees a register write still pending in the cache (regs_flush). */
+int inf_interrupt(struct inferior *inf, struct inf_stop *st)
+{
+  int rc = inf_interrupt_(inf, st);
+  regs_flush_all(inf);
+  return rc;
+}
+
 /* Executes the original instruction under a breakpoint with a single step while every other thread
  * stays stopped. Returns 0 when the step completed, 1 when something else was queued instead. */
 static int step_over(struct inferior *inf, struct inf_thread *t, uint64_t addr, int sig)
@@ -799,6 +914,7 @@ static int step_over(struct inferior *inf, struct inf_thread *t, uint64_t addr, 
   raw_write(inf, addr, b->orig, bl);
   int result = 1;
   for (;;) {
+    regs_forget(t);
     if (ptrace(PTRACE_SINGLESTEP, t->tid, NULL, (void *)(long)sig) < 0)
       break;
     sig = 0;
@@ -810,6 +926,7 @@ static int step_over(struct inferior *inf, struct inf_thread *t, uint64_t addr, 
     if (w < 0)
       break;
     t->regs_valid = 0;
+    t->regs_dirty = 0;
     t->interrupted = 0; /* as in on_status: this stop ended any pending interrupt */
     if (WIFSTOPPED(status) && (status >> 16) == PTRACE_EVENT_STOP)
       continue; /* a leftover interrupt fired first: step again */
@@ -837,20 +954,28 @@ static int emulate_displaced(struct inferior *inf, struct inf_thread *t, struct 
   struct ptarch_gregs *r = inf_gregs(inf, t);
   if (!r)
     return 0;
+  struct ptarch_gregs before = *r;
   if (b->code_len == 0) { /* read once per breakpoint, not at every hit */
     long got = inf_read(inf, b->addr, b->code, sizeof b->code);
     b->code_len = got > 0 ? (int)got : 0;
   }
   if (b->code_len > 0 && ptarch_emulate(r, b->code, (size_t)b->code_len, emu_write, inf) == 1 &&
-      ptarch_set_gregs(t->tid, r) == 0)
+      ptarch_set_gregs(t->tid, r) == 0) {
+    t->regs_dirty = 0;
     return 1;
+  }
   uint64_t slot, target;
   if (b->code_len > 0 && ptarch_indirect_jump_slot(r, b->code, (size_t)b->code_len, &slot) &&
       inf_read(inf, slot, &target, 8) == 8) {
     ptarch_set_pc(r, target);
-    if (ptarch_set_gregs(t->tid, r) == 0)
+    if (ptarch_set_gregs(t->tid, r) == 0) {
+      t->regs_dirty = 0;
       return 1;
+    }
   }
+  if (t->regs_dirty) /* the rewound PC, for the single step that goes instead */
+    ptarch_set_gregs(t->tid, &before);
+  t->regs_dirty = 0;
   t->regs_valid = 0;
   return 0;
 }
@@ -889,7 +1014,7 @@ static int take_quiet_hit(struct inferior *inf, int i, struct inf_bp *b, int res
     return 0;
   }
   inf->th[i].deliver_sig = 0;
-  t->regs_valid = 0;
+  regs_forget(t);
   if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)sig) == 0)
     t->running = 1;
   inf->nquiet++;
@@ -948,7 +1073,7 @@ static int take_agent_hit(struct inferior *inf, int i, struct inf_bp *b, int res
       return 1; /* the step met a signal or an exit, now queued for the client */
     sig = 0;
   }
-  t->regs_valid = 0;
+  regs_forget(t);
   if (ptrace(PTRACE_CONT, t->tid, NULL, (void *)(long)sig) == 0)
     t->running = 1;
   return 1;
@@ -956,16 +1081,20 @@ static int take_agent_hit(struct inferior *inf, int i, struct inf_bp *b, int res
 
 /* Takes every queued hit the agent captures itself, for threads the client wants running; again while one was
  * taken, since stopping the others for a single step can queue new hits and reorder the thread table. */
-static void take_agent_hits(struct inferior *inf)
+static int take_agent_hits(struct inferior *inf)
 {
+  int taken = 0;
   for (int progress = 1; progress && !inf->exited;) {
     progress = 0;
     for (int i = 0; i < inf->nth && !inf->exited; i++) {
       struct inf_bp *b = inf->th[i].want_run ? agent_hit_of(inf, &inf->th[i]) : NULL;
-      if (b && !inf->th[i].running && take_agent_hit(inf, i, b, 1))
+      if (b && !inf->th[i].running && take_agent_hit(inf, i, b, 1)) {
         progress = 1;
+        taken++;
+      }
     }
   }
+  return taken;
 }
 
 /* vCont semantics: the leftmost action whose thread matches applies (-1 matches every thread). */
@@ -977,7 +1106,7 @@ static const struct inf_resume *action_for(const struct inf_resume *acts, int n,
   return NULL;
 }
 
-int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struct inf_stop *st)
+static int inf_resume_(struct inferior *inf, const struct inf_resume *acts, int n, struct inf_stop *st)
 {
   if (inf->pid == 0)
     return RS_E_NO_PROCESS;
@@ -1035,13 +1164,21 @@ int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struc
     int sig = inf->th[i].sig_sent ? 0 : a->sig ? a->sig : inf->th[i].deliver_sig;
     inf->th[i].deliver_sig = 0;
     t->stepping = a->act == INF_ACT_STEP;
-    t->regs_valid = 0;
+    regs_forget(t);
     if (ptrace(t->stepping ? PTRACE_SINGLESTEP : PTRACE_CONT, t->tid, NULL, (void *)(long)sig) == 0)
       t->running = 1;
   }
   inf->running = 1;
   take_agent_hits(inf); /* hits that waited for room while the program was stopped */
   return 0;
+}
+
+/* Nothing outside sees a register write still pending in the cache (regs_flush). */
+int inf_resume(struct inferior *inf, const struct inf_resume *acts, int n, struct inf_stop *st)
+{
+  int rc = inf_resume_(inf, acts, n, st);
+  regs_flush_all(inf);
+  return rc;
 }
 
 /* Kills a child that is in a ptrace stop and reaps it. A tracee stopped at PTRACE_EVENT_EXIT (a
@@ -1260,6 +1397,7 @@ static int sigtrap_pending(pid_t pid, pid_t tid)
 static void take_queued_trap(struct inferior *inf, struct inf_thread *t)
 {
   for (int tries = 0; tries < 4 && sigtrap_pending(inf->pid, t->tid); tries++) {
+    regs_forget(t);
     if (ptrace(PTRACE_CONT, t->tid, NULL, NULL) < 0)
       return;
     int status;
@@ -1288,6 +1426,7 @@ int inf_detach(struct inferior *inf)
       take_queued_trap(inf, t);
     /* Signals the program was about to receive are handed back to it, not swallowed. */
     int sig = t->pending == INF_EV_SIGNAL ? t->pending_sig : inf->th[i].deliver_sig;
+    regs_flush(t);
     ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(long)sig);
   }
   LOG_INFO("detached from process %d", (int)inf->pid);
@@ -1323,13 +1462,18 @@ void inf_kill(struct inferior *inf)
   forget_process(inf);
 }
 
-void inf_on_status(struct inferior *inf, pid_t tid, int status) { on_status(inf, tid, status); }
+void inf_on_status(struct inferior *inf, pid_t tid, int status)
+{
+  on_status(inf, tid, status);
+  regs_flush_all(inf);
+}
 
 void inf_stop_all(struct inferior *inf)
 {
   if (inf->pid == 0)
     return;
   stop_all(inf);
+  regs_flush_all(inf);
   inf->running = 0;
 }
 

@@ -45,6 +45,7 @@ struct inf_thread {
   unsigned char sig_sent; /* during inf_resume: its signal already went in with a step */
   int deliver_sig;       /* a signal to pass on at its next resume (QPassSignals) */
   int regs_valid;
+  int regs_dirty; /* regs changed in the cache only (a breakpoint's PC rewind), not yet written to the thread */
   struct ptarch_gregs regs;
 };
 
@@ -72,6 +73,7 @@ struct inf_bp {
     int unwind;           /* ... and the stack unwound with the uploaded tables */
   } cap;
   int own_refs;     /* the agent's own one-shot return breakpoints here (capture), beside the client's refs */
+  uint32_t walk_read; /* stack bytes the last walk from here read (capture): the next one reads as many at once */
 };
 
 /* A hit on a quiet breakpoint, kept until the next stop reply carries it to the client. */
