@@ -88,7 +88,7 @@ struct memory_state {
   uint64_t libc_internal_frees; /* glibc's own frees at thread exit, not counted (see on_free) */
   /* --capture inprocess, the stubs' marker: its hook variable in the program, the recorder's function for it,
    * the blocks counted at the marker (those libc did not count: an allocator of the program's own). */
-  uint64_t marker_hook, recorder_marker;
+  uint64_t marker_at, marker_hook, recorder_marker;
   int markers_placed, marker_hooked;
   struct u64map marker_blocks;
   uint64_t marker_allocs, marker_frees;
@@ -251,11 +251,20 @@ static int on_marker(struct trace *tr, const struct trace_hit *hit, void *data)
   return 0;
 }
 
-/* Points the program's marker hook at the recorder once both are known. */
+static const struct trace_capture_spec marker_spec = {.nargs = 4, .stack = 1};
+
+/* Once the stub's marker and the recorder are both known: the marker becomes an in-process function (only then:
+ * before the recorder is loaded the agent refuses, and a capture breakpoint there would stream the marker's calls
+ * ahead of the recorder's records of the same blocks), and the program's hook points at the recorder. */
 static void hook_markers(struct memory_state *s, struct trace *tr)
 {
-  if (s->marker_hooked || !s->marker_hook || !s->recorder_marker)
+  if (s->marker_hooked || !s->marker_at || !s->marker_hook || !s->recorder_marker)
     return;
+  if (!s->markers_placed) {
+    if (trace_break_inprocess(tr, s->marker_at, RRING_MARKER, on_marker, s, &marker_spec) != 0)
+      return;
+    s->markers_placed = 1;
+  }
   int rc = trace_write_memory(tr, &s->recorder_marker, s->marker_hook, 8);
   if (rc) {
     LOG_WARN("memory: cannot point the stub's marker at the recorder: %s", strerror(-rc));
@@ -265,8 +274,6 @@ static void hook_markers(struct memory_state *s, struct trace *tr)
   LOG_INFO("memory: the stub's marker calls are recorded in-process");
 }
 
-static const struct trace_capture_spec marker_spec = {.nargs = 4, .stack = 1};
-
 /* --capture inprocess: the recorder's marker function, or a stub's marker and its hook. */
 static void find_markers(struct memory_state *s, struct trace *tr, struct col_module *m, uint64_t bias)
 {
@@ -275,10 +282,8 @@ static void find_markers(struct memory_state *s, struct trace *tr, struct col_mo
     s->recorder_marker = at + bias;
   } else if (col_module_find_symbol(m, "__rsprof_memtrace_event", &at, &size) == 0 &&
              col_module_find_object(m, "__rsprof_memtrace_hook", &hook) == 0 && !s->marker_hook) {
-    if (trace_break_inprocess(tr, at + bias, RRING_MARKER, on_marker, s, &marker_spec) != 0)
-      return;
+    s->marker_at = at + bias;
     s->marker_hook = hook + bias;
-    s->markers_placed = 1;
   }
   hook_markers(s, tr);
 }
