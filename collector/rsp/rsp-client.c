@@ -89,6 +89,7 @@ static int send_packet(struct rspc *c, const char *payload, size_t len)
 static int next_packet(struct rspc *c, unsigned timeout_ms, const char **reply, size_t *rlen)
 {
   uint64_t deadline = mono_ms() + timeout_ms;
+  int late_reads = 0;
   for (;;) {
     while (c->ipos < c->ilen) {
       const uint8_t *b = c->ibuf + c->ipos;
@@ -141,8 +142,12 @@ static int next_packet(struct rspc *c, unsigned timeout_ms, const char **reply, 
     }
     c->ipos = c->ilen = 0;
     /* Past the deadline, what has already arrived is still taken: after this process was stopped (SIGSTOP,
-     * a loaded host) the reply is usually waiting, and the server did nothing wrong. */
+     * a loaded host) the reply is usually waiting, and the server did nothing wrong. One such look only: a
+     * server that never stops streaming notifications must not hold the caller past its timeout (--duration
+     * and the liveness probe are checked between waits). */
     uint64_t now = mono_ms();
+    if (now >= deadline && late_reads++)
+      return RS_E_TIMEOUT;
     int rc = transport_read(c->t, now < deadline ? (unsigned)(deadline - now) : 0, c->ibuf, sizeof c->ibuf, &c->ilen);
     c->rx_bytes += c->ilen;
     if (rc == RS_E_DISCONNECTED || rc == -ECONNRESET || rc == -EPIPE)

@@ -294,7 +294,9 @@ static int wait_running(struct trace *tr, struct rspc_stop *st)
       asked = now;
       rspc_interrupt(tr->c);
     }
-    if (asked && now - asked >= reply_ms) {
+    /* Events still streaming in after the interrupt are the backlog the stop reply waits behind: proof of
+     * life too, so the bound runs from the later of the interrupt and the last batch. */
+    if (asked && now - (heard > asked ? heard : asked) >= reply_ms) {
       LOG_ERR("the server did not answer an interrupt within %.1f s (--reply-timeout): taking it for dead",
               reply_ms / 1000);
       return RS_E_TIMEOUT;
