@@ -27,10 +27,7 @@ static void *(*real_memalign)(size_t, size_t);
  * and never reported: they belong to the shim, not to the traced program. Each block carries its size
  * in front so realloc can copy it; free() of an arena block is a no-op.
  */
-#define ARENA_SIZE (64 * 1024)
-#define ARENA_ALIGN 16
-static _Alignas(ARENA_ALIGN) unsigned char arena[ARENA_SIZE];
-static size_t arena_used;
+#include "boot-arena.h"
 
 /* The thread resolving the real functions, 0 when none. A thread-local flag would be simpler, but a
  * TLS block in the shim would change the size of every thread's TLS vector, an allocation that the
@@ -40,38 +37,6 @@ static long resolving_tid;
 static long current_tid(void)
 {
     return syscall(SYS_gettid);
-}
-
-static int in_arena(const void *p)
-{
-    return (const unsigned char *)p >= arena && (const unsigned char *)p < arena + ARENA_SIZE;
-}
-
-static void *arena_alloc(size_t size, size_t align)
-{
-    if (align < ARENA_ALIGN)
-        align = ARENA_ALIGN;
-    if (size > ARENA_SIZE || align > ARENA_SIZE || (align & (align - 1)) != 0)
-        return NULL;
-    uintptr_t base = (uintptr_t)arena;
-    size_t start = __atomic_load_n(&arena_used, __ATOMIC_RELAXED), p;
-    for (;;) {
-        /* Room for the size header in front, then the block aligned as an address (not an offset). */
-        p = (size_t)(((base + start + sizeof(size_t) + align - 1) & ~(uintptr_t)(align - 1)) - base);
-        if (p + size > ARENA_SIZE)
-            return NULL;
-        if (__atomic_compare_exchange_n(&arena_used, &start, p + size, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-            break;
-    }
-    memcpy(arena + p - sizeof(size_t), &size, sizeof(size_t));
-    return arena + p;
-}
-
-static size_t arena_size_of(const void *p)
-{
-    size_t size;
-    memcpy(&size, (const unsigned char *)p - sizeof(size_t), sizeof(size_t));
-    return size;
 }
 
 /* Looks up one symbol in the libraries after this one. */

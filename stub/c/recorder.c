@@ -38,10 +38,7 @@ static void *(*real_pvalloc)(size_t);
 
 /* Such allocations are served from this static arena and never recorded: they belong to the recorder, not
  * to the program. Each block carries its size in front so realloc can copy it; free() of one is a no-op. */
-#define ARENA_SIZE (64 * 1024)
-#define ARENA_ALIGN 16
-static _Alignas(ARENA_ALIGN) unsigned char arena[ARENA_SIZE];
-static size_t arena_used;
+#include "boot-arena.h"
 
 /* The thread resolving the real functions, 0 when none. No thread-local variables here: a TLS block in the
  * recorder would change the size of every thread's TLS vector (an allocation the reference tools would see
@@ -49,37 +46,6 @@ static size_t arena_used;
 static long resolving_tid;
 
 static long current_tid(void) { return syscall(SYS_gettid); }
-
-static int in_arena(const void *p)
-{
-  return (const unsigned char *)p >= arena && (const unsigned char *)p < arena + ARENA_SIZE;
-}
-
-static void *arena_alloc(size_t size, size_t align)
-{
-  if (align < ARENA_ALIGN)
-    align = ARENA_ALIGN;
-  if (size > ARENA_SIZE || align > ARENA_SIZE || (align & (align - 1)) != 0)
-    return NULL;
-  uintptr_t base = (uintptr_t)arena;
-  size_t start = __atomic_load_n(&arena_used, __ATOMIC_RELAXED), p;
-  for (;;) {
-    p = (size_t)(((base + start + sizeof(size_t) + align - 1) & ~(uintptr_t)(align - 1)) - base);
-    if (p + size > ARENA_SIZE)
-      return NULL;
-    if (__atomic_compare_exchange_n(&arena_used, &start, p + size, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-      break;
-  }
-  memcpy(arena + p - sizeof(size_t), &size, sizeof(size_t));
-  return arena + p;
-}
-
-static size_t arena_size_of(const void *p)
-{
-  size_t size;
-  memcpy(&size, (const unsigned char *)p - sizeof(size_t), sizeof(size_t));
-  return size;
-}
 
 static void *next_sym(const char *name) { return dlsym(RTLD_NEXT, name); }
 
